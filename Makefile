@@ -1,0 +1,52 @@
+# directdl: every target a user or CI needs. `make help` lists them.
+SHELL := /bin/bash
+export UV_PYTHON_DOWNLOADS := never
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
+export DIRECTDL_DATA_DIR ?= $(CURDIR)/var
+
+.PHONY: help install run test test-unit test-integration test-e2e lint format docs bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+install: $(BIN)/directdl ## create the virtualenv from the lock file
+
+$(BIN)/directdl: uv.lock pyproject.toml
+	uv sync --frozen --python $(PYTHON)
+	@touch $@
+
+run: install ## start every service locally against the broker at AMQP_URL (Ctrl-C stops)
+	$(BIN)/python -m directdl.launcher
+
+test: install ## the whole suite: unit, integration and e2e
+	$(BIN)/pytest
+
+test-unit: install
+	$(BIN)/pytest -m unit
+
+test-integration: install
+	$(BIN)/pytest -m integration
+
+test-e2e: install
+	$(BIN)/pytest -m e2e
+
+lint: install ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+docs: install ## regenerate the AsyncAPI document and the message reference
+	$(BIN)/python -m directdl.contracts.asyncapi --out-dir docs
+
+bench: install ## benchmarks; each prints its figure
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

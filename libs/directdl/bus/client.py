@@ -1,0 +1,124 @@
+"""A bus client for the CLI and tests: send a command, wait for its reply; publish anything."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from types import TracebackType
+from typing import Any, Self
+
+import pika
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.spec import Basic
+
+from directdl.bus.connection import connect
+from directdl.bus.delivery import new_message_id
+from directdl.bus.publisher import ConfirmingPublisher, properties
+from directdl.bus.topology import Topology
+from directdl.contracts.base import Command
+from directdl.contracts.reply import Reply
+
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+
+
+class ReplyTimeout(TimeoutError):
+    """No reply arrived in time; the command may still take effect later."""
+
+
+class BusClient:
+    """One connection and one channel, used from one thread. Replies use direct reply-to."""
+
+    def __init__(self, url: str, topology: Topology | None = None, app_id: str = "directdl-cli"):
+        self.topology = topology or Topology()
+        self.app_id = app_id
+        self._connection = connect(url, app_id)
+        self._channel: BlockingChannel = self._connection.channel()
+        self._replies: dict[str, Reply] = {}
+        self._channel.basic_consume(DIRECT_REPLY_TO, self._on_reply, auto_ack=True)
+        self._publisher = ConfirmingPublisher(self._channel)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._connection.is_open:
+            self._connection.close()
+
+    def call(self, command: Command, timeout: float = 30.0, message_id: str | None = None) -> Reply:
+        body = command.model_dump_json(exclude_none=True).encode()
+        return self.call_raw(command.routing_key, body, timeout=timeout, message_id=message_id)
+
+    def call_raw(
+        self,
+        routing_key: str,
+        body: bytes,
+        *,
+        timeout: float = 30.0,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        content_type: str | None = None,
+    ) -> Reply:
+        """Send any bytes as a command and wait for the one reply it gets."""
+        correlation_id = correlation_id or str(uuid.uuid4())
+        self.publish(
+            routing_key,
+            body,
+            message_id=message_id,
+            correlation_id=correlation_id,
+            reply_to=DIRECT_REPLY_TO,
+            content_type=content_type,
+        )
+        return self.wait_reply(correlation_id, timeout, routing_key)
+
+    def wait_reply(self, correlation_id: str, timeout: float, what: str = "command") -> Reply:
+        deadline = time.monotonic() + timeout
+        while correlation_id not in self._replies:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ReplyTimeout(f"no reply to {what} within {timeout:g} s")
+            self._connection.process_data_events(time_limit=min(remaining, 0.5))
+        return self._replies.pop(correlation_id)
+
+    def publish(
+        self,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        reply_to: str | None = None,
+        content_type: str | None = None,
+        headers: dict[str, Any] | None = None,
+    ) -> str:
+        """Publish to the exchange with confirms and `mandatory`; returns the message_id."""
+        message_id = message_id or new_message_id()
+        props = properties(
+            message_id,
+            routing_key,
+            app_id=self.app_id,
+            correlation_id=correlation_id,
+            reply_to=reply_to,
+            headers=headers,
+        )
+        if content_type is not None:
+            props.content_type = content_type
+        self._publisher.publish(self.topology.exchange, routing_key, body, props)
+        return message_id
+
+    def _on_reply(
+        self,
+        _channel: BlockingChannel,
+        _method: Basic.Deliver,
+        props: pika.BasicProperties,
+        body: bytes,
+    ) -> None:
+        if props.correlation_id:
+            self._replies[props.correlation_id] = Reply.model_validate_json(body)

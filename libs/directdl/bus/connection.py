@@ -1,0 +1,39 @@
+"""Connecting to RabbitMQ with heartbeats and a timeout on resource alarms."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pika
+from pika.exceptions import AMQPChannelError, AMQPConnectionError
+
+# pika's defaults wait forever on a broker resource alarm; these make such a wait an error.
+HEARTBEAT_SECONDS = 30
+BLOCKED_CONNECTION_TIMEOUT_SECONDS = 60
+
+# Errors after which a new connection may succeed (pika's recover-multiple-hosts example).
+RECONNECTABLE: tuple[type[BaseException], ...] = (AMQPConnectionError, AMQPChannelError)
+
+
+def connection_parameters(url: str, name: str) -> pika.URLParameters:
+    """Our defaults, unless the URL's query sets them (`?heartbeat=5`)."""
+    params = pika.URLParameters(url)
+    query = parse_qs(urlsplit(url).query)
+    if "heartbeat" not in query:
+        params.heartbeat = HEARTBEAT_SECONDS
+    if "blocked_connection_timeout" not in query:
+        params.blocked_connection_timeout = BLOCKED_CONNECTION_TIMEOUT_SECONDS
+    params.connection_attempts = 1
+    params.socket_timeout = 5
+    params.client_properties = {"connection_name": name}
+    return params
+
+
+def connect(url: str, name: str) -> pika.BlockingConnection:
+    return pika.BlockingConnection(connection_parameters(url, name))
+
+
+def redact(url: str) -> str:
+    """The URL with its password hidden, for logs and error messages."""
+    params = pika.URLParameters(url)
+    return f"amqp://{params.credentials.username}:***@{params.host}:{params.port}/"

@@ -1,0 +1,252 @@
+"""The consumer loop: one I/O thread owns the connection, handlers run on worker threads.
+
+Handlers may run for minutes (downloads do), so they never run on the thread that answers
+heartbeats; they hand their ack back with `add_callback_threadsafe`, as in pika's
+`basic_consumer_threaded.py`. When the broker goes away the loop reconnects with growing
+back-off, re-declares its topology and resumes (pika's `asynchronous_consumer_example.py`).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+
+import pika
+import structlog
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.exceptions import ConnectionWrongStateError
+from pika.spec import Basic
+
+from directdl.bus.connection import RECONNECTABLE, connect, redact
+from directdl.bus.delivery import Delivery, Outcome, Verdict
+from directdl.bus.processing import Processor
+from directdl.bus.publisher import ConfirmingPublisher, PublishError
+from directdl.bus.relay import OutboxRelay
+from directdl.bus.topology import Topology
+from directdl.runtime.faults import Faults
+
+log = structlog.get_logger(__name__)
+
+RELAY_POLL_SECONDS = 2.0
+SHUTDOWN_GRACE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    url: str
+    topology: Topology
+    service: str
+    purpose: str
+    bindings: tuple[str, ...]
+    prefetch: int = 8
+    workers: int = 4
+    max_attempts: int = 3
+    single_active_consumer: bool = False
+    max_backoff_seconds: float = 30.0
+
+
+class Consumer:
+    """Consumes one service queue until `stop` is set, surviving broker restarts."""
+
+    def __init__(
+        self,
+        config: ConsumerConfig,
+        processor: Processor,
+        relay: OutboxRelay,
+        faults: Faults | None = None,
+    ) -> None:
+        self.config = config
+        self.processor = processor
+        self.relay = relay
+        self.faults = faults or Faults()
+        self.connected = threading.Event()
+        self._relay_wanted = threading.Event()
+        self._inflight = 0
+        self._executor = ThreadPoolExecutor(config.workers, thread_name_prefix=config.service)
+        processor.on_commit = self._relay_wanted.set
+
+    def run(self, stop: threading.Event) -> None:
+        attempt = 0
+        try:
+            while not stop.is_set():
+                try:
+                    connection = connect(
+                        self.config.url, f"{self.config.service}.{self.config.purpose}"
+                    )
+                except RECONNECTABLE as err:
+                    attempt += 1
+                    self._wait_before_reconnect(stop, attempt, err)
+                    continue
+                attempt = 0
+                try:
+                    self._serve(connection, stop)
+                except RECONNECTABLE as err:
+                    attempt += 1
+                    self._wait_before_reconnect(stop, attempt, err)
+                finally:
+                    self.connected.clear()
+                    if connection.is_open:
+                        connection.close()
+        finally:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _wait_before_reconnect(
+        self, stop: threading.Event, attempt: int, err: BaseException
+    ) -> None:
+        delay = min(self.config.max_backoff_seconds, 0.5 * 2 ** min(attempt, 10))
+        delay *= random.uniform(0.8, 1.2)
+        log.warning(
+            "bus.disconnected",
+            broker=redact(self.config.url),
+            error=f"{type(err).__name__}: {err}",
+            retry_in_s=round(delay, 2),
+        )
+        stop.wait(delay)
+
+    def _serve(self, connection: pika.BlockingConnection, stop: threading.Event) -> None:
+        channel = connection.channel()
+        queue = self.config.topology.declare_service_queue(
+            channel,
+            self.config.service,
+            self.config.purpose,
+            self.config.bindings,
+            single_active_consumer=self.config.single_active_consumer,
+        )
+        channel.basic_qos(prefetch_count=self.config.prefetch)
+        publisher = ConfirmingPublisher(connection.channel())
+        tag = channel.basic_consume(
+            queue, on_message_callback=partial(self._on_message, connection, publisher)
+        )
+        self._inflight = 0
+        self.connected.set()
+        log.info("bus.consuming", queue=queue, broker=redact(self.config.url))
+        last_flush = 0.0
+        while not stop.is_set():
+            connection.process_data_events(time_limit=0.2)
+            if self._relay_wanted.is_set() or time.monotonic() - last_flush > RELAY_POLL_SECONDS:
+                self._relay_wanted.clear()
+                self.relay.flush(publisher)
+                last_flush = time.monotonic()
+        channel.basic_cancel(tag)
+        self._drain(connection, publisher)
+
+    def _drain(self, connection: pika.BlockingConnection, publisher: ConfirmingPublisher) -> None:
+        """Let in-flight handlers finish and their acks and replies go out before closing."""
+        deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
+        while self._inflight and time.monotonic() < deadline:
+            connection.process_data_events(time_limit=0.2)
+        self.relay.flush(publisher)
+
+    def _on_message(
+        self,
+        connection: pika.BlockingConnection,
+        publisher: ConfirmingPublisher,
+        channel: BlockingChannel,
+        method: Basic.Deliver,
+        props: pika.BasicProperties,
+        body: bytes,
+    ) -> None:
+        delivery = Delivery(
+            routing_key=method.routing_key,
+            body=body,
+            message_id=props.message_id,
+            correlation_id=props.correlation_id,
+            reply_to=props.reply_to,
+            content_type=props.content_type,
+            headers=props.headers or {},
+        )
+        self._inflight += 1
+        settle = partial(self._settle, channel, publisher, method, props, body, delivery)
+        self._executor.submit(self._work, connection, delivery, settle)
+
+    def _work(
+        self, connection: pika.BlockingConnection, delivery: Delivery, settle: partial[None]
+    ) -> None:
+        # Worker threads don't inherit the main thread's context, so bind `service` here too.
+        structlog.contextvars.bind_contextvars(
+            service=self.config.service,
+            message_id=delivery.message_id,
+            correlation_id=delivery.correlation_id,
+            routing_key=delivery.routing_key,
+        )
+        try:
+            outcome = self.processor.process(delivery)
+            if outcome.verdict is Verdict.RETRY:
+                if delivery.attempt >= self.config.max_attempts:
+                    self.processor.give_up(delivery, outcome.error)
+                    outcome = Outcome(Verdict.DEAD_LETTER, outcome.error)
+                else:
+                    # Quorum queues hand a requeued message straight back; space the attempts.
+                    time.sleep(min(10.0, 0.2 * 2**delivery.attempt))
+            self.faults.reach("before_ack")
+        except Exception as err:
+            log.exception("message.worker_failed")
+            outcome = Outcome(Verdict.RETRY, f"{type(err).__name__}: {err}")
+        finally:
+            structlog.contextvars.unbind_contextvars("message_id", "correlation_id", "routing_key")
+        try:
+            connection.add_callback_threadsafe(partial(settle, outcome))
+        except ConnectionWrongStateError:
+            # The connection died meanwhile; the broker redelivers and the inbox dedupes.
+            log.info("message.settle_skipped", message_id=delivery.message_id)
+
+    def _settle(
+        self,
+        channel: BlockingChannel,
+        publisher: ConfirmingPublisher,
+        method: Basic.Deliver,
+        props: pika.BasicProperties,
+        body: bytes,
+        delivery: Delivery,
+        outcome: Outcome,
+    ) -> None:
+        self._inflight -= 1
+        if not channel.is_open:
+            return
+        tag = method.delivery_tag
+        if outcome.verdict is Verdict.ACK:
+            channel.basic_ack(tag)
+        elif outcome.verdict is Verdict.RETRY:
+            channel.basic_nack(tag, requeue=True)
+        else:
+            self._dead_letter(channel, publisher, tag, props, body, delivery, outcome.error)
+
+    def _dead_letter(
+        self,
+        channel: BlockingChannel,
+        publisher: ConfirmingPublisher,
+        tag: int,
+        props: pika.BasicProperties,
+        body: bytes,
+        delivery: Delivery,
+        error: str,
+    ) -> None:
+        # Publishing the copy ourselves, rather than rejecting, puts the reason in a header.
+        topology = self.config.topology
+        headers = dict(props.headers or {})
+        headers.update(
+            {
+                "x-directdl-error": error[:1000],
+                "x-directdl-attempts": delivery.attempt,
+                "x-directdl-original-routing-key": delivery.routing_key,
+                "x-directdl-service": self.config.service,
+            }
+        )
+        props.headers = headers
+        try:
+            publisher.publish(
+                topology.dead_letter_exchange,
+                topology.dead_letter_queue(self.config.service),
+                body,
+                props,
+            )
+        except PublishError:
+            log.exception("message.dead_letter_publish_failed")
+            channel.basic_nack(tag, requeue=False)
+            return
+        log.warning("message.dead_lettered", message_id=delivery.message_id, error=error)
+        channel.basic_ack(tag)

@@ -1,0 +1,75 @@
+"""An in-memory bus for unit tests of handlers: the same processing, no broker."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from directdl.bus.delivery import Delivery, Outcome
+from directdl.bus.processing import Processor, Route
+from directdl.bus.store import MessageStore
+from directdl.contracts.base import Command
+from directdl.contracts.reply import Reply
+from directdl.runtime.uow import UnitOfWork
+
+MEMORY_REPLY_TO = "memory.reply"
+
+
+class InMemoryBus:
+    """Runs a service's Processor directly and reads its outbox back as replies and events."""
+
+    def __init__(
+        self,
+        routes: Mapping[str, Route],
+        uow_factory: Callable[[], UnitOfWork],
+        store: MessageStore,
+        sessions: sessionmaker[Session],
+        exchange: str = "directdl",
+    ) -> None:
+        self.processor = Processor(routes, uow_factory, store, exchange)
+        self.store = store
+        self.sessions = sessions
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.outcomes: list[Outcome] = []
+        self._replies: dict[str, Reply] = {}
+
+    def call(self, command: Command, message_id: str | None = None) -> Reply:
+        body = command.model_dump_json(exclude_none=True).encode()
+        return self.call_raw(command.routing_key, body, message_id=message_id)
+
+    def call_raw(
+        self, routing_key: str, body: bytes, *, message_id: str | None = None, **_: Any
+    ) -> Reply:
+        correlation_id = str(uuid.uuid4())
+        delivery = Delivery(
+            routing_key=routing_key,
+            body=body,
+            message_id=message_id or str(uuid.uuid4()),
+            correlation_id=correlation_id,
+            reply_to=MEMORY_REPLY_TO,
+        )
+        self.outcomes.append(self.processor.process(delivery))
+        self._drain_outbox()
+        return self._replies.pop(correlation_id)
+
+    def published(self, pattern: str = "#") -> list[dict[str, Any]]:
+        """Bodies of the events whose routing key matches an AMQP topic pattern."""
+        glob = pattern.replace("#", "*")
+        return [body for key, body in self.events if fnmatch.fnmatchcase(key, glob)]
+
+    def _drain_outbox(self) -> None:
+        with self.sessions() as session:
+            for message in self.store.pending(session):
+                assert message.id is not None
+                if message.exchange == "":
+                    reply = Reply.model_validate_json(message.body)
+                    self._replies[message.correlation_id or ""] = reply
+                else:
+                    self.events.append((message.routing_key, json.loads(message.body)))
+                self.store.mark_sent(session, message.id)
+            session.commit()

@@ -1,0 +1,215 @@
+"""Turns a delivery into a handler call inside one transaction: inbox, state, outbox, reply."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from pydantic import BaseModel, ValidationError
+
+from directdl.bus.delivery import ACKED, Delivery, Outcome, Verdict, new_message_id
+from directdl.bus.store import MessageStore, Outgoing, Processed
+from directdl.contracts.base import CONTENT_TYPE, Message
+from directdl.contracts.errors import ErrorCode, MessageError
+from directdl.contracts.reply import Reply
+from directdl.runtime.faults import Faults
+from directdl.runtime.uow import UnitOfWork
+
+log = structlog.get_logger(__name__)
+
+HandlerResult = BaseModel | dict[str, Any] | None
+Handler = Callable[[Any, Any], HandlerResult]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One entry of a service's dispatch table: the message model and its handler."""
+
+    model: type[Message]
+    handler: Handler
+
+
+def routes(*pairs: tuple[type[Message], Handler]) -> dict[str, Route]:
+    return {model.routing_key: Route(model, handler) for model, handler in pairs}
+
+
+class Processor:
+    """Validates at the edge, so handlers only ever see valid models."""
+
+    def __init__(
+        self,
+        routes: Mapping[str, Route],
+        uow_factory: Callable[[], UnitOfWork],
+        store: MessageStore,
+        exchange: str,
+        on_commit: Callable[[], None] = lambda: None,
+        faults: Faults | None = None,
+    ) -> None:
+        self.routes = routes
+        self.uow_factory = uow_factory
+        self.store = store
+        self.exchange = exchange
+        self.on_commit = on_commit
+        self.faults = faults or Faults()
+
+    def process(self, delivery: Delivery) -> Outcome:
+        started = time.monotonic()
+        try:
+            command = self._validate(delivery)
+        except MessageError as err:
+            log.warning("message.invalid", code=err.code, error=err.message)
+            self._answer_only(delivery, Reply.from_error(err))
+            return Outcome(Verdict.DEAD_LETTER, err.message)
+        try:
+            outcome = self._handle(delivery, command)
+        except Exception as err:
+            log.exception("message.failed", attempt=delivery.attempt)
+            return Outcome(Verdict.RETRY, f"{type(err).__name__}: {err}")
+        log.info("message.handled", duration_ms=round((time.monotonic() - started) * 1000, 1))
+        return outcome
+
+    def give_up(self, delivery: Delivery, error: str) -> None:
+        """After the last attempt: answer INTERNAL. Not recorded, so a replay from the DLQ runs."""
+        message = f"{delivery.routing_key} failed after {delivery.attempt} attempts: {error}"
+        self._answer_only(delivery, Reply.failure(ErrorCode.INTERNAL, message))
+
+    def _validate(self, delivery: Delivery) -> Message:
+        route = self.routes.get(delivery.routing_key)
+        if route is None:
+            raise MessageError(
+                f"no handler for routing key {delivery.routing_key!r} here",
+                code=ErrorCode.UNSUPPORTED,
+                details={"routing_key": delivery.routing_key},
+            )
+        if not delivery.message_id:
+            raise MessageError(
+                "the message_id property is required: it is the idempotency key",
+                code=ErrorCode.INVALID_MESSAGE,
+                details={"property": "message_id"},
+            )
+        if delivery.content_type not in (None, "", CONTENT_TYPE):
+            raise MessageError(
+                f"content_type {delivery.content_type!r} is not {CONTENT_TYPE}",
+                code=ErrorCode.INVALID_MESSAGE,
+                details={"property": "content_type", "value": delivery.content_type},
+            )
+        try:
+            return route.model.model_validate_json(delivery.body or b"null")
+        except ValidationError as err:
+            raise MessageError(
+                _describe(delivery.routing_key, err),
+                code=ErrorCode.INVALID_MESSAGE,
+                details={"errors": _field_errors(err)},
+            ) from err
+
+    def _handle(self, delivery: Delivery, command: Message) -> Outcome:
+        assert delivery.message_id is not None  # checked by _validate
+        with self.uow_factory() as uow:
+            seen = self.store.find_processed(uow.session, delivery.message_id)
+            if seen is not None:
+                self._answer_duplicate(uow, delivery, seen)
+                return ACKED
+            try:
+                result = self.routes[delivery.routing_key].handler(command, uow)
+                reply = Reply.success(result)
+            except MessageError as err:
+                log.info("message.rejected", code=err.code, error=err.message)
+                uow.rollback()
+                reply = Reply.from_error(err)
+            for event in uow.events:
+                self.store.enqueue(uow.session, self._event(event, delivery))
+            self._record(uow, delivery, reply)
+            self.faults.reach("before_commit")
+            uow.commit()
+        self.on_commit()
+        return ACKED
+
+    def _record(self, uow: UnitOfWork, delivery: Delivery, reply: Reply) -> None:
+        assert delivery.message_id is not None
+        body = reply.to_json()
+        self.store.record_processed(
+            uow.session,
+            Processed(
+                delivery.message_id,
+                delivery.routing_key,
+                delivery.reply_to,
+                delivery.correlation_id,
+                body,
+            ),
+        )
+        if delivery.reply_to:
+            self.store.enqueue(uow.session, self._reply(delivery, body))
+
+    def _answer_duplicate(self, uow: UnitOfWork, delivery: Delivery, seen: Processed) -> None:
+        # A redelivery of the same message was answered when it was first committed; a new
+        # send that reuses the message_id is a different request and gets the stored answer.
+        same_request = (seen.reply_to, seen.correlation_id) == (
+            delivery.reply_to,
+            delivery.correlation_id,
+        )
+        log.info("message.duplicate", same_request=same_request)
+        if delivery.reply_to and not same_request and seen.reply is not None:
+            self.store.enqueue(uow.session, self._reply(delivery, seen.reply))
+            uow.commit()
+            self.on_commit()
+
+    def _answer_only(self, delivery: Delivery, reply: Reply) -> None:
+        if not delivery.reply_to:
+            return
+        with self.uow_factory() as uow:
+            self.store.enqueue(uow.session, self._reply(delivery, reply.to_json()))
+            uow.commit()
+        self.on_commit()
+
+    def _reply(self, delivery: Delivery, body: bytes) -> Outgoing:
+        assert delivery.reply_to is not None
+        return Outgoing(
+            message_id=new_message_id(),
+            exchange="",
+            routing_key=delivery.reply_to,
+            body=body,
+            correlation_id=delivery.correlation_id,
+        )
+
+    def _event(self, event: Message, cause: Delivery) -> Outgoing:
+        return Outgoing(
+            message_id=new_message_id(),
+            exchange=self.exchange,
+            routing_key=event.routing_key,
+            body=event.model_dump_json().encode(),
+            correlation_id=cause.correlation_id or cause.message_id,
+        )
+
+
+def _field_errors(err: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {
+            "field": ".".join(str(part) for part in e["loc"]) or "(body)",
+            "message": e["msg"],
+            "input": _jsonable(e.get("input")),
+        }
+        for e in err.errors(include_url=False)
+    ]
+
+
+def _describe(routing_key: str, err: ValidationError) -> str:
+    first = err.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    value = _jsonable(first.get("input"))
+    shown = json.dumps(value)[:120] if value is not None else "nothing"
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"invalid {routing_key} message: {where}: {first['msg']}, got {shown}{more}"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value

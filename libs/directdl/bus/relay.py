@@ -1,0 +1,67 @@
+"""The outbox relay: publishes what handlers committed, so no event is lost to a crash."""
+
+from __future__ import annotations
+
+import structlog
+from sqlalchemy.orm import Session, sessionmaker
+
+from directdl.bus.publisher import ConfirmingPublisher, PublishError, Unroutable, properties
+from directdl.bus.store import MessageStore, Outgoing
+
+log = structlog.get_logger(__name__)
+
+BATCH = 100
+
+
+class OutboxRelay:
+    """At least once: a crash between publish and commit republishes with the same message_id,
+    which consumers' inboxes recognise."""
+
+    def __init__(self, store: MessageStore, sessions: sessionmaker[Session], app_id: str) -> None:
+        self.store = store
+        self.sessions = sessions
+        self.app_id = app_id
+
+    def flush(self, publisher: ConfirmingPublisher) -> int:
+        """Publish everything pending; returns how many went out. Stops at the first refusal."""
+        sent = 0
+        while True:
+            with self.sessions() as session:
+                batch = self.store.pending(session, BATCH)
+                for message in batch:
+                    assert message.id is not None
+                    try:
+                        self._publish(publisher, message)
+                    except Unroutable as err:
+                        # Replies whose caller has gone, events nobody listens to: the broker
+                        # took them and routed them nowhere. Say so, and don't resend forever.
+                        log.info("outbox.unrouted", routing_key=message.routing_key, error=str(err))
+                        self.store.mark_failed(session, message.id, str(err))
+                    except PublishError as err:
+                        log.warning(
+                            "outbox.refused", routing_key=message.routing_key, error=str(err)
+                        )
+                        self.store.mark_failed(session, message.id, str(err))
+                        session.commit()
+                        return sent
+                    self.store.mark_sent(session, message.id)
+                    sent += 1
+                session.commit()
+            if len(batch) < BATCH:
+                return sent
+
+    def _publish(self, publisher: ConfirmingPublisher, message: Outgoing) -> None:
+        is_reply = message.exchange == ""
+        publisher.publish(
+            message.exchange,
+            message.routing_key,
+            message.body,
+            properties(
+                message.message_id,
+                "reply" if is_reply else message.routing_key,
+                app_id=self.app_id,
+                correlation_id=message.correlation_id,
+            ),
+            # RabbitMQ returns direct reply-to messages it did deliver when they are mandatory.
+            mandatory=not is_reply,
+        )

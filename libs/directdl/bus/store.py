@@ -1,0 +1,139 @@
+"""The inbox (processed message ids) and the outbox (messages to publish), per service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message waiting in the outbox. An empty exchange means a reply (default exchange)."""
+
+    message_id: str
+    exchange: str
+    routing_key: str
+    body: bytes
+    correlation_id: str | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class Processed:
+    message_id: str
+    routing_key: str
+    reply_to: str | None
+    correlation_id: str | None
+    reply: bytes | None
+
+
+class MessageStore:
+    """Adds the `inbox` and `outbox` tables to a service's own MetaData."""
+
+    def __init__(self, metadata: MetaData) -> None:
+        self.inbox = Table(
+            "inbox",
+            metadata,
+            Column("message_id", String(255), primary_key=True),
+            Column("routing_key", String(255), nullable=False),
+            Column("reply_to", String(255)),
+            Column("correlation_id", String(255)),
+            Column("reply", LargeBinary),
+            Column("processed_at", DateTime(timezone=True), nullable=False),
+        )
+        self.outbox = Table(
+            "outbox",
+            metadata,
+            Column("id", Integer, primary_key=True, autoincrement=True),
+            Column("message_id", String(64), nullable=False, unique=True),
+            Column("exchange", String(255), nullable=False),
+            Column("routing_key", String(255), nullable=False),
+            Column("body", LargeBinary, nullable=False),
+            Column("correlation_id", String(255)),
+            Column("created_at", DateTime(timezone=True), nullable=False),
+            Column("sent_at", DateTime(timezone=True), index=True),
+            Column("last_error", Text),
+        )
+
+    def find_processed(self, session: Session, message_id: str) -> Processed | None:
+        row = session.execute(
+            select(self.inbox).where(self.inbox.c.message_id == message_id)
+        ).one_or_none()
+        if row is None:
+            return None
+        return Processed(
+            row.message_id, row.routing_key, row.reply_to, row.correlation_id, row.reply
+        )
+
+    def record_processed(self, session: Session, processed: Processed) -> None:
+        session.execute(
+            self.inbox.insert().values(
+                message_id=processed.message_id,
+                routing_key=processed.routing_key,
+                reply_to=processed.reply_to,
+                correlation_id=processed.correlation_id,
+                reply=processed.reply,
+                processed_at=utcnow(),
+            )
+        )
+
+    def enqueue(self, session: Session, message: Outgoing) -> None:
+        session.execute(
+            self.outbox.insert().values(
+                message_id=message.message_id,
+                exchange=message.exchange,
+                routing_key=message.routing_key,
+                body=message.body,
+                correlation_id=message.correlation_id,
+                created_at=utcnow(),
+            )
+        )
+
+    def pending(self, session: Session, limit: int = 100) -> list[Outgoing]:
+        # SKIP LOCKED lets replicas on PostgreSQL relay side by side; SQLite ignores it.
+        rows = session.execute(
+            select(self.outbox)
+            .where(self.outbox.c.sent_at.is_(None))
+            .order_by(self.outbox.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        return [
+            Outgoing(
+                message_id=r.message_id,
+                exchange=r.exchange,
+                routing_key=r.routing_key,
+                body=r.body,
+                correlation_id=r.correlation_id,
+                id=r.id,
+            )
+            for r in rows
+        ]
+
+    def mark_sent(self, session: Session, outbox_id: int) -> None:
+        session.execute(
+            update(self.outbox).where(self.outbox.c.id == outbox_id).values(sent_at=utcnow())
+        )
+
+    def mark_failed(self, session: Session, outbox_id: int, error: str) -> None:
+        session.execute(
+            update(self.outbox).where(self.outbox.c.id == outbox_id).values(last_error=error)
+        )

@@ -1,0 +1,1 @@
+"""The `directdl` command: a client of the message contract, not a service."""

@@ -1,0 +1,35 @@
+"""The `directdl` entry point: global options, then one sub-command group per family."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from directdl.bus.topology import Topology
+from directdl.cli import templates
+from directdl.cli.session import Session
+from directdl.runtime.settings import DEFAULT_AMQP_URL
+
+app = typer.Typer(
+    name="directdl",
+    help="Drive directdl over RabbitMQ: register templates, and more as services arrive.\n\n"
+    "Exit codes: 0 ok, 1 the service answered with an error, 2 bad arguments, "
+    "3 no reply in time, 4 broker unreachable or nothing consumes the command.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(templates.app, name="template")
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    amqp_url: Annotated[
+        str, typer.Option(envvar="AMQP_URL", help="Broker URL.")
+    ] = DEFAULT_AMQP_URL,
+    exchange: Annotated[str, typer.Option(envvar="DIRECTDL_EXCHANGE", hidden=True)] = "directdl",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for a reply.", min=0.1)] = 30.0,
+) -> None:
+    ctx.obj = Session(amqp_url, Topology(exchange=exchange), timeout)

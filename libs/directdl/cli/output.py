@@ -1,0 +1,60 @@
+"""How the CLI shows replies: rich tables for people, JSON for scripts, errors on stderr."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from enum import IntEnum
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+out = Console()
+err = Console(stderr=True)
+
+
+class Exit(IntEnum):
+    """Exit codes scripts can rely on."""
+
+    OK = 0
+    ERROR_REPLY = 1  # the service answered with an error; its code is printed
+    USAGE = 2  # bad arguments (click's own code)
+    NO_REPLY = 3  # nothing answered in time; the command may still take effect
+    UNREACHABLE = 4  # no broker, or nothing consumes the command
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def print_record(record: dict[str, Any], title: str | None = None) -> None:
+    table = Table(show_header=False, title=title, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for key, value in record.items():
+        table.add_row(key, _cell(value))
+    out.print(table)
+
+
+def print_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], caption: str = "") -> None:
+    table = Table(*columns, caption=caption or None)
+    for row in rows:
+        table.add_row(*(_cell(row.get(column)) for column in columns))
+    out.print(table)
+
+
+def print_error(code: str, message: str, details: dict[str, Any] | None = None) -> None:
+    err.print(f"[bold red]error[/] [red]{code}[/]: {message}", highlight=False, markup=True)
+    for problem in (details or {}).get("errors", []):
+        err.print(f"  {problem['field']}: {problem['message']}", highlight=False, markup=False)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+    return str(value)

@@ -1,0 +1,56 @@
+"""Sending one command from the CLI, mapping every failure to a message and an exit code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import typer
+from pika.exceptions import AMQPError
+
+from directdl.bus.client import BusClient, ReplyTimeout
+from directdl.bus.connection import redact
+from directdl.bus.publisher import PublishError, Unroutable
+from directdl.bus.topology import Topology
+from directdl.cli.output import Exit, print_error, print_json
+from directdl.contracts.base import Command
+
+
+@dataclass(frozen=True)
+class Session:
+    amqp_url: str
+    topology: Topology
+    timeout: float
+
+    def call(self, command: Command, as_json: bool) -> dict[str, Any]:
+        """Send and wait; on an error reply or any failure, print it and exit non-zero."""
+        try:
+            with BusClient(self.amqp_url, self.topology) as client:
+                reply = client.call(command, timeout=self.timeout)
+        except Unroutable:
+            self._fail(
+                Exit.UNREACHABLE,
+                "UNREACHABLE",
+                f"nothing consumes {command.routing_key!r}: is the service running (`make run`)?",
+            )
+        except ReplyTimeout as err:
+            self._fail(Exit.NO_REPLY, "TIMEOUT", f"{err}; it may still take effect")
+        except (AMQPError, PublishError, OSError) as err:
+            self._fail(
+                Exit.UNREACHABLE,
+                "UNREACHABLE",
+                f"cannot reach the broker at {redact(self.amqp_url)}: {type(err).__name__} {err}",
+            )
+        if as_json:
+            print_json(reply.model_dump(mode="json", exclude_none=True))
+        if not reply.ok:
+            assert reply.error is not None
+            if not as_json:
+                print_error(reply.error.code, reply.error.message, reply.error.details)
+            raise typer.Exit(Exit.ERROR_REPLY)
+        return reply.result or {}
+
+    @staticmethod
+    def _fail(code: Exit, name: str, message: str) -> NoReturn:
+        print_error(name, message)
+        raise typer.Exit(code)

@@ -1,0 +1,1 @@
+"""The public message contract: envelopes, replies and one module per message family."""

@@ -1,0 +1,37 @@
+"""Base classes for every message on the bus: commands, events and their routing keys."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+EXCHANGE = "directdl"
+CONTENT_TYPE = "application/json"
+
+
+class Message(BaseModel):
+    """A message body. The routing key is declared once, on the class."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    routing_key: ClassVar[str]
+    # Who consumes it and what it leads to; feeds the generated message reference.
+    consumers: ClassVar[tuple[str, ...]] = ()
+    producers: ClassVar[tuple[str, ...]] = ()
+
+
+class Command(Message):
+    """An instruction, named in the imperative; it may expect a reply."""
+
+    emits: ClassVar[tuple[str, ...]] = ()
+
+
+class Event(Message):
+    """A fact that happened, named in the past tense; broadcast to anyone bound."""
+
+
+class Result(BaseModel):
+    """The `result` of a successful reply."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)

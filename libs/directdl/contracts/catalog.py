@@ -1,0 +1,19 @@
+"""Every message of the contract, in one list: the source of the AsyncAPI document."""
+
+from __future__ import annotations
+
+from directdl.contracts import template
+from directdl.contracts.base import Message
+
+MESSAGES: tuple[type[Message], ...] = (
+    template.RegisterTemplate,
+    template.ListTemplates,
+    template.GetTemplate,
+    template.UpdateTemplate,
+    template.DeleteTemplate,
+    template.TemplateRegistered,
+    template.TemplateUpdated,
+    template.TemplateDeleted,
+)
+
+BY_ROUTING_KEY: dict[str, type[Message]] = {m.routing_key: m for m in MESSAGES}

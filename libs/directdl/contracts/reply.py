@@ -1,0 +1,44 @@
+"""The reply envelope: `{"ok": true, "result": ...}` or `{"ok": false, "error": ...}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from directdl.contracts.errors import ErrorCode, MessageError
+
+
+class ErrorBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: ErrorCode
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Reply(BaseModel):
+    """Exactly one is sent to a command's `reply_to`, with its `correlation_id`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ok: bool
+    result: dict[str, Any] | None = None
+    error: ErrorBody | None = None
+
+    @classmethod
+    def success(cls, result: BaseModel | dict[str, Any] | None = None) -> Reply:
+        if isinstance(result, BaseModel):
+            result = result.model_dump(mode="json")
+        return cls(ok=True, result=result or {})
+
+    @classmethod
+    def failure(cls, code: ErrorCode, message: str, details: dict[str, Any] | None = None) -> Reply:
+        return cls(ok=False, error=ErrorBody(code=code, message=message, details=details or {}))
+
+    @classmethod
+    def from_error(cls, err: MessageError) -> Reply:
+        return cls.failure(err.code, err.message, err.details)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()

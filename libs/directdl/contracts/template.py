@@ -1,0 +1,169 @@
+"""Template messages: register, list, get, update and delete templates for direct download."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from directdl.contracts.base import Command, Event, Result
+
+REGISTRATION = "registration"
+
+Name = Annotated[str, Field(min_length=1, max_length=255)]
+ZoneId = Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class TemplateFormat(StrEnum):
+    QCOW2 = "QCOW2"
+    RAW = "RAW"
+    ISO = "ISO"
+
+
+class TemplateType(StrEnum):
+    USER = "USER"
+    ROUTING = "ROUTING"
+    SYSTEM = "SYSTEM"
+
+
+class Protocol(StrEnum):
+    HTTP = "http"
+    HTTPS = "https"
+    NFS = "nfs"
+    METALINK = "metalink"
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+class TemplateView(BaseModel):
+    """A template as the registration service describes it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    name: str
+    url: str
+    protocol: Protocol
+    zone_ids: list[str]
+    hypervisor: str
+    format: TemplateFormat
+    checksum: str | None = Field(
+        None, description="Normalised as {ALGO}hex, for example {SHA-256}ab12..."
+    )
+    template_type: TemplateType
+    direct_download: bool
+    details: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+
+
+class RegisterTemplate(Command):
+    """Register a template or ISO for direct download; nothing is copied now."""
+
+    routing_key: ClassVar[str] = "template.register"
+    consumers = (REGISTRATION,)
+    emits = ("template.registered",)
+
+    name: Name
+    url: Annotated[str, Field(min_length=1, max_length=2048)]
+    zone_id: ZoneId | Annotated[list[ZoneId], Field(min_length=1)]
+    hypervisor: Annotated[str, Field(min_length=1, max_length=32)]
+    format: TemplateFormat
+    checksum: str | None = None
+    template_type: TemplateType = TemplateType.USER
+    direct_download: bool = True
+    details: dict[str, str] = Field(
+        default_factory=dict,
+        description="HTTP_HEADER:<Name> entries become request headers at download time.",
+    )
+
+    _upper_format = field_validator("format", "template_type", mode="before")(_upper)
+
+    @property
+    def zone_ids(self) -> list[str]:
+        zones = [self.zone_id] if isinstance(self.zone_id, str) else self.zone_id
+        return list(dict.fromkeys(zones))
+
+
+class ListTemplates(Command):
+    """List templates, filtered and paged."""
+
+    routing_key: ClassVar[str] = "template.list"
+    consumers = (REGISTRATION,)
+
+    zone_id: ZoneId | None = None
+    template_type: TemplateType | None = None
+    name: Name | None = Field(None, description="Exact name.")
+    keyword: str | None = Field(None, description="Substring of the name.")
+    page: Annotated[int, Field(ge=1)] = 1
+    page_size: Annotated[int, Field(ge=1, le=500)] = 50
+
+    _upper_type = field_validator("template_type", mode="before")(_upper)
+
+
+class TemplatePage(Result):
+    items: list[TemplateView]
+    total: int
+    page: int
+    page_size: int
+
+
+class GetTemplate(Command):
+    routing_key: ClassVar[str] = "template.get"
+    consumers = (REGISTRATION,)
+
+    id: Annotated[str, Field(min_length=1)]
+
+
+class UpdateTemplate(Command):
+    """Rename a template or change its type (USER/ROUTING to SYSTEM included)."""
+
+    routing_key: ClassVar[str] = "template.update"
+    consumers = (REGISTRATION,)
+    emits = ("template.updated",)
+
+    id: Annotated[str, Field(min_length=1)]
+    name: Name | None = None
+    template_type: TemplateType | None = None
+
+    _upper_type = field_validator("template_type", mode="before")(_upper)
+
+
+class DeleteTemplate(Command):
+    routing_key: ClassVar[str] = "template.delete"
+    consumers = (REGISTRATION,)
+    emits = ("template.deleted",)
+
+    id: Annotated[str, Field(min_length=1)]
+
+
+class TemplateResult(Result):
+    template: TemplateView
+
+
+class TemplateRegistered(Event):
+    routing_key: ClassVar[str] = "template.registered"
+    producers = (REGISTRATION,)
+
+    template: TemplateView
+
+
+class TemplateUpdated(Event):
+    routing_key: ClassVar[str] = "template.updated"
+    producers = (REGISTRATION,)
+
+    template: TemplateView
+    changed: list[str]
+
+
+class TemplateDeleted(Event):
+    routing_key: ClassVar[str] = "template.deleted"
+    producers = (REGISTRATION,)
+
+    id: str
+    name: str
+    zone_ids: list[str]

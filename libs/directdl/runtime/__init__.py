@@ -1,0 +1,1 @@
+"""What every service shares: settings, logging, database, health server and the run loop."""

@@ -1,0 +1,1 @@
+"""Test support: real brokers for integration tests, waiting helpers."""

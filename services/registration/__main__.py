@@ -1,0 +1,18 @@
+"""`python -m registration`: run the registration service until SIGTERM."""
+
+from __future__ import annotations
+
+from directdl.runtime.logging import configure_logging
+from directdl.runtime.service import run_until_signalled
+from registration.bootstrap import NAME, bootstrap
+from registration.config import RegistrationSettings
+
+
+def main() -> None:
+    settings = RegistrationSettings()
+    configure_logging(NAME, settings.log_level)
+    run_until_signalled(bootstrap(settings))
+
+
+if __name__ == "__main__":
+    main()

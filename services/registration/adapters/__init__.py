@@ -1,0 +1,1 @@
+"""The registration service's adapters: its own tables and repositories."""

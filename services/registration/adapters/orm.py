@@ -1,0 +1,55 @@
+"""The registration service's own tables, on its own MetaData."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, MetaData, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from directdl.bus.store import MessageStore
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData()
+
+
+class TemplateRow(Base):
+    __tablename__ = "templates"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    url: Mapped[str] = mapped_column(String(2048))
+    protocol: Mapped[str] = mapped_column(String(16))
+    hypervisor: Mapped[str] = mapped_column(String(32))
+    format: Mapped[str] = mapped_column(String(16))
+    checksum: Mapped[str | None] = mapped_column(String(160))
+    template_type: Mapped[str] = mapped_column(String(16), index=True)
+    direct_download: Mapped[bool]
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    zones: Mapped[list[TemplateZoneRow]] = relationship(
+        back_populates="template", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class TemplateZoneRow(Base):
+    """Where a template is available. The name is repeated so the database enforces
+    "names are unique per zone" even under concurrent registrations."""
+
+    __tablename__ = "template_zones"
+    __table_args__ = (UniqueConstraint("zone_id", "name", name="uq_template_zone_name"),)
+
+    template_id: Mapped[str] = mapped_column(
+        ForeignKey("templates.id", ondelete="CASCADE"), primary_key=True
+    )
+    zone_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+
+    template: Mapped[TemplateRow] = relationship(back_populates="zones")
+
+
+store = MessageStore(Base.metadata)

@@ -1,0 +1,126 @@
+"""Template repository: maps rows to the domain's Template and back (SQLAlchemy 2.0 style)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from directdl.contracts.template import Protocol, TemplateFormat, TemplateType
+from registration.adapters.orm import TemplateRow, TemplateZoneRow
+from registration.domain.template import Template
+
+
+@dataclass(frozen=True)
+class TemplateFilter:
+    zone_id: str | None = None
+    template_type: TemplateType | None = None
+    name: str | None = None
+    keyword: str | None = None
+
+
+class TemplateRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, template_id: str) -> Template | None:
+        row = self.session.get(TemplateRow, template_id)
+        return _to_domain(row) if row else None
+
+    def names_taken(self, name: str, zone_ids: Iterable[str], except_id: str = "") -> list[str]:
+        """The zones among zone_ids where another template already has this name."""
+        rows = self.session.scalars(
+            select(TemplateZoneRow.zone_id).where(
+                TemplateZoneRow.name == name,
+                TemplateZoneRow.zone_id.in_(list(zone_ids)),
+                TemplateZoneRow.template_id != except_id,
+            )
+        )
+        return sorted(rows)
+
+    def add(self, template: Template) -> None:
+        row = TemplateRow(id=template.id)
+        _copy_into(row, template)
+        self.session.add(row)
+        self.session.flush()
+
+    def update(self, template: Template) -> None:
+        row = self.session.get_one(TemplateRow, template.id)
+        _copy_into(row, template)
+        self.session.flush()
+
+    def delete(self, template_id: str) -> None:
+        self.session.delete(self.session.get_one(TemplateRow, template_id))
+        self.session.flush()
+
+    def page(self, where: TemplateFilter, page: int, page_size: int) -> tuple[list[Template], int]:
+        query = select(TemplateRow)
+        if where.zone_id is not None:
+            query = query.where(
+                TemplateRow.id.in_(
+                    select(TemplateZoneRow.template_id).where(
+                        TemplateZoneRow.zone_id == where.zone_id
+                    )
+                )
+            )
+        if where.template_type is not None:
+            query = query.where(TemplateRow.template_type == where.template_type.value)
+        if where.name is not None:
+            query = query.where(TemplateRow.name == where.name)
+        if where.keyword:
+            query = query.where(TemplateRow.name.contains(where.keyword, autoescape=True))
+        total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = self.session.scalars(
+            query.order_by(TemplateRow.created_at, TemplateRow.id)
+            .offset((page - 1) * page_size)
+            .limit(page_size)
+        )
+        return [_to_domain(row) for row in rows], total
+
+
+def _copy_into(row: TemplateRow, template: Template) -> None:
+    row.name = template.name
+    row.url = template.url
+    row.protocol = template.protocol.value
+    row.hypervisor = template.hypervisor
+    row.format = template.format.value
+    row.checksum = template.checksum
+    row.template_type = template.template_type.value
+    row.direct_download = template.direct_download
+    row.details = dict(template.details)
+    row.created_at = template.created_at
+    row.updated_at = template.updated_at
+    wanted = set(template.zone_ids)
+    row.zones = [z for z in row.zones if z.zone_id in wanted]
+    for zone in row.zones:
+        zone.name = template.name
+    have = {z.zone_id for z in row.zones}
+    row.zones.extend(
+        TemplateZoneRow(zone_id=z, name=template.name) for z in template.zone_ids if z not in have
+    )
+
+
+def _to_domain(row: TemplateRow) -> Template:
+    return Template(
+        id=row.id,
+        name=row.name,
+        url=row.url,
+        protocol=Protocol(row.protocol),
+        zone_ids=tuple(sorted(z.zone_id for z in row.zones)),
+        hypervisor=row.hypervisor,
+        format=TemplateFormat(row.format),
+        checksum=row.checksum,
+        template_type=TemplateType(row.template_type),
+        details=dict(row.details),
+        direct_download=row.direct_download,
+        created_at=_aware(row.created_at),
+        updated_at=_aware(row.updated_at),
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes even for timezone-aware columns; they were stored as UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

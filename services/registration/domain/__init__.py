@@ -1,0 +1,1 @@
+"""The registration service's domain: pure rules about templates, no I/O."""

@@ -1,0 +1,91 @@
+"""The template aggregate and the rules that build and change one."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from directdl.contracts.errors import Unsupported
+from directdl.contracts.template import (
+    Protocol,
+    RegisterTemplate,
+    TemplateFormat,
+    TemplateType,
+    TemplateView,
+)
+from registration.domain.checksum import parse_checksum
+from registration.domain.source import check_hypervisor, parse_source
+
+
+@dataclass(frozen=True)
+class Template:
+    id: str
+    name: str
+    url: str
+    protocol: Protocol
+    zone_ids: tuple[str, ...]
+    hypervisor: str
+    format: TemplateFormat
+    checksum: str | None
+    template_type: TemplateType
+    details: dict[str, str] = field(default_factory=dict)
+    direct_download: bool = True
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def view(self) -> TemplateView:
+        return TemplateView(
+            id=self.id,
+            name=self.name,
+            url=self.url,
+            protocol=self.protocol,
+            zone_ids=list(self.zone_ids),
+            hypervisor=self.hypervisor,
+            format=self.format,
+            checksum=self.checksum,
+            template_type=self.template_type,
+            direct_download=self.direct_download,
+            details=dict(self.details),
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+        )
+
+
+def new_template(cmd: RegisterTemplate) -> Template:
+    """Validate a registration as CloudStack does, and stricter; raise on the first problem."""
+    if not cmd.direct_download:
+        raise Unsupported(
+            "direct_download false is not supported: this system only registers templates "
+            "that are downloaded straight to primary storage",
+            details={"field": "direct_download", "value": False},
+        )
+    hypervisor = check_hypervisor(cmd.hypervisor)
+    source = parse_source(cmd.url, cmd.format)
+    checksum = str(parse_checksum(cmd.checksum)) if cmd.checksum else None
+    return Template(
+        id=str(uuid.uuid4()),
+        name=cmd.name,
+        url=source.url,
+        protocol=source.protocol,
+        zone_ids=tuple(sorted(cmd.zone_ids)),
+        hypervisor=hypervisor,
+        format=cmd.format,
+        checksum=checksum,
+        template_type=cmd.template_type,
+        details=dict(cmd.details),
+    )
+
+
+def change_type(template: Template, new_type: TemplateType) -> Template:
+    """USER and ROUTING may become SYSTEM (the seed document needs SQL for this); not back."""
+    if template.template_type is TemplateType.SYSTEM and new_type is not TemplateType.SYSTEM:
+        raise Unsupported(
+            f"template {template.id} is SYSTEM and cannot become {new_type.value}",
+            details={"field": "template_type", "value": new_type.value},
+        )
+    return replace(template, template_type=new_type, updated_at=datetime.now(UTC))
+
+
+def rename(template: Template, name: str) -> Template:
+    return replace(template, name=name, updated_at=datetime.now(UTC))

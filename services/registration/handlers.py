@@ -1,0 +1,82 @@
+"""Registration handlers: plain functions of (command, unit of work), and the dispatch table."""
+
+from __future__ import annotations
+
+from directdl.bus.processing import Route, routes
+from directdl.contracts import template as msg
+from directdl.contracts.errors import Conflict, NotFound
+from registration.adapters.repository import TemplateFilter
+from registration.domain.template import Template, change_type, new_template, rename
+from registration.uow import RegistrationUnitOfWork
+
+
+def register_template(cmd: msg.RegisterTemplate, uow: RegistrationUnitOfWork) -> msg.TemplateResult:
+    template = new_template(cmd)
+    _check_name_free(uow, template.name, template.zone_ids)
+    uow.templates.add(template)
+    uow.emit(msg.TemplateRegistered(template=template.view()))
+    return msg.TemplateResult(template=template.view())
+
+
+def list_templates(cmd: msg.ListTemplates, uow: RegistrationUnitOfWork) -> msg.TemplatePage:
+    where = TemplateFilter(cmd.zone_id, cmd.template_type, cmd.name, cmd.keyword)
+    items, total = uow.templates.page(where, cmd.page, cmd.page_size)
+    return msg.TemplatePage(
+        items=[t.view() for t in items], total=total, page=cmd.page, page_size=cmd.page_size
+    )
+
+
+def get_template(cmd: msg.GetTemplate, uow: RegistrationUnitOfWork) -> msg.TemplateResult:
+    return msg.TemplateResult(template=_existing(uow, cmd.id).view())
+
+
+def update_template(cmd: msg.UpdateTemplate, uow: RegistrationUnitOfWork) -> msg.TemplateResult:
+    template = _existing(uow, cmd.id)
+    changed: list[str] = []
+    if cmd.name is not None and cmd.name != template.name:
+        _check_name_free(uow, cmd.name, template.zone_ids, except_id=template.id)
+        template = rename(template, cmd.name)
+        changed.append("name")
+    if cmd.template_type is not None and cmd.template_type is not template.template_type:
+        template = change_type(template, cmd.template_type)
+        changed.append("template_type")
+    if changed:
+        uow.templates.update(template)
+        uow.emit(msg.TemplateUpdated(template=template.view(), changed=changed))
+    return msg.TemplateResult(template=template.view())
+
+
+def delete_template(cmd: msg.DeleteTemplate, uow: RegistrationUnitOfWork) -> msg.TemplateResult:
+    template = _existing(uow, cmd.id)
+    uow.templates.delete(template.id)
+    uow.emit(
+        msg.TemplateDeleted(id=template.id, name=template.name, zone_ids=list(template.zone_ids))
+    )
+    return msg.TemplateResult(template=template.view())
+
+
+def _existing(uow: RegistrationUnitOfWork, template_id: str) -> Template:
+    template = uow.templates.get(template_id)
+    if template is None:
+        raise NotFound(f"no template with id {template_id!r}", details={"id": template_id})
+    return template
+
+
+def _check_name_free(
+    uow: RegistrationUnitOfWork, name: str, zone_ids: tuple[str, ...], except_id: str = ""
+) -> None:
+    taken = uow.templates.names_taken(name, zone_ids, except_id)
+    if taken:
+        raise Conflict(
+            f"a template named {name!r} already exists in zone {', '.join(taken)}",
+            details={"field": "name", "value": name, "zones": taken},
+        )
+
+
+ROUTES: dict[str, Route] = routes(
+    (msg.RegisterTemplate, register_template),
+    (msg.ListTemplates, list_templates),
+    (msg.GetTemplate, get_template),
+    (msg.UpdateTemplate, update_template),
+    (msg.DeleteTemplate, delete_template),
+)

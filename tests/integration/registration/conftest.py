@@ -1,0 +1,33 @@
+"""A registration service running in a thread against the test's broker names."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from directdl.bus.topology import Topology
+from directdl.runtime.service import Service
+from directdl.testing.services import running
+from registration.bootstrap import bootstrap
+from registration.config import RegistrationSettings
+
+
+def registration_settings(
+    amqp_url: str, topology: Topology, data_dir: Path, **extra: object
+) -> RegistrationSettings:
+    return RegistrationSettings(
+        AMQP_URL=amqp_url,
+        DIRECTDL_EXCHANGE=topology.exchange,
+        DIRECTDL_QUEUE_PREFIX=topology.queue_prefix,
+        DIRECTDL_DATA_DIR=data_dir,
+        health_port=0,
+        **extra,
+    )
+
+
+@pytest.fixture
+def registration(amqp_url: str, topology: Topology, data_dir: Path) -> Iterator[Service]:
+    with running(bootstrap(registration_settings(amqp_url, topology, data_dir))) as service:
+        yield service
