@@ -11,6 +11,7 @@ from directdl.bus.client import BusClient
 from directdl.bus.topology import Topology
 from directdl.testing.broker import BrokerUnavailable, resolve_broker_url
 from directdl.testing.isolation import remove_topology, unique_topology
+from directdl.testing.postgres import PostgresUnavailable, temporary_database
 from directdl.testing.recorder import MessageRecorder
 
 
@@ -49,3 +50,13 @@ def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "data"
     path.mkdir()
     return path
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test, dropped afterwards."""
+    try:
+        with temporary_database() as url:
+            yield url
+    except PostgresUnavailable as err:
+        pytest.fail(str(err), pytrace=False)

@@ -9,16 +9,18 @@ from typing import Any, Self
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
+from pika.exceptions import ChannelClosedByBroker
 from pika.spec import Basic
 
 from directdl.bus.connection import connect
 from directdl.bus.delivery import new_message_id
-from directdl.bus.publisher import ConfirmingPublisher, properties
+from directdl.bus.publisher import ConfirmingPublisher, Unroutable, properties
 from directdl.bus.topology import Topology
 from directdl.contracts.base import Command
 from directdl.contracts.reply import Reply
 
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+NOT_FOUND = 404
 
 
 class ReplyTimeout(TimeoutError):
@@ -32,8 +34,11 @@ class BusClient:
         self.topology = topology or Topology()
         self.app_id = app_id
         self._connection = connect(url, app_id)
-        self._channel: BlockingChannel = self._connection.channel()
         self._replies: dict[str, Reply] = {}
+        self._open_channel()
+
+    def _open_channel(self) -> None:
+        self._channel: BlockingChannel = self._connection.channel()
         self._channel.basic_consume(DIRECT_REPLY_TO, self._on_reply, auto_ack=True)
         self._publisher = ConfirmingPublisher(self._channel)
 
@@ -110,7 +115,16 @@ class BusClient:
         )
         if content_type is not None:
             props.content_type = content_type
-        self._publisher.publish(self.topology.exchange, routing_key, body, props)
+        try:
+            self._publisher.publish(self.topology.exchange, routing_key, body, props)
+        except ChannelClosedByBroker as err:
+            self._open_channel()
+            if err.reply_code == NOT_FOUND:
+                raise Unroutable(
+                    f"exchange {self.topology.exchange!r} does not exist: no service has "
+                    f"started on this broker, so nothing consumes {routing_key!r}"
+                ) from err
+            raise
         return message_id
 
     def _on_reply(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import pika
 from pika.exceptions import AMQPChannelError, AMQPConnectionError
@@ -34,6 +34,10 @@ def connect(url: str, name: str) -> pika.BlockingConnection:
 
 
 def redact(url: str) -> str:
-    """The URL with its password hidden, for logs and error messages."""
-    params = pika.URLParameters(url)
-    return f"amqp://{params.credentials.username}:***@{params.host}:{params.port}/"
+    """``url`` with its password replaced, so it can go into messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

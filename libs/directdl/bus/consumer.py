@@ -64,6 +64,7 @@ class Consumer:
         self.relay = relay
         self.faults = faults or Faults()
         self.connected = threading.Event()
+        self.connections = 0  # successful connects: 1 unless the broker went away
         self._relay_wanted = threading.Event()
         self._inflight = 0
         self._executor = ThreadPoolExecutor(config.workers, thread_name_prefix=config.service)
@@ -122,6 +123,7 @@ class Consumer:
             queue, on_message_callback=partial(self._on_message, connection, publisher)
         )
         self._inflight = 0
+        self.connections += 1
         self.connected.set()
         log.info("bus.consuming", queue=queue, broker=redact(self.config.url))
         last_flush = 0.0

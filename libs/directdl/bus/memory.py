@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import uuid
 from collections.abc import Callable, Mapping
@@ -13,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from directdl.bus.delivery import Delivery, Outcome
 from directdl.bus.processing import Processor, Route
 from directdl.bus.store import MessageStore
+from directdl.bus.topology import topic_matches
 from directdl.contracts.base import Command
 from directdl.contracts.reply import Reply
 from directdl.runtime.uow import UnitOfWork
@@ -59,8 +59,7 @@ class InMemoryBus:
 
     def published(self, pattern: str = "#") -> list[dict[str, Any]]:
         """Bodies of the events whose routing key matches an AMQP topic pattern."""
-        glob = pattern.replace("#", "*")
-        return [body for key, body in self.events if fnmatch.fnmatchcase(key, glob)]
+        return [body for key, body in self.events if topic_matches(pattern, key)]
 
     def _drain_outbox(self) -> None:
         with self.sessions() as session:

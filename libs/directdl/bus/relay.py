@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from directdl.bus.publisher import ConfirmingPublisher, PublishError, Unroutable, properties
 from directdl.bus.store import MessageStore, Outgoing
+from directdl.contracts.base import REPLY_TYPE
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +59,7 @@ class OutboxRelay:
             message.body,
             properties(
                 message.message_id,
-                "reply" if is_reply else message.routing_key,
+                REPLY_TYPE if is_reply else message.routing_key,
                 app_id=self.app_id,
                 correlation_id=message.correlation_id,
             ),

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from directdl.contracts import catalog
-from directdl.contracts.base import CONTENT_TYPE, EXCHANGE, Command, Message
+from directdl.contracts.base import CONTENT_TYPE, EXCHANGE, REPLY_TYPE, Command, Message
 from directdl.contracts.reference import render_markdown
 from directdl.contracts.reply import Reply
 
@@ -21,12 +21,10 @@ __all__ = ["AmqpProperties", "build_document", "main", "render_files", "render_m
 
 ASYNCAPI_VERSION = "3.0.0"
 AMQP_BINDING_VERSION = "0.3.0"
-CONTENT_ENCODING = "utf-8"
 PERSISTENT = 2
 SCHEMA_REF = "#/components/schemas/{model}"
 SERVER = "amqp"
 REPLY_CHANNEL = "reply"
-REPLY_TYPE = "reply"
 JSON_FILE = "asyncapi.json"
 MARKDOWN_FILE = "messages.md"
 
@@ -114,7 +112,6 @@ def _envelope(model: type[BaseModel], message_type: str, schemas: dict[str, Any]
         },
         "bindings": {
             "amqp": {
-                "contentEncoding": CONTENT_ENCODING,
                 "messageType": message_type,
                 "bindingVersion": AMQP_BINDING_VERSION,
             }
@@ -131,6 +128,8 @@ def _message(model: type[Message], schemas: dict[str, Any]) -> dict[str, Any]:
     }
     if issubclass(model, Command):
         message["x-emits"] = sorted(model.emits)
+        if model.result is not None:
+            message["x-result"] = _add_schema(schemas, model.result)
     return message
 
 

@@ -8,6 +8,14 @@ from pydantic import BaseModel, ConfigDict
 
 EXCHANGE = "directdl"
 CONTENT_TYPE = "application/json"
+# The AMQP `type` property of a reply; every other message carries its routing key there.
+REPLY_TYPE = "reply"
+
+
+class Result(BaseModel):
+    """The `result` of a successful reply."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Message(BaseModel):
@@ -25,13 +33,9 @@ class Command(Message):
     """An instruction, named in the imperative; it may expect a reply."""
 
     emits: ClassVar[tuple[str, ...]] = ()
+    # The shape of `result` in a successful reply.
+    result: ClassVar[type[Result] | None] = None
 
 
 class Event(Message):
     """A fact that happened, named in the past tense; broadcast to anyone bound."""
-
-
-class Result(BaseModel):
-    """The `result` of a successful reply."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)

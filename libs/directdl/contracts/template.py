@@ -61,11 +61,23 @@ class TemplateView(BaseModel):
     updated_at: datetime
 
 
+class TemplateResult(Result):
+    template: TemplateView
+
+
+class TemplatePage(Result):
+    items: list[TemplateView]
+    total: int
+    page: int
+    page_size: int
+
+
 class RegisterTemplate(Command):
     """Register a template or ISO for direct download; nothing is copied now."""
 
     routing_key: ClassVar[str] = "template.register"
     consumers = (REGISTRATION,)
+    result = TemplateResult
     emits = ("template.registered",)
 
     name: Name
@@ -94,6 +106,7 @@ class ListTemplates(Command):
 
     routing_key: ClassVar[str] = "template.list"
     consumers = (REGISTRATION,)
+    result = TemplatePage
 
     zone_id: ZoneId | None = None
     template_type: TemplateType | None = None
@@ -105,16 +118,12 @@ class ListTemplates(Command):
     _upper_type = field_validator("template_type", mode="before")(_upper)
 
 
-class TemplatePage(Result):
-    items: list[TemplateView]
-    total: int
-    page: int
-    page_size: int
-
-
 class GetTemplate(Command):
+    """Describe one template."""
+
     routing_key: ClassVar[str] = "template.get"
     consumers = (REGISTRATION,)
+    result = TemplateResult
 
     id: Annotated[str, Field(min_length=1)]
 
@@ -124,6 +133,7 @@ class UpdateTemplate(Command):
 
     routing_key: ClassVar[str] = "template.update"
     consumers = (REGISTRATION,)
+    result = TemplateResult
     emits = ("template.updated",)
 
     id: Annotated[str, Field(min_length=1)]
@@ -134,18 +144,19 @@ class UpdateTemplate(Command):
 
 
 class DeleteTemplate(Command):
+    """Remove a template from the catalogue; its copies on primary storage are not touched."""
+
     routing_key: ClassVar[str] = "template.delete"
     consumers = (REGISTRATION,)
+    result = TemplateResult
     emits = ("template.deleted",)
 
     id: Annotated[str, Field(min_length=1)]
 
 
-class TemplateResult(Result):
-    template: TemplateView
-
-
 class TemplateRegistered(Event):
+    """A template was registered; nothing has been downloaded yet."""
+
     routing_key: ClassVar[str] = "template.registered"
     producers = (REGISTRATION,)
 
@@ -153,6 +164,8 @@ class TemplateRegistered(Event):
 
 
 class TemplateUpdated(Event):
+    """A template was renamed or changed type; `changed` names the fields."""
+
     routing_key: ClassVar[str] = "template.updated"
     producers = (REGISTRATION,)
 
@@ -161,6 +174,8 @@ class TemplateUpdated(Event):
 
 
 class TemplateDeleted(Event):
+    """A template left the catalogue."""
+
     routing_key: ClassVar[str] = "template.deleted"
     producers = (REGISTRATION,)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from urllib.parse import urlsplit, urlunsplit
 
 import pika
 import pika.exceptions
 
+from directdl.bus.connection import redact
 from directdl.runtime.settings import DEFAULT_AMQP_URL
 
 # Same minor version as the Debian package the project runs on.
@@ -57,16 +57,6 @@ def broker_answers(url: str, timeout_s: float = 3.0) -> str | None:
     except (pika.exceptions.AMQPError, OSError) as err:
         return _describe(err)
     return None
-
-
-def redact(url: str) -> str:
-    """``url`` with its password replaced, so it can go into messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _docker_engine_reachable() -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import pwd
@@ -63,6 +64,8 @@ class PrivateBroker:
         if self._base is not None:
             raise PrivateBrokerError(f"{self.node} is already started")
         self._base = Path(tempfile.mkdtemp(prefix="directdl-rabbit-"))
+        # A detached node outlives the test process; never leave one behind.
+        atexit.register(self.stop)
         try:
             self._prepare_base_dir(self._base)
             self._run("rabbitmq-server", "-detached", timeout_s=CTL_TIMEOUT_S)
@@ -99,6 +102,7 @@ class PrivateBroker:
         finally:
             shutil.rmtree(base, ignore_errors=True)
             self._base = None
+            atexit.unregister(self.stop)
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """The last lines of the node's log, for error messages."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,21 +14,25 @@ from directdl.testing.services import running
 from registration.bootstrap import bootstrap
 from registration.config import RegistrationSettings
 
-
-def registration_settings(
-    amqp_url: str, topology: Topology, data_dir: Path, **extra: object
-) -> RegistrationSettings:
-    return RegistrationSettings(
-        AMQP_URL=amqp_url,
-        DIRECTDL_EXCHANGE=topology.exchange,
-        DIRECTDL_QUEUE_PREFIX=topology.queue_prefix,
-        DIRECTDL_DATA_DIR=data_dir,
-        health_port=0,
-        **extra,
-    )
+SettingsFactory = Callable[..., RegistrationSettings]
 
 
 @pytest.fixture
-def registration(amqp_url: str, topology: Topology, data_dir: Path) -> Iterator[Service]:
-    with running(bootstrap(registration_settings(amqp_url, topology, data_dir))) as service:
+def registration_settings(amqp_url: str, topology: Topology, data_dir: Path) -> SettingsFactory:
+    def make(**overrides: Any) -> RegistrationSettings:
+        return RegistrationSettings(
+            AMQP_URL=amqp_url,
+            DIRECTDL_EXCHANGE=topology.exchange,
+            DIRECTDL_QUEUE_PREFIX=topology.queue_prefix,
+            DIRECTDL_DATA_DIR=data_dir,
+            health_port=0,
+            **overrides,
+        )
+
+    return make
+
+
+@pytest.fixture
+def registration(registration_settings: SettingsFactory) -> Iterator[Service]:
+    with running(bootstrap(registration_settings())) as service:
         yield service

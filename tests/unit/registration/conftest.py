@@ -1,0 +1,18 @@
+"""The registration handlers on the in-memory bus, with an in-memory database."""
+
+from __future__ import annotations
+
+import pytest
+
+from directdl.bus.memory import InMemoryBus
+from directdl.runtime.db import session_factory
+from directdl.testing.memory import memory_engine
+from registration.adapters.orm import Base, store
+from registration.handlers import ROUTES
+from registration.uow import RegistrationUnitOfWork
+
+
+@pytest.fixture
+def bus() -> InMemoryBus:
+    sessions = session_factory(memory_engine(Base.metadata))
+    return InMemoryBus(ROUTES, lambda: RegistrationUnitOfWork(sessions), store, sessions)
