@@ -32,6 +32,7 @@ from directdl.runtime.faults import Faults
 log = structlog.get_logger(__name__)
 
 RELAY_POLL_SECONDS = 2.0
+PRUNE_EVERY_SECONDS = 3600.0
 SHUTDOWN_GRACE_SECONDS = 30.0
 
 
@@ -126,13 +127,17 @@ class Consumer:
         self.connections += 1
         self.connected.set()
         log.info("bus.consuming", queue=queue, broker=redact(self.config.url))
-        last_flush = 0.0
+        last_flush = last_prune = 0.0
         while not stop.is_set():
             connection.process_data_events(time_limit=0.2)
-            if self._relay_wanted.is_set() or time.monotonic() - last_flush > RELAY_POLL_SECONDS:
+            now = time.monotonic()
+            if self._relay_wanted.is_set() or now - last_flush > RELAY_POLL_SECONDS:
                 self._relay_wanted.clear()
                 self.relay.flush(publisher)
-                last_flush = time.monotonic()
+                last_flush = now
+            if now - last_prune > PRUNE_EVERY_SECONDS:
+                self.relay.prune()
+                last_prune = now
         channel.basic_cancel(tag)
         self._drain(connection, publisher)
 

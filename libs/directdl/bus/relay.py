@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
 from directdl.bus.publisher import ConfirmingPublisher, PublishError, Unroutable, properties
-from directdl.bus.store import MessageStore, Outgoing
+from directdl.bus.store import MessageStore, Outgoing, utcnow
 from directdl.contracts.base import REPLY_TYPE
 
 log = structlog.get_logger(__name__)
 
 BATCH = 100
+# How long a published message stays in the outbox, and a processed message_id in the inbox.
+# A message_id re-sent after INBOX_RETENTION is treated as new.
+OUTBOX_RETENTION = timedelta(days=1)
+INBOX_RETENTION = timedelta(days=7)
 
 
 class OutboxRelay:
@@ -50,6 +56,14 @@ class OutboxRelay:
                 session.commit()
             if len(batch) < BATCH:
                 return sent
+
+    def prune(self) -> None:
+        now = utcnow()
+        with self.sessions() as session:
+            removed = self.store.prune(session, now - OUTBOX_RETENTION, now - INBOX_RETENTION)
+            session.commit()
+        if removed:
+            log.info("outbox.pruned", rows=removed)
 
     def _publish(self, publisher: ConfirmingPublisher, message: Outgoing) -> None:
         is_reply = message.exchange == ""

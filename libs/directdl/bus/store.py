@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    delete,
     select,
     update,
 )
@@ -57,7 +58,7 @@ class MessageStore:
             Column("reply_to", String(255)),
             Column("correlation_id", String(255)),
             Column("reply", LargeBinary),
-            Column("processed_at", DateTime(timezone=True), nullable=False),
+            Column("processed_at", DateTime(timezone=True), nullable=False, index=True),
         )
         self.outbox = Table(
             "outbox",
@@ -137,3 +138,13 @@ class MessageStore:
         session.execute(
             update(self.outbox).where(self.outbox.c.id == outbox_id).values(last_error=error)
         )
+
+    def prune(self, session: Session, sent_before: datetime, processed_before: datetime) -> int:
+        """Forget published messages and old message ids; returns how many rows went."""
+        sent = session.execute(
+            delete(self.outbox).where(self.outbox.c.sent_at < sent_before)
+        ).rowcount
+        seen = session.execute(
+            delete(self.inbox).where(self.inbox.c.processed_at < processed_before)
+        ).rowcount
+        return int(sent or 0) + int(seen or 0)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pika
 import pytest
+import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
 from directdl.bus.client import BusClient
@@ -94,6 +95,24 @@ def test_publishing_what_nothing_consumes_raises(
     with pytest.raises(Unroutable, match="does not exist"):
         client.publish("test.note.add", b"{}")  # no service has declared the exchange yet
     with running_consumer(amqp_url, topology, NoteService(), sessions):
-        with pytest.raises(Unroutable, match="nobody.listens"):
+        with pytest.raises(Unroutable, match=r"nobody\.listens"):
             client.publish("nobody.listens", b"{}")
         assert client.call(note_service.AddNote(text="still works")).ok
+
+
+def test_every_delivery_log_carries_service_message_and_routing(
+    amqp_url: str, topology: Topology, client: BusClient, sessions: sessionmaker[Session]
+) -> None:
+    with (
+        running_consumer(amqp_url, topology, NoteService(), sessions),
+        structlog.testing.capture_logs(
+            processors=[structlog.contextvars.merge_contextvars]
+        ) as logs,
+    ):
+        client.call(note_service.AddNote(text="logged"), message_id="m-log")
+
+    [handled] = [entry for entry in logs if entry["event"] == "message.handled"]
+    assert handled["service"] == "test"
+    assert handled["message_id"] == "m-log"
+    assert handled["routing_key"] == "test.note.add"
+    assert handled["correlation_id"]
