@@ -41,3 +41,10 @@ def redact(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def describe_error(err: BaseException) -> str:
+    """One line naming the error; pika's connection errors keep their cause only in args."""
+    text = str(err).strip() or "; ".join(repr(arg) for arg in err.args)
+    first_line = text.splitlines()[0] if text else ""
+    return f"{type(err).__name__}: {first_line}" if first_line else type(err).__name__

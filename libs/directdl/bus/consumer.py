@@ -21,7 +21,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import ConnectionWrongStateError
 from pika.spec import Basic
 
-from directdl.bus.connection import RECONNECTABLE, connect, redact
+from directdl.bus.connection import RECONNECTABLE, connect, describe_error, redact
 from directdl.bus.delivery import Delivery, Outcome, Verdict
 from directdl.bus.processing import Processor
 from directdl.bus.publisher import ConfirmingPublisher, PublishError
@@ -104,7 +104,7 @@ class Consumer:
         log.warning(
             "bus.disconnected",
             broker=redact(self.config.url),
-            error=f"{type(err).__name__}: {err}",
+            error=describe_error(err),
             retry_in_s=round(delay, 2),
         )
         stop.wait(delay)

@@ -21,8 +21,8 @@ INBOX_RETENTION = timedelta(days=7)
 
 
 class OutboxRelay:
-    """At least once: a crash between publish and commit republishes with the same message_id,
-    which consumers' inboxes recognise."""
+    """At least once: a crash between a publish and its commit, or two replicas relaying one
+    database, re-sends a message with the same message_id, which consumers' inboxes recognise."""
 
     def __init__(self, store: MessageStore, sessions: sessionmaker[Session], app_id: str) -> None:
         self.store = store
@@ -35,27 +35,36 @@ class OutboxRelay:
         while True:
             with self.sessions() as session:
                 batch = self.store.pending(session, BATCH)
-                for message in batch:
-                    assert message.id is not None
-                    try:
-                        self._publish(publisher, message)
-                    except Unroutable as err:
-                        # Replies whose caller has gone, events nobody listens to: the broker
-                        # took them and routed them nowhere. Say so, and don't resend forever.
-                        log.info("outbox.unrouted", routing_key=message.routing_key, error=str(err))
-                        self.store.mark_failed(session, message.id, str(err))
-                    except PublishError as err:
-                        log.warning(
-                            "outbox.refused", routing_key=message.routing_key, error=str(err)
-                        )
-                        self.store.mark_failed(session, message.id, str(err))
-                        session.commit()
-                        return sent
-                    self.store.mark_sent(session, message.id)
-                    sent += 1
-                session.commit()
+            for message in batch:
+                if not self._relay_one(publisher, message):
+                    return sent
+                sent += 1
             if len(batch) < BATCH:
                 return sent
+
+    def _relay_one(self, publisher: ConfirmingPublisher, message: Outgoing) -> bool:
+        assert message.id is not None
+        error = None
+        try:
+            self._publish(publisher, message)
+        except Unroutable as err:
+            # Replies whose caller has gone, events nobody listens to: the broker took them and
+            # routed them nowhere. Say so, and don't resend forever.
+            log.info("outbox.unrouted", routing_key=message.routing_key, error=str(err))
+            error = str(err)
+        except PublishError as err:
+            log.warning("outbox.refused", routing_key=message.routing_key, error=str(err))
+            with self.sessions() as session:
+                self.store.mark_failed(session, message.id, str(err))
+                session.commit()
+            return False
+        # Marked one by one, so a crash re-sends at most the message in flight.
+        with self.sessions() as session:
+            if error:
+                self.store.mark_failed(session, message.id, error)
+            self.store.mark_sent(session, message.id)
+            session.commit()
+        return True
 
     def prune(self) -> None:
         now = utcnow()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 
@@ -109,13 +111,11 @@ class MessageStore:
         )
 
     def pending(self, session: Session, limit: int = 100) -> list[Outgoing]:
-        # SKIP LOCKED lets replicas on PostgreSQL relay side by side; SQLite ignores it.
         rows = session.execute(
             select(self.outbox)
             .where(self.outbox.c.sent_at.is_(None))
             .order_by(self.outbox.c.id)
             .limit(limit)
-            .with_for_update(skip_locked=True)
         ).all()
         return [
             Outgoing(
@@ -141,10 +141,10 @@ class MessageStore:
 
     def prune(self, session: Session, sent_before: datetime, processed_before: datetime) -> int:
         """Forget published messages and old message ids; returns how many rows went."""
-        sent = session.execute(
+        sent: CursorResult[Any] = session.execute(  # type: ignore[assignment]
             delete(self.outbox).where(self.outbox.c.sent_at < sent_before)
-        ).rowcount
-        seen = session.execute(
+        )
+        seen: CursorResult[Any] = session.execute(  # type: ignore[assignment]
             delete(self.inbox).where(self.inbox.c.processed_at < processed_before)
-        ).rowcount
-        return int(sent or 0) + int(seen or 0)
+        )
+        return sent.rowcount + seen.rowcount

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from enum import IntEnum
 from typing import Any
@@ -10,8 +11,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-out = Console()
-err = Console(stderr=True)
+# Piped output keeps each row on one line, whatever the width, so `| grep` finds whole ids.
+out = Console() if sys.stdout.isatty() else Console(width=100_000)
+# soft_wrap: an error stays on one line when stderr is a file, so it can be grepped.
+err = Console(stderr=True, soft_wrap=True)
 
 
 class Exit(IntEnum):

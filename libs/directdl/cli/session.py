@@ -9,7 +9,7 @@ import typer
 from pika.exceptions import AMQPError
 
 from directdl.bus.client import BusClient, ReplyTimeout
-from directdl.bus.connection import redact
+from directdl.bus.connection import describe_error, redact
 from directdl.bus.publisher import PublishError, Unroutable
 from directdl.bus.topology import Topology
 from directdl.cli.output import Exit, print_error, print_json
@@ -27,11 +27,9 @@ class Session:
         try:
             with BusClient(self.amqp_url, self.topology) as client:
                 reply = client.call(command, timeout=self.timeout)
-        except Unroutable:
+        except Unroutable as err:
             self._fail(
-                Exit.UNREACHABLE,
-                "UNREACHABLE",
-                f"nothing consumes {command.routing_key!r}: is the service running (`make run`)?",
+                Exit.UNREACHABLE, "UNREACHABLE", f"{err}; is the service running (`make run`)?"
             )
         except ReplyTimeout as err:
             self._fail(Exit.NO_REPLY, "TIMEOUT", f"{err}; it may still take effect")
@@ -39,7 +37,7 @@ class Session:
             self._fail(
                 Exit.UNREACHABLE,
                 "UNREACHABLE",
-                f"cannot reach the broker at {redact(self.amqp_url)}: {type(err).__name__} {err}",
+                f"cannot reach the broker at {redact(self.amqp_url)}: {describe_error(err)}",
             )
         if as_json:
             print_json(reply.model_dump(mode="json", exclude_none=True))

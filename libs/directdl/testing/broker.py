@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pika
 import pika.exceptions
 
-from directdl.bus.connection import redact
+from directdl.bus.connection import describe_error, redact
 from directdl.runtime.settings import DEFAULT_AMQP_URL
 
 # Same minor version as the Debian package the project runs on.
@@ -27,7 +27,7 @@ def resolve_broker_url() -> tuple[str, Callable[[], None]]:
         try:
             return _start_container()
         except Exception as err:  # any failure here means "try the next source"
-            container_error = _describe(err)
+            container_error = describe_error(err)
 
     url = os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
     failure = broker_answers(url)
@@ -55,7 +55,7 @@ def broker_answers(url: str, timeout_s: float = 3.0) -> str | None:
     try:
         pika.BlockingConnection(params).close()
     except (pika.exceptions.AMQPError, OSError) as err:
-        return _describe(err)
+        return describe_error(err)
     return None
 
 
@@ -89,13 +89,6 @@ def _start_container() -> tuple[str, Callable[[], None]]:
         container.stop()
 
     return url, stop
-
-
-def _describe(err: BaseException) -> str:
-    # pika's connection errors have an empty str() and keep the cause in args.
-    text = str(err).strip() or "; ".join(repr(arg) for arg in err.args)
-    first_line = text.splitlines()[0] if text else ""
-    return f"{type(err).__name__}: {first_line}" if first_line else type(err).__name__
 
 
 def _no_op() -> None:
