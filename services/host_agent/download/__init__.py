@@ -1,0 +1,1 @@
+"""Downloaders by protocol, the sink that hashes and writes in one pass, and the retry loop."""
