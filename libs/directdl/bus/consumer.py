@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -37,16 +38,23 @@ SHUTDOWN_GRACE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
+class QueueSpec:
+    """One of a service's queues: `<service>.<purpose>`, bound to these routing keys."""
+
+    purpose: str
+    bindings: tuple[str, ...]
+    single_active_consumer: bool = False
+
+
+@dataclass(frozen=True)
 class ConsumerConfig:
     url: str
     topology: Topology
     service: str
-    purpose: str
-    bindings: tuple[str, ...]
+    queues: tuple[QueueSpec, ...]
     prefetch: int = 8
     workers: int = 4
     max_attempts: int = 3
-    single_active_consumer: bool = False
     max_backoff_seconds: float = 30.0
 
 
@@ -70,15 +78,15 @@ class Consumer:
         self._inflight = 0
         self._executor = ThreadPoolExecutor(config.workers, thread_name_prefix=config.service)
         processor.on_commit = self._relay_wanted.set
+        # Called once when asked to stop, before the last flush: a farewell event goes out.
+        self.on_stopping: Callable[[], None] = lambda: None
 
     def run(self, stop: threading.Event) -> None:
         attempt = 0
         try:
             while not stop.is_set():
                 try:
-                    connection = connect(
-                        self.config.url, f"{self.config.service}.{self.config.purpose}"
-                    )
+                    connection = connect(self.config.url, self.config.service)
                 except RECONNECTABLE as err:
                     attempt += 1
                     self._wait_before_reconnect(stop, attempt, err)
@@ -111,22 +119,23 @@ class Consumer:
 
     def _serve(self, connection: pika.BlockingConnection, stop: threading.Event) -> None:
         channel = connection.channel()
-        queue = self.config.topology.declare_service_queue(
-            channel,
-            self.config.service,
-            self.config.purpose,
-            self.config.bindings,
-            single_active_consumer=self.config.single_active_consumer,
-        )
         channel.basic_qos(prefetch_count=self.config.prefetch)
         publisher = ConfirmingPublisher(connection.channel())
-        tag = channel.basic_consume(
-            queue, on_message_callback=partial(self._on_message, connection, publisher)
-        )
+        on_message = partial(self._on_message, connection, publisher)
+        tags = []
+        for spec in self.config.queues:
+            queue = self.config.topology.declare_service_queue(
+                channel,
+                self.config.service,
+                spec.purpose,
+                spec.bindings,
+                single_active_consumer=spec.single_active_consumer,
+            )
+            tags.append(channel.basic_consume(queue, on_message_callback=on_message))
+            log.info("bus.consuming", queue=queue, broker=redact(self.config.url))
         self._inflight = 0
         self.connections += 1
         self.connected.set()
-        log.info("bus.consuming", queue=queue, broker=redact(self.config.url))
         last_flush = last_prune = 0.0
         while not stop.is_set():
             connection.process_data_events(time_limit=0.2)
@@ -138,7 +147,9 @@ class Consumer:
             if now - last_prune > PRUNE_EVERY_SECONDS:
                 self.relay.prune()
                 last_prune = now
-        channel.basic_cancel(tag)
+        self.on_stopping()
+        for tag in tags:
+            channel.basic_cancel(tag)
         self._drain(connection, publisher)
 
     def _drain(self, connection: pika.BlockingConnection, publisher: ConfirmingPublisher) -> None:

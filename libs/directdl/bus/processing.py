@@ -17,11 +17,18 @@ from directdl.contracts.base import CONTENT_TYPE, Message
 from directdl.contracts.errors import ErrorCode, MessageError
 from directdl.contracts.reply import Reply
 from directdl.runtime.faults import Faults
-from directdl.runtime.uow import UnitOfWork
+from directdl.runtime.uow import MessageContext, UnitOfWork
 
 log = structlog.get_logger(__name__)
 
-HandlerResult = BaseModel | dict[str, Any] | None
+
+class Deferred:
+    """Returned by a handler that answers later, through `uow.reply`, when the work is done."""
+
+
+DEFERRED = Deferred()
+
+HandlerResult = BaseModel | dict[str, Any] | Deferred | None
 Handler = Callable[[Any, Any], HandlerResult]
 
 
@@ -113,24 +120,57 @@ class Processor:
             if seen is not None:
                 self._answer_duplicate(uow, delivery, seen)
                 return ACKED
+            uow.message = MessageContext(
+                delivery.message_id,
+                delivery.routing_key,
+                delivery.reply_to,
+                delivery.correlation_id,
+            )
+            reply: Reply | None
             try:
                 result = self.routes[delivery.routing_key].handler(command, uow)
-                reply = Reply.success(result)
+                reply = None if isinstance(result, Deferred) else Reply.success(result)
             except MessageError as err:
                 log.info("message.rejected", code=err.code, error=err.message)
                 uow.rollback()
                 reply = Reply.from_error(err)
-            for event in uow.events:
-                self.store.enqueue(uow.session, self._event(event, delivery))
+            self.flush_outgoing(uow, cause=delivery)
             self._record(uow, delivery, reply)
             self.faults.reach("before_commit")
             uow.commit()
         self.on_commit()
         return ACKED
 
-    def _record(self, uow: UnitOfWork, delivery: Delivery, reply: Reply) -> None:
+    def flush_outgoing(self, uow: UnitOfWork, cause: Delivery | None = None) -> None:
+        """Write what the handler emitted and answered into the outbox, in its transaction."""
+        correlation_id = cause.correlation_id or cause.message_id if cause else None
+        for message, routing_key in uow.outgoing:
+            self.store.enqueue(
+                uow.session,
+                Outgoing(
+                    message_id=new_message_id(),
+                    exchange=self.exchange,
+                    routing_key=routing_key,
+                    body=message.model_dump_json().encode(),
+                    correlation_id=correlation_id,
+                ),
+            )
+        for later in uow.replies:
+            self.store.enqueue(
+                uow.session,
+                Outgoing(
+                    new_message_id(),
+                    "",
+                    later.reply_to,
+                    later.reply.to_json(),
+                    later.correlation_id,
+                ),
+            )
+        uow.outgoing, uow.replies = [], []
+
+    def _record(self, uow: UnitOfWork, delivery: Delivery, reply: Reply | None) -> None:
         assert delivery.message_id is not None
-        body = reply.to_json()
+        body = reply.to_json() if reply else None
         self.store.record_processed(
             uow.session,
             Processed(
@@ -141,7 +181,7 @@ class Processor:
                 body,
             ),
         )
-        if delivery.reply_to:
+        if delivery.reply_to and body is not None:
             self.store.enqueue(uow.session, self._reply(delivery, body))
 
     def _answer_duplicate(self, uow: UnitOfWork, delivery: Delivery, seen: Processed) -> None:
@@ -173,15 +213,6 @@ class Processor:
             routing_key=delivery.reply_to,
             body=body,
             correlation_id=delivery.correlation_id,
-        )
-
-    def _event(self, event: Message, cause: Delivery) -> Outgoing:
-        return Outgoing(
-            message_id=new_message_id(),
-            exchange=self.exchange,
-            routing_key=event.routing_key,
-            body=event.model_dump_json().encode(),
-            correlation_id=cause.correlation_id or cause.message_id,
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import re
 import sys
 from importlib.metadata import version
 from pathlib import Path
@@ -140,8 +141,8 @@ def _operation(action: str, service: str, model: type[Message]) -> dict[str, Any
     binding["bindingVersion"] = AMQP_BINDING_VERSION
     operation: dict[str, Any] = {
         "action": action,
-        "channel": _ref("channels", model.routing_key),
-        "messages": [_ref("channels", model.routing_key, "messages", model.__name__)],
+        "channel": _ref("channels", _channel_id(model)),
+        "messages": [_ref("channels", _channel_id(model), "messages", model.__name__)],
         "summary": f"{service} {action}s {model.routing_key}",
         "bindings": {"amqp": binding},
     }
@@ -155,6 +156,10 @@ def _operation(action: str, service: str, model: type[Message]) -> dict[str, Any
             "messages": [_ref("channels", REPLY_CHANNEL, "messages", Reply.__name__)],
         }
     return operation
+
+
+def _channel_id(model: type[Message]) -> str:
+    return re.sub(r"[{}]", "", model.routing_key)
 
 
 def build_document() -> dict[str, Any]:
@@ -177,12 +182,21 @@ def build_document() -> dict[str, Any]:
                 }
             },
         }
-        _put(channels, model.routing_key, channel)
+        # `host.{host_id}.template.download` is addressed to one agent; AsyncAPI calls that a
+        # channel parameter, and channel ids may not contain braces.
+        parameters = re.findall(r"\{(\w+)\}", model.routing_key)
+        if parameters:
+            channel["parameters"] = {
+                name: {"description": f"The {name} the message is addressed to."}
+                for name in parameters
+            }
+        channel_id = _channel_id(model)
+        _put(channels, channel_id, channel)
         roles = [("send", s) for s in model.producers] + [("receive", s) for s in model.consumers]
         for action, service in roles:
             _put(
                 operations,
-                f"{service}.{action}.{model.routing_key}",
+                f"{service}.{action}.{channel_id}",
                 _operation(action, service, model),
             )
     _put(messages, Reply.__name__, _envelope(Reply, REPLY_TYPE, schemas))

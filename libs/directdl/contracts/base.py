@@ -23,10 +23,16 @@ class Message(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
+    # A fixed key, or a template such as `host.{host_id}.template.download` for messages
+    # addressed to one instance; `address()` fills it in.
     routing_key: ClassVar[str]
     # Who consumes it and what it leads to; feeds the generated message reference.
     consumers: ClassVar[tuple[str, ...]] = ()
     producers: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def address(cls, **params: str) -> str:
+        return cls.routing_key.format(**params)
 
 
 class Command(Message):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from directdl.contracts import template
+from directdl.contracts import deploy, download, host, template
 from directdl.contracts.base import Message
 
 MESSAGES: tuple[type[Message], ...] = (
@@ -14,6 +14,15 @@ MESSAGES: tuple[type[Message], ...] = (
     template.TemplateRegistered,
     template.TemplateUpdated,
     template.TemplateDeleted,
+    deploy.DeployTemplate,
+    deploy.TemplateDeployed,
+    deploy.TemplateDeployFailed,
+    host.HostHeartbeat,
+    host.ListHosts,
+    download.DownloadTemplate,
+    download.DownloadProgress,
+    download.DownloadCompleted,
+    download.DownloadFailed,
 )
 
 BY_ROUTING_KEY: dict[str, type[Message]] = {m.routing_key: m for m in MESSAGES}

@@ -13,7 +13,8 @@ class ErrorCode(StrEnum):
     UNSUPPORTED = "UNSUPPORTED"
     INTERNAL = "INTERNAL"
     TIMEOUT = "TIMEOUT"
-    UNAVAILABLE = "UNAVAILABLE"
+    UNAVAILABLE = "UNAVAILABLE"  # no Up host could take the work
+    DOWNLOAD_FAILED = "DOWNLOAD_FAILED"  # every attempt failed; details list them
 
 
 class MessageError(Exception):

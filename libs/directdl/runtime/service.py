@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Protocol
 
 import structlog
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from directdl.bus.consumer import Consumer, ConsumerConfig
+from directdl.bus.consumer import Consumer, ConsumerConfig, QueueSpec
 from directdl.bus.processing import Processor, Route
 from directdl.bus.relay import OutboxRelay
 from directdl.bus.store import MessageStore
@@ -28,18 +29,33 @@ from directdl.runtime.uow import UnitOfWork
 log = structlog.get_logger(__name__)
 
 
+class BackgroundTask(Protocol):
+    """Work a service does besides consuming: a timer, a download runner."""
+
+    def start(self, service: Service) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 @dataclass
 class ServiceDefinition:
     """What makes one service different from another; `bootstrap()` in each service builds it."""
 
     name: str
     settings: ServiceSettings
-    routes: Mapping[str, Route]
+    # purpose -> that queue's dispatch table, e.g. {"commands": ..., "events": ...}
+    queues: Mapping[str, Mapping[str, Route]]
     store: MessageStore
     uow_factory: Callable[[sessionmaker[Session]], UnitOfWork]
     migrations: Path
-    purpose: str = "commands"
+    database_name: str = ""  # the SQLite file's name; defaults to the service's name
+    tasks: Sequence[BackgroundTask] = ()
     extra_checks: Mapping[str, Check] = field(default_factory=dict)
+    on_stopping: Callable[[Service], None] | None = None
+
+    @property
+    def routes(self) -> dict[str, Route]:
+        return {key: route for table in self.queues.values() for key, route in table.items()}
 
 
 class Service:
@@ -48,7 +64,9 @@ class Service:
     def __init__(self, definition: ServiceDefinition) -> None:
         self.definition = definition
         settings = definition.settings
-        self.database_url = settings.resolved_database_url(definition.name)
+        self.database_url = settings.resolved_database_url(
+            definition.database_name or definition.name
+        )
         upgrade(definition.migrations, self.database_url)
         self.engine: Engine = db.make_engine(self.database_url)
         self.sessions = db.session_factory(self.engine)
@@ -56,7 +74,7 @@ class Service:
         faults = Faults.from_env()
         self.processor = Processor(
             definition.routes,
-            lambda: definition.uow_factory(self.sessions),
+            self.unit_of_work,
             definition.store,
             self.topology.exchange,
             faults=faults,
@@ -66,8 +84,9 @@ class Service:
                 url=settings.amqp_url,
                 topology=self.topology,
                 service=definition.name,
-                purpose=definition.purpose,
-                bindings=tuple(definition.routes),
+                queues=tuple(
+                    QueueSpec(purpose, tuple(table)) for purpose, table in definition.queues.items()
+                ),
                 prefetch=settings.prefetch,
                 workers=settings.workers,
                 max_attempts=settings.max_attempts,
@@ -83,6 +102,12 @@ class Service:
             | dict(definition.extra_checks),
         )
         self.stop_event = threading.Event()
+        if definition.on_stopping is not None:
+            hook = definition.on_stopping
+            self.consumer.on_stopping = lambda: hook(self)
+
+    def unit_of_work(self) -> UnitOfWork:
+        return self.definition.uow_factory(self.sessions)
 
     def _broker_ready(self) -> None:
         if not self.consumer.connected.is_set():
@@ -91,6 +116,8 @@ class Service:
     def run(self) -> None:
         """Serve until `stop()`; blocks the calling thread."""
         self.health.start()
+        for task in self.definition.tasks:
+            task.start(self)
         log.info(
             "service.started",
             health_port=self.health.port,
@@ -99,6 +126,8 @@ class Service:
         try:
             self.consumer.run(self.stop_event)
         finally:
+            for task in self.definition.tasks:
+                task.stop()
             self.health.stop()
             self.engine.dispose()
             log.info("service.stopped")

@@ -1,13 +1,32 @@
-"""The unit of work: one transaction, rolled back unless committed, collecting events."""
+"""The unit of work: one transaction, rolled back unless committed, collecting what to send."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from directdl.contracts.base import Event
+from directdl.contracts.base import Message
+from directdl.contracts.reply import Reply
+
+
+@dataclass(frozen=True)
+class MessageContext:
+    """The delivery being handled, for handlers that answer it later (a deploy does)."""
+
+    message_id: str
+    routing_key: str
+    reply_to: str | None = None
+    correlation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class LaterReply:
+    reply_to: str
+    correlation_id: str | None
+    reply: Reply
 
 
 class UnitOfWork:
@@ -17,11 +36,14 @@ class UnitOfWork:
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
-        self.events: list[Event] = []
+        self.message: MessageContext | None = None
+        self.outgoing: list[tuple[Message, str]] = []
+        self.replies: list[LaterReply] = []
 
     def __enter__(self) -> Self:
         self.session = self._sessions()
-        self.events = []
+        self.outgoing = []
+        self.replies = []
         self._open(self.session)
         return self
 
@@ -37,13 +59,22 @@ class UnitOfWork:
     def _open(self, session: Session) -> None:
         """Hook for repositories bound to this transaction's session."""
 
-    def emit(self, event: Event) -> None:
-        """Queue an event; it is written to the outbox in this same transaction."""
-        self.events.append(event)
+    def emit(self, message: Message, routing_key: str | None = None) -> None:
+        """Queue an event, or a command addressed by `routing_key`, in this same transaction."""
+        self.outgoing.append((message, routing_key or message.routing_key))
+
+    def reply(self, reply_to: str, correlation_id: str | None, reply: Reply) -> None:
+        """Answer a command handled earlier, whose reply was deferred."""
+        self.replies.append(LaterReply(reply_to, correlation_id, reply))
+
+    @property
+    def events(self) -> list[Message]:
+        return [message for message, _ in self.outgoing]
 
     def commit(self) -> None:
         self.session.commit()
 
     def rollback(self) -> None:
         self.session.rollback()
-        self.events = []
+        self.outgoing = []
+        self.replies = []

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from directdl.bus.consumer import Consumer, ConsumerConfig
+from directdl.bus.consumer import Consumer, ConsumerConfig, QueueSpec
 from directdl.bus.processing import Processor, Route, routes
 from directdl.bus.relay import OutboxRelay
 from directdl.bus.store import MessageStore
@@ -87,7 +87,9 @@ class running_consumer:
             handlers.routes(), lambda: UnitOfWork(sessions), store, topology.exchange
         )
         self.consumer = Consumer(
-            ConsumerConfig(url, topology, "test", "commands", tuple(handlers.routes()), **config),
+            ConsumerConfig(
+                url, topology, "test", (QueueSpec("commands", tuple(handlers.routes())),), **config
+            ),
             processor,
             OutboxRelay(store, sessions, "test"),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from collections.abc import Iterator
@@ -92,7 +93,8 @@ def test_document_is_deterministic(doc: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("model", catalog.MESSAGES, ids=lambda m: m.routing_key)
 def test_every_message_has_a_channel_and_a_message(doc: dict[str, Any], model: Any) -> None:
-    channel = doc["channels"][model.routing_key]
+    channel_id = re.sub(r"[{}]", "", model.routing_key)
+    channel = doc["channels"][channel_id]
     assert channel["address"] == model.routing_key
     assert channel["bindings"]["amqp"]["is"] == "routingKey"
     assert channel["bindings"]["amqp"]["exchange"] == {
@@ -105,7 +107,7 @@ def test_every_message_has_a_channel_and_a_message(doc: dict[str, Any], model: A
     assert message is doc["components"]["messages"][model.__name__]
     assert deref(doc, message["payload"]) == doc["components"]["schemas"][model.__name__]
     assert message["bindings"]["amqp"]["messageType"] == model.routing_key
-    assert message.get("description") == (model.__doc__ and model.__doc__.strip())
+    assert message.get("description") == (model.__doc__ and inspect.cleandoc(model.__doc__))
     assert message["x-consumers"] == sorted(model.consumers)
     assert message["x-producers"] == sorted(model.producers)
     if issubclass(model, Command):
@@ -113,7 +115,7 @@ def test_every_message_has_a_channel_and_a_message(doc: dict[str, Any], model: A
     actions = {
         op["action"]
         for op in doc["operations"].values()
-        if op["channel"]["$ref"] == f"#/channels/{model.routing_key}"
+        if op["channel"]["$ref"] == f"#/channels/{channel_id}"
     }
     expected = {"receive" for _ in model.consumers} | {"send" for _ in model.producers}
     assert actions == expected
@@ -219,6 +221,7 @@ def test_markdown_lists_every_routing_key_and_error_code(doc: dict[str, Any]) ->
     text = asyncapi.render_markdown(doc)
     for model in catalog.MESSAGES:
         assert f"### `{model.routing_key}`" in text
-        assert f"[`{model.routing_key}`](#{model.routing_key.replace('.', '')})" in text
+        anchor = re.sub(r"[^\w\- ]", "", model.routing_key.lower())
+        assert f"[`{model.routing_key}`](#{anchor})" in text
     for code in ErrorCode:
         assert f"- `{code.value}`" in text
