@@ -73,7 +73,7 @@ def _check_name_free(
         )
 
 
-ROUTES: dict[str, Route] = routes(
+COMMANDS: dict[str, Route] = routes(
     (msg.RegisterTemplate, register_template),
     (msg.ListTemplates, list_templates),
     (msg.GetTemplate, get_template),

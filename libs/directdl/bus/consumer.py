@@ -81,6 +81,10 @@ class Consumer:
         # Called once when asked to stop, before the last flush: a farewell event goes out.
         self.on_stopping: Callable[[], None] = lambda: None
 
+    def wake_relay(self) -> None:
+        """Something was committed to the outbox outside a delivery; publish it soon."""
+        self._relay_wanted.set()
+
     def run(self, stop: threading.Event) -> None:
         attempt = 0
         try:

@@ -13,7 +13,7 @@ from directdl.bus.delivery import Delivery, Outcome
 from directdl.bus.processing import Processor, Route
 from directdl.bus.store import MessageStore
 from directdl.bus.topology import topic_matches
-from directdl.contracts.base import Command
+from directdl.contracts.base import Command, Message
 from directdl.contracts.reply import Reply
 from directdl.runtime.uow import UnitOfWork
 
@@ -45,6 +45,17 @@ class InMemoryBus:
     def call_raw(
         self, routing_key: str, body: bytes, *, message_id: str | None = None, **_: Any
     ) -> Reply:
+        correlation_id = self.submit_raw(routing_key, body, message_id=message_id)
+        reply = self.reply_for(correlation_id)
+        assert reply is not None, f"{routing_key} was not answered (is its reply deferred?)"
+        return reply
+
+    def submit(self, message: Message, routing_key: str | None = None) -> str:
+        """Deliver without waiting for an answer; returns the correlation id to ask later."""
+        body = message.model_dump_json(exclude_none=True).encode()
+        return self.submit_raw(routing_key or message.routing_key, body)
+
+    def submit_raw(self, routing_key: str, body: bytes, *, message_id: str | None = None) -> str:
         correlation_id = str(uuid.uuid4())
         delivery = Delivery(
             routing_key=routing_key,
@@ -54,14 +65,18 @@ class InMemoryBus:
             reply_to=MEMORY_REPLY_TO,
         )
         self.outcomes.append(self.processor.process(delivery))
-        self._drain_outbox()
-        return self._replies.pop(correlation_id)
+        self.drain_outbox()
+        return correlation_id
+
+    def reply_for(self, correlation_id: str) -> Reply | None:
+        self.drain_outbox()
+        return self._replies.pop(correlation_id, None)
 
     def published(self, pattern: str = "#") -> list[dict[str, Any]]:
         """Bodies of the events whose routing key matches an AMQP topic pattern."""
         return [body for key, body in self.events if topic_matches(pattern, key)]
 
-    def _drain_outbox(self) -> None:
+    def drain_outbox(self) -> None:
         with self.sessions() as session:
             for message in self.store.pending(session):
                 assert message.id is not None

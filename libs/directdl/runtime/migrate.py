@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import MetaData, create_engine
 
 
 def alembic_config(script_location: Path, database_url: str) -> Config:
@@ -17,3 +18,20 @@ def alembic_config(script_location: Path, database_url: str) -> Config:
 
 def upgrade(script_location: Path, database_url: str) -> None:
     command.upgrade(alembic_config(script_location, database_url), "head")
+
+
+def run_migrations(target_metadata: MetaData) -> None:
+    """The body of every service's Alembic env.py: online migrations on the configured URL."""
+    from alembic import context
+
+    url = context.config.get_main_option("sqlalchemy.url")
+    assert url is not None
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        # batch mode lets later migrations alter tables on SQLite too
+        context.configure(
+            connection=connection, target_metadata=target_metadata, render_as_batch=True
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()

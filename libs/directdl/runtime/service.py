@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy import Engine
@@ -108,6 +109,16 @@ class Service:
 
     def unit_of_work(self) -> UnitOfWork:
         return self.definition.uow_factory(self.sessions)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A unit of work outside any delivery (a timer, a download finishing): what it emits
+        goes through the outbox with its commit, and the relay is woken."""
+        with self.unit_of_work() as uow:
+            yield uow
+            self.processor.flush_outgoing(uow)
+            uow.commit()
+        self.consumer.wake_relay()
 
     def _broker_ready(self) -> None:
         if not self.consumer.connected.is_set():

@@ -1,4 +1,6 @@
-"""Per-test names on a shared broker, and removing what a test declared."""
+"""Per-test names on a shared broker, and removing what a test declared.
+
+Tests that run host agents use the ids in HOST_IDS, so that their queues are removed too."""
 
 from __future__ import annotations
 
@@ -7,7 +9,14 @@ import uuid
 from directdl.bus.connection import connect
 from directdl.bus.topology import Topology
 
-SERVICES = ("registration", "certificate", "sync-scheduler", "host-agent", "test")
+HOST_IDS = ("host-1", "host-2", "host-3")
+SERVICES = (
+    "registration",
+    "certificate",
+    "sync-scheduler",
+    "test",
+    *(f"host-agent-{host_id}" for host_id in HOST_IDS),
+)
 PURPOSES = ("commands", "events")
 
 

@@ -99,4 +99,6 @@ class Fetcher(Protocol):
     """One protocol. Writes the file into `sink`, resuming from `sink.offset` when it can
     (calling `sink.restart()` when it cannot), raising TransientError or TerminalError."""
 
-    def fetch(self, request: DownloadRequest, sink: Sink, cancelled: Callable[[], bool]) -> None: ...
+    def fetch(
+        self, request: DownloadRequest, sink: Sink, cancelled: Callable[[], bool]
+    ) -> None: ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, MetaData, String, UniqueConstraint
+from sqlalchemy import JSON, DateTime, ForeignKey, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from directdl.bus.store import MessageStore
@@ -50,6 +50,63 @@ class TemplateZoneRow(Base):
     name: Mapped[str] = mapped_column(String(255))
 
     template: Mapped[TemplateRow] = relationship(back_populates="zones")
+
+
+class HostRow(Base):
+    """The registration service's view of a host, built from its heartbeats."""
+
+    __tablename__ = "hosts"
+
+    host_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    zone_id: Mapped[str] = mapped_column(String(255), index=True)
+    cluster_id: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16))
+    interval_seconds: Mapped[float]
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    pools: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    templates: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+
+
+class DeployRow(Base):
+    __tablename__ = "deploys"
+
+    deploy_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    template_id: Mapped[str] = mapped_column(String(36), index=True)
+    zone_id: Mapped[str] = mapped_column(String(255))
+    requested_host_id: Mapped[str | None] = mapped_column(String(255))
+    requested_pool_id: Mapped[str | None] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    reply_to: Mapped[str | None] = mapped_column(String(255))
+    correlation_id: Mapped[str | None] = mapped_column(String(255))
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    attempts: Mapped[list[AttemptRow]] = relationship(
+        back_populates="deploy",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        order_by="AttemptRow.started_at",
+    )
+
+
+class AttemptRow(Base):
+    """One host's try at a deploy; its job_id is the agent's job id."""
+
+    __tablename__ = "deploy_attempts"
+
+    job_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    deploy_id: Mapped[str] = mapped_column(
+        ForeignKey("deploys.deploy_id", ondelete="CASCADE"), index=True
+    )
+    host_id: Mapped[str] = mapped_column(String(255), index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    message: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    deploy: Mapped[DeployRow] = relationship(back_populates="attempts")
 
 
 store = MessageStore(Base.metadata)

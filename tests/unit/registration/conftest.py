@@ -8,11 +8,13 @@ from directdl.bus.memory import InMemoryBus
 from directdl.runtime.db import session_factory
 from directdl.testing.memory import memory_engine
 from registration.adapters.orm import Base, store
-from registration.handlers import ROUTES
+from registration.bootstrap import queues
+from registration.deploying import DownloadPolicy
 from registration.uow import RegistrationUnitOfWork
 
 
 @pytest.fixture
 def bus() -> InMemoryBus:
     sessions = session_factory(memory_engine(Base.metadata))
-    return InMemoryBus(ROUTES, lambda: RegistrationUnitOfWork(sessions), store, sessions)
+    every_route = {k: r for table in queues(DownloadPolicy()).values() for k, r in table.items()}
+    return InMemoryBus(every_route, lambda: RegistrationUnitOfWork(sessions), store, sessions)

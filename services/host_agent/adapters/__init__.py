@@ -1,0 +1,1 @@
+"""The host agent's adapters: its own tables for download jobs and the pool's contents."""

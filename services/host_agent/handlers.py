@@ -1,0 +1,62 @@
+"""Host agent handlers: accept a download (recorded, then acked), or answer from the pool."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from directdl.bus.processing import Route
+from directdl.contracts import download as msg
+from directdl.contracts.errors import NotFound
+from host_agent.uow import AgentUnitOfWork
+
+
+@dataclass(frozen=True)
+class Agent:
+    host_id: str
+    pool_id: str
+    wake_runner: Callable[[], None]
+
+
+def download_template(
+    cmd: msg.DownloadTemplate, uow: AgentUnitOfWork, agent: Agent
+) -> msg.DownloadAccepted:
+    pool_id = cmd.pool_id or agent.pool_id
+    if pool_id != agent.pool_id:
+        raise NotFound(
+            f"host {agent.host_id} has no pool {pool_id!r}; its pool is {agent.pool_id!r}",
+            details={"field": "pool_id", "value": pool_id},
+        )
+    known = uow.jobs.get(cmd.job_id)
+    if known is not None:
+        return msg.DownloadAccepted(job_id=cmd.job_id, state=known.state)
+    stored = uow.pool.get(cmd.template_id)
+    if stored is not None and stored.satisfies(cmd.checksum) and stored.is_intact():
+        uow.emit(
+            msg.DownloadCompleted(
+                job_id=cmd.job_id,
+                deploy_id=cmd.deploy_id,
+                template_id=cmd.template_id,
+                host_id=agent.host_id,
+                pool_id=pool_id,
+                path=stored.path,
+                size=stored.size,
+                digest=stored.verified_digest,
+                cached=True,
+                duration_s=0.0,
+            )
+        )
+        return msg.DownloadAccepted(job_id=cmd.job_id, state="CACHED")
+    # Recorded now and acked with this transaction; a runner thread does the work, so a long
+    # download never holds a message unacked (RabbitMQ's consumer_timeout is 30 minutes).
+    uow.jobs.add(cmd.job_id, cmd.template_id, cmd.model_dump(mode="json"))
+    agent.wake_runner()
+    return msg.DownloadAccepted(job_id=cmd.job_id, state="QUEUED")
+
+
+def routes(agent: Agent) -> dict[str, Route]:
+    return {
+        msg.DownloadTemplate.address(host_id=agent.host_id): Route(
+            msg.DownloadTemplate, lambda cmd, uow: download_template(cmd, uow, agent)
+        )
+    }

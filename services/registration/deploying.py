@@ -1,0 +1,247 @@
+"""Deploy orchestration: pick an Up host, send it the download, move on when it fails.
+
+The reply to `template.deploy` is deferred until the deploy ends; the agents' outcome events
+drive it forward, and a watchdog fails attempts on hosts that fall silent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from directdl.bus.processing import DEFERRED, Deferred
+from directdl.contracts import deploy as msg
+from directdl.contracts.download import (
+    DownloadCompleted,
+    DownloadFailed,
+    DownloadTemplate,
+    Timeouts,
+)
+from directdl.contracts.errors import ErrorCode, MessageError, NotFound
+from directdl.contracts.host import HostHeartbeat, HostList, ListHosts
+from directdl.contracts.reply import Reply
+from registration.adapters.deploys import attempt_views, finish
+from registration.adapters.orm import AttemptRow, DeployRow
+from registration.domain.deploy import candidates, retry_elsewhere
+from registration.domain.template import Template
+from registration.uow import RegistrationUnitOfWork
+
+HEADER_PREFIX = "HTTP_HEADER:"
+
+
+@dataclass(frozen=True)
+class DownloadPolicy:
+    """What each download command carries besides the template; settings feed it."""
+
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    max_attempts: int = 5
+    checksum_attempts: int = 2
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def deploy_template(
+    cmd: msg.DeployTemplate, uow: RegistrationUnitOfWork, policy: DownloadPolicy
+) -> Deferred:
+    template = uow.templates.get(cmd.template_id)
+    if template is None:
+        raise NotFound(f"no template with id {cmd.template_id!r}", details={"field": "template_id"})
+    if cmd.zone_id not in template.zone_ids:
+        raise NotFound(
+            f"template {template.name!r} is not registered in zone {cmd.zone_id!r}",
+            details={"field": "zone_id", "value": cmd.zone_id, "zones": list(template.zone_ids)},
+        )
+    now = _now()
+    if cmd.host_id is not None:
+        host = uow.hosts.get(cmd.host_id)
+        if host is None or host.zone_id != cmd.zone_id:
+            raise NotFound(
+                f"no host {cmd.host_id!r} in zone {cmd.zone_id!r}", details={"field": "host_id"}
+            )
+        if not host.is_up(now):
+            raise MessageError(
+                f"host {cmd.host_id!r} is not Up (last heard from {host.last_seen.isoformat()})",
+                code=ErrorCode.UNAVAILABLE,
+                details={"field": "host_id", "value": cmd.host_id},
+            )
+    assert uow.message is not None
+    deploy = uow.deploys.add(
+        DeployRow(
+            deploy_id=str(uuid.uuid4()),
+            template_id=template.id,
+            zone_id=cmd.zone_id,
+            requested_host_id=cmd.host_id,
+            requested_pool_id=cmd.pool_id,
+            state="RUNNING",
+            reply_to=uow.message.reply_to,
+            correlation_id=uow.message.correlation_id,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    if not _try_next_host(uow, deploy, template, policy, now):
+        raise MessageError(
+            f"no Up host in zone {cmd.zone_id!r} can take template {template.name!r}",
+            code=ErrorCode.UNAVAILABLE,
+            details={"zone_id": cmd.zone_id},
+        )
+    return DEFERRED
+
+
+def _try_next_host(
+    uow: RegistrationUnitOfWork,
+    deploy: DeployRow,
+    template: Template,
+    policy: DownloadPolicy,
+    now: datetime,
+) -> bool:
+    """Send the download to the best untried Up host; False when none is left."""
+    tried = {a.host_id for a in deploy.attempts}
+    if deploy.requested_host_id is not None:
+        pool = [
+            h for h in uow.hosts.in_zone(deploy.zone_id) if h.host_id == deploy.requested_host_id
+        ]
+    else:
+        pool = uow.hosts.in_zone(deploy.zone_id)
+    hosts = candidates(pool, deploy.zone_id, template.id, tried, now)
+    if not hosts:
+        return False
+    host = hosts[0]
+    job_id = str(uuid.uuid4())
+    uow.deploys.start_attempt(deploy, job_id, host.host_id, now)
+    uow.emit(
+        DownloadTemplate(
+            job_id=job_id,
+            deploy_id=deploy.deploy_id,
+            template_id=template.id,
+            url=template.url,
+            protocol=template.protocol,
+            format=template.format,
+            checksum=template.checksum,
+            headers={
+                k.removeprefix(HEADER_PREFIX): v
+                for k, v in template.details.items()
+                if k.startswith(HEADER_PREFIX)
+            },
+            pool_id=deploy.requested_pool_id,
+            timeouts=policy.timeouts,
+            max_attempts=policy.max_attempts,
+            checksum_attempts=policy.checksum_attempts,
+        ),
+        routing_key=DownloadTemplate.address(host_id=host.host_id),
+    )
+    return True
+
+
+def download_completed(evt: DownloadCompleted, uow: RegistrationUnitOfWork) -> None:
+    attempt = uow.deploys.attempt(evt.job_id)
+    if attempt is None or attempt.state != "RUNNING":
+        return  # not ours, or already settled (a late duplicate)
+    now = _now()
+    _settle(attempt, "SUCCEEDED", None, None, now)
+    deploy = attempt.deploy
+    started = (
+        deploy.created_at if deploy.created_at.tzinfo else deploy.created_at.replace(tzinfo=UTC)
+    )
+    fields = msg.TemplateDeployedFields(
+        deploy_id=deploy.deploy_id,
+        template_id=deploy.template_id,
+        zone_id=deploy.zone_id,
+        host_id=evt.host_id,
+        pool_id=evt.pool_id,
+        path=evt.path,
+        size=evt.size,
+        digest=evt.digest,
+        cached=evt.cached,
+        duration_s=round((now - started).total_seconds(), 3),
+        attempts=attempt_views(deploy),
+    )
+    finish(deploy, "SUCCEEDED", fields.model_dump(mode="json"), now)
+    uow.emit(msg.TemplateDeployed(**fields.model_dump()))
+    if deploy.reply_to:
+        result = msg.DeployResult(**fields.model_dump())
+        uow.reply(deploy.reply_to, deploy.correlation_id, Reply.success(result))
+
+
+def download_failed(
+    evt: DownloadFailed, uow: RegistrationUnitOfWork, policy: DownloadPolicy
+) -> None:
+    attempt = uow.deploys.attempt(evt.job_id)
+    if attempt is None or attempt.state != "RUNNING":
+        return
+    fail_attempt(uow, attempt, evt.code, evt.message, policy)
+
+
+def fail_attempt(
+    uow: RegistrationUnitOfWork,
+    attempt: AttemptRow,
+    code: str,
+    message: str,
+    policy: DownloadPolicy,
+) -> None:
+    now = _now()
+    _settle(attempt, "FAILED", code, message, now)
+    deploy = attempt.deploy
+    template = uow.templates.get(deploy.template_id)
+    if (
+        template is not None
+        and retry_elsewhere(code, len(deploy.attempts))
+        and _try_next_host(uow, deploy, template, policy, now)
+    ):
+        return
+    attempts = attempt_views(deploy)
+    summary = f"deploy of template {deploy.template_id} failed after {len(attempts)} attempt(s)"
+    last = f"{attempt.host_id}: {code}: {message}"
+    failed = msg.TemplateDeployFailed(
+        deploy_id=deploy.deploy_id,
+        template_id=deploy.template_id,
+        zone_id=deploy.zone_id,
+        code=code,
+        message=f"{summary}; last, {last}",
+        attempts=attempts,
+    )
+    finish(deploy, "FAILED", failed.model_dump(mode="json"), now)
+    uow.emit(failed)
+    if deploy.reply_to:
+        details = {
+            "deploy_id": deploy.deploy_id,
+            "attempts": [a.model_dump(mode="json") for a in attempts],
+        }
+        reply = Reply.failure(ErrorCode.DOWNLOAD_FAILED, failed.message, details)
+        uow.reply(deploy.reply_to, deploy.correlation_id, reply)
+
+
+def _settle(
+    attempt: AttemptRow, state: str, code: str | None, message: str | None, now: datetime
+) -> None:
+    attempt.state = state
+    attempt.error_code = code
+    attempt.message = message
+    attempt.finished_at = now
+
+
+def host_heartbeat(evt: HostHeartbeat, uow: RegistrationUnitOfWork, policy: DownloadPolicy) -> None:
+    uow.hosts.record(evt)
+    if evt.state != "Up":
+        fail_silent_hosts(uow, policy, gone={evt.host_id})
+
+
+def fail_silent_hosts(
+    uow: RegistrationUnitOfWork, policy: DownloadPolicy, gone: set[str] | None = None
+) -> int:
+    """Attempts on hosts that stopped, or fell silent, fail over to another host."""
+    now = _now()
+    failed = 0
+    for attempt in uow.deploys.running_attempts():
+        host = uow.hosts.get(attempt.host_id)
+        if attempt.host_id in (gone or set()) or host is None or not host.is_up(now):
+            fail_attempt(uow, attempt, "HOST_DOWN", f"host {attempt.host_id} is not Up", policy)
+            failed += 1
+    return failed
+
+
+def list_hosts(cmd: ListHosts, uow: RegistrationUnitOfWork) -> HostList:
+    return HostList(items=uow.hosts.views(cmd.zone_id, _now()))

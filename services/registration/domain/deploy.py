@@ -1,0 +1,46 @@
+"""Deploy policy: which hosts count as Up, which to try next, and which failures end a deploy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+MAX_HOSTS = 3
+# A host silent for this many heartbeat intervals counts as down.
+MISSED_HEARTBEATS = 3
+# Failures that lie in the source itself: another host would download the same bad bytes.
+# A TLS failure or a full pool is the host's own, so those are tried elsewhere.
+SOURCE_FAILURES = frozenset(
+    {"CHECKSUM_MISMATCH", "UNSAFE_IMAGE", "NOT_FOUND", "BAD_METALINK", "DECOMPRESSION"}
+)
+
+
+@dataclass(frozen=True)
+class Host:
+    host_id: str
+    zone_id: str
+    state: str
+    last_seen: datetime
+    interval_seconds: float
+    free_bytes: int
+    template_ids: frozenset[str]
+
+    def is_up(self, now: datetime) -> bool:
+        silence = timedelta(seconds=self.interval_seconds * MISSED_HEARTBEATS)
+        return self.state == "Up" and now - self.last_seen <= silence
+
+
+def candidates(
+    hosts: Iterable[Host], zone_id: str, template_id: str, tried: set[str], now: datetime
+) -> list[Host]:
+    """Up hosts of the zone not tried yet: those that hold the template first (no download
+    at all), then the ones with the most free space."""
+    usable = [h for h in hosts if h.zone_id == zone_id and h.is_up(now) and h.host_id not in tried]
+    return sorted(
+        usable, key=lambda h: (template_id not in h.template_ids, -h.free_bytes, h.host_id)
+    )
+
+
+def retry_elsewhere(code: str, attempts_made: int) -> bool:
+    return code not in SOURCE_FAILURES and attempts_made < MAX_HOSTS

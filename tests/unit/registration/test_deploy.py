@@ -1,0 +1,243 @@
+"""Deploy orchestration on the in-memory bus: host choice, fail-over, terminal failures."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from directdl.bus.memory import InMemoryBus
+from directdl.contracts import deploy, download, host
+from directdl.contracts import template as tpl
+
+pytestmark = pytest.mark.unit
+
+CHECKSUM = "{SHA-256}" + "ab" * 32
+
+
+def beat(bus: InMemoryBus, host_id: str, zone: str = "zone-1", **kw: Any) -> None:
+    fields: dict[str, Any] = {
+        "host_id": host_id,
+        "zone_id": zone,
+        "cluster_id": "c1",
+        "state": "Up",
+        "interval_seconds": 5,
+        "pools": [{"pool_id": f"pool-{host_id}", "capacity_bytes": 10**12, "free_bytes": 10**11}],
+        "templates": [],
+        "sent_at": datetime.now(UTC),
+    } | kw
+    bus.submit(host.HostHeartbeat(**fields))
+
+
+@pytest.fixture
+def template_id(bus: InMemoryBus) -> str:
+    reply = bus.call(
+        tpl.RegisterTemplate(
+            name="centos",
+            url="https://images.example/c.qcow2",
+            zone_id="zone-1",
+            hypervisor="KVM",
+            format="QCOW2",
+            checksum=CHECKSUM,
+            details={"HTTP_HEADER:Authorization": "Bearer t", "other": "x"},
+        )
+    )
+    return str(reply.result["template"]["id"])
+
+
+def downloads(bus: InMemoryBus) -> list[tuple[str, dict[str, Any]]]:
+    return [(key, body) for key, body in bus.events if key.endswith(".template.download")]
+
+
+def report(cmd: dict[str, Any], host_id: str, **kw: Any) -> dict[str, Any]:
+    return {
+        "job_id": cmd["job_id"],
+        "deploy_id": cmd["deploy_id"],
+        "template_id": cmd["template_id"],
+        "host_id": host_id,
+        "pool_id": f"pool-{host_id}",
+    } | kw
+
+
+def completed(
+    cmd: dict[str, Any], host_id: str, cached: bool = False
+) -> download.DownloadCompleted:
+    return download.DownloadCompleted(
+        **report(cmd, host_id),
+        path=f"/pools/{host_id}/{cmd['template_id']}",
+        size=1024,
+        digest=CHECKSUM,
+        cached=cached,
+        duration_s=1.0,
+    )
+
+
+def failed(
+    cmd: dict[str, Any], host_id: str, code: str, terminal: bool = False
+) -> download.DownloadFailed:
+    return download.DownloadFailed(
+        **report(cmd, host_id), code=code, message=f"{code} on {host_id}", terminal=terminal
+    )
+
+
+def test_a_deploy_sends_everything_the_agent_needs_and_replies_when_done(
+    bus: InMemoryBus, template_id: str
+) -> None:
+    beat(bus, "h1")
+    correlation = bus.submit(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1"))
+    assert bus.reply_for(correlation) is None, "the reply waits for the outcome"
+
+    [(key, cmd)] = downloads(bus)
+    assert key == "host.h1.template.download"
+    assert cmd["url"] == "https://images.example/c.qcow2"
+    assert cmd["checksum"] == CHECKSUM
+    assert cmd["headers"] == {"Authorization": "Bearer t"}
+    assert cmd["timeouts"] == {"connect_ms": 5000, "socket_ms": 5000, "connection_request_ms": 5000}
+
+    bus.submit(completed(cmd, "h1"))
+    reply = bus.reply_for(correlation)
+    assert reply is not None and reply.ok
+    assert reply.result["host_id"] == "h1"
+    assert reply.result["digest"] == CHECKSUM
+    assert [a["state"] for a in reply.result["attempts"]] == ["SUCCEEDED"]
+    [event] = bus.published("template.deployed")
+    assert event["deploy_id"] == cmd["deploy_id"]
+
+
+def test_a_failed_host_is_followed_by_the_next_each_once_and_at_most_three(
+    bus: InMemoryBus, template_id: str
+) -> None:
+    for h in ("h1", "h2", "h3", "h4"):
+        beat(bus, h)
+    correlation = bus.submit(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1"))
+    for n in range(3):
+        key, cmd = downloads(bus)[n]
+        bus.submit(failed(cmd, key.split(".")[1], "CONNECTION"))
+
+    hosts = [key.split(".")[1] for key, _ in downloads(bus)]
+    assert len(hosts) == 3 and len(set(hosts)) == 3
+    reply = bus.reply_for(correlation)
+    assert reply is not None and reply.error is not None
+    assert reply.error.code == "DOWNLOAD_FAILED"
+    assert [a["host_id"] for a in reply.error.details["attempts"]] == hosts
+    assert bus.published("template.deploy.failed")[0]["code"] == "CONNECTION"
+
+
+def test_a_deploy_whose_first_host_fails_succeeds_on_the_second(
+    bus: InMemoryBus, template_id: str
+) -> None:
+    beat(bus, "h1")
+    beat(bus, "h2")
+    correlation = bus.submit(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1"))
+    key, first = downloads(bus)[0]
+    first_host = key.split(".")[1]
+    bus.submit(failed(first, first_host, "TLS", terminal=True))
+    key, second = downloads(bus)[1]
+    second_host = key.split(".")[1]
+    bus.submit(completed(second, second_host))
+
+    reply = bus.reply_for(correlation)
+    assert reply is not None and reply.ok
+    assert second_host != first_host
+    assert [a["state"] for a in reply.result["attempts"]] == ["FAILED", "SUCCEEDED"]
+
+
+@pytest.mark.parametrize("code", ["CHECKSUM_MISMATCH", "UNSAFE_IMAGE"])
+def test_a_checksum_mismatch_or_unsafe_image_is_not_retried_elsewhere(
+    bus: InMemoryBus, template_id: str, code: str
+) -> None:
+    beat(bus, "h1")
+    beat(bus, "h2")
+    correlation = bus.submit(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1"))
+    key, cmd = downloads(bus)[0]
+    bus.submit(failed(cmd, key.split(".")[1], code, terminal=True))
+
+    assert len(downloads(bus)) == 1
+    reply = bus.reply_for(correlation)
+    assert reply is not None and reply.error is not None and code in reply.error.message
+
+
+def test_a_host_holding_the_template_is_preferred(bus: InMemoryBus, template_id: str) -> None:
+    beat(bus, "h1")
+    held = [
+        {
+            "template_id": template_id,
+            "pool_id": "pool-h2",
+            "path": "/p",
+            "size": 1,
+            "digest": CHECKSUM,
+        }
+    ]
+    beat(
+        bus,
+        "h2",
+        templates=held,
+        pools=[{"pool_id": "pool-h2", "capacity_bytes": 1, "free_bytes": 0}],
+    )
+    bus.submit(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1"))
+    assert downloads(bus)[0][0] == "host.h2.template.download"
+
+
+def test_down_and_silent_hosts_are_never_chosen(bus: InMemoryBus, template_id: str) -> None:
+    beat(bus, "h1", state="Down")
+    beat(bus, "h2", sent_at=datetime.now(UTC) - timedelta(seconds=60))
+    reply = bus.call(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1"))
+    assert reply.error is not None and reply.error.code == "UNAVAILABLE"
+    assert "zone-1" in reply.error.message
+    assert downloads(bus) == []
+
+
+def test_a_named_host_must_be_up_and_in_the_zone(bus: InMemoryBus, template_id: str) -> None:
+    beat(bus, "h1", zone="zone-2")
+    beat(bus, "h2", state="Down")
+    elsewhere = bus.call(
+        deploy.DeployTemplate(template_id=template_id, zone_id="zone-1", host_id="h1")
+    )
+    down = bus.call(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1", host_id="h2"))
+    assert elsewhere.error is not None and elsewhere.error.code == "NOT_FOUND"
+    assert (
+        down.error is not None and down.error.code == "UNAVAILABLE" and "h2" in down.error.message
+    )
+
+
+def test_unknown_template_or_zone_is_not_found(bus: InMemoryBus, template_id: str) -> None:
+    beat(bus, "h1")
+    unknown = bus.call(deploy.DeployTemplate(template_id="nope", zone_id="zone-1"))
+    wrong_zone = bus.call(deploy.DeployTemplate(template_id=template_id, zone_id="zone-9"))
+    assert (
+        unknown.error is not None
+        and unknown.error.code == "NOT_FOUND"
+        and "nope" in unknown.error.message
+    )
+    assert wrong_zone.error is not None and "zone-9" in wrong_zone.error.message
+
+
+def test_a_host_that_stops_fails_its_attempt_over_to_another(
+    bus: InMemoryBus, template_id: str
+) -> None:
+    beat(bus, "h1")
+    beat(bus, "h2")
+    bus.submit(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1"))
+    first_host = downloads(bus)[0][0].split(".")[1]
+    beat(bus, first_host, state="Down")
+    hosts = [key.split(".")[1] for key, _ in downloads(bus)]
+    assert len(hosts) == 2 and hosts[1] != first_host
+
+
+def test_late_or_duplicate_outcomes_change_nothing(bus: InMemoryBus, template_id: str) -> None:
+    beat(bus, "h1")
+    correlation = bus.submit(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1"))
+    _, cmd = downloads(bus)[0]
+    bus.submit(completed(cmd, "h1"))
+    bus.submit(failed(cmd, "h1", "CONNECTION"))
+    assert bus.reply_for(correlation) is not None
+    assert len(bus.published("template.deployed")) == 1
+    assert bus.published("template.deploy.failed") == []
+
+
+def test_hosts_are_listed_from_heartbeats(bus: InMemoryBus) -> None:
+    beat(bus, "h1")
+    beat(bus, "h2", sent_at=datetime.now(UTC) - timedelta(minutes=5))
+    items = bus.call(host.ListHosts(zone_id="zone-1")).result["items"]
+    assert [(h["host_id"], h["state"]) for h in items] == [("h1", "Up"), ("h2", "Down")]
