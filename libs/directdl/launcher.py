@@ -18,8 +18,24 @@ class Process:
     env: dict[str, str] = field(default_factory=dict)
 
 
-# The same processes and settings as compose.yaml, with embedded databases.
-PROCESSES = (Process("registration", "registration"),)
+def _agent(host_id: str, port: int) -> Process:
+    env = {
+        "HOST_AGENT_HOST_ID": host_id,
+        "HOST_AGENT_ZONE_ID": "zone-1",
+        "HOST_AGENT_CLUSTER_ID": "cluster-1",
+        "HOST_AGENT_POOL_ID": f"pool-{host_id}",
+        "HOST_AGENT_HEALTH_PORT": str(port),
+    }
+    return Process(f"host-agent-{host_id}", "host_agent", env)
+
+
+# The same processes and settings as compose.yaml, with embedded databases: two host agents
+# in one zone, each with its own pool under the data directory.
+PROCESSES = (
+    Process("registration", "registration"),
+    _agent("host-1", 8090),
+    _agent("host-2", 8091),
+)
 
 
 def main() -> int:

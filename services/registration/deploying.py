@@ -19,7 +19,7 @@ from directdl.contracts.download import (
     Timeouts,
 )
 from directdl.contracts.errors import ErrorCode, MessageError, NotFound
-from directdl.contracts.host import HostHeartbeat, HostList, ListHosts
+from directdl.contracts.host import HostHeartbeat, HostList, ListHosts, StoredTemplate
 from directdl.contracts.reply import Reply
 from registration.adapters.deploys import attempt_views, finish
 from registration.adapters.orm import AttemptRow, DeployRow
@@ -142,6 +142,16 @@ def download_completed(evt: DownloadCompleted, uow: RegistrationUnitOfWork) -> N
         return  # not ours, or already settled (a late duplicate)
     now = _now()
     _settle(attempt, "SUCCEEDED", None, None, now)
+    uow.hosts.add_template(
+        evt.host_id,
+        StoredTemplate(
+            template_id=evt.template_id,
+            pool_id=evt.pool_id,
+            path=evt.path,
+            size=evt.size,
+            digest=evt.digest,
+        ),
+    )
     deploy = attempt.deploy
     started = (
         deploy.created_at if deploy.created_at.tzinfo else deploy.created_at.replace(tzinfo=UTC)

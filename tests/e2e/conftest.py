@@ -70,7 +70,8 @@ class ServiceProcess:
         """Start with the base env plus `extra_env` (for this run only); wait until ready."""
         if self.process is not None and self.process.poll() is None:
             raise RuntimeError(f"{self.module} is already running (pid {self.process.pid})")
-        log_path = self.log_dir / f"{self.module}-{len(self.log_paths) + 1}.stderr.log"
+        name = f"{self.module}-{self.health_port}-{len(self.log_paths) + 1}"
+        log_path = self.log_dir / f"{name}.stderr.log"
         self.log_paths.append(log_path)
         with log_path.open("wb") as stderr:
             self.process = subprocess.Popen(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
@@ -82,6 +83,15 @@ class BusClient:
             content_type=content_type,
         )
         return self.wait_reply(correlation_id, timeout, routing_key)
+
+    def watch(self, patterns: tuple[str, ...], on_message: Callable[[str, bytes], None]) -> None:
+        """Also receive what is published under these patterns, while waiting for replies."""
+        queue = self._channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
+        for pattern in patterns:
+            self._channel.queue_bind(queue, self.topology.exchange, routing_key=pattern)
+        self._channel.basic_consume(
+            queue, lambda _c, method, _p, body: on_message(method.routing_key, body), auto_ack=True
+        )
 
     def wait_reply(self, correlation_id: str, timeout: float, what: str = "command") -> Reply:
         deadline = time.monotonic() + timeout

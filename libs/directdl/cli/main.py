@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from directdl.bus.topology import Topology
-from directdl.cli import templates
+from directdl.cli import deploys, templates
 from directdl.cli.session import Session
 from directdl.runtime.settings import DEFAULT_AMQP_URL
 
@@ -20,7 +20,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+templates.app.command("deploy")(deploys.deploy)
 app.add_typer(templates.app, name="template")
+app.command("hosts")(deploys.hosts)
 
 
 @app.callback()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -15,6 +16,8 @@ from directdl.bus.topology import Topology
 from directdl.cli.output import Exit, print_error, print_json
 from directdl.contracts.base import Command
 
+Watch = tuple[tuple[str, ...], Callable[[str, bytes], None]]
+
 
 @dataclass(frozen=True)
 class Session:
@@ -22,11 +25,21 @@ class Session:
     topology: Topology
     timeout: float
 
-    def call(self, command: Command, as_json: bool) -> dict[str, Any]:
-        """Send and wait; on an error reply or any failure, print it and exit non-zero."""
+    def call(
+        self,
+        command: Command,
+        as_json: bool,
+        *,
+        timeout: float | None = None,
+        watch: Watch | None = None,
+    ) -> dict[str, Any]:
+        """Send and wait; on an error reply or any failure, print it and exit non-zero.
+        `watch` also shows what is published meanwhile, such as download progress."""
         try:
             with BusClient(self.amqp_url, self.topology) as client:
-                reply = client.call(command, timeout=self.timeout)
+                if watch is not None:
+                    client.watch(*watch)
+                reply = client.call(command, timeout=timeout or self.timeout)
         except Unroutable as err:
             self._fail(
                 Exit.UNREACHABLE, "UNREACHABLE", f"{err}; is the service running (`make run`)?"
@@ -47,6 +60,17 @@ class Session:
                 print_error(reply.error.code, reply.error.message, reply.error.details)
             raise typer.Exit(Exit.ERROR_REPLY)
         return reply.result or {}
+
+    def send(self, command: Command) -> str:
+        """Publish without waiting for any answer; returns the message_id."""
+        body = command.model_dump_json(exclude_none=True).encode()
+        try:
+            with BusClient(self.amqp_url, self.topology) as client:
+                return client.publish(command.routing_key, body)
+        except Unroutable as err:
+            self._fail(Exit.UNREACHABLE, "UNREACHABLE", f"{err}; is the service running?")
+        except (AMQPError, PublishError, OSError) as err:
+            self._fail(Exit.UNREACHABLE, "UNREACHABLE", describe_error(err))
 
     @staticmethod
     def _fail(code: Exit, name: str, message: str) -> NoReturn:

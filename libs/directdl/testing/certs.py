@@ -31,12 +31,13 @@ def make_self_signed(
     key_size: int = 2048,
     not_before: datetime | None = None,
     not_after: datetime | None = None,
-    hash: hashes.HashAlgorithm | None = None,
+    hash: hashes.SHA256 | hashes.SHA384 | hashes.SHA512 | None = None,
 ) -> tuple[bytes, bytes]:
     """Return (cert_pem, key_pem): an RSA key and a CA:TRUE certificate signed by itself.
 
     `sans` entries look like "IP:127.0.0.1" or "DNS:localhost". `not_before`/`not_after`
-    override the validity window (an expired or not-yet-valid certificate for tests).
+    override the validity window (an expired or not-yet-valid certificate for tests);
+    `hash` defaults to SHA-256.
     """
     key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])

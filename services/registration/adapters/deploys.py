@@ -35,6 +35,15 @@ class HostRepository:
         self.session.add(row)
         self.session.flush()
 
+    def add_template(self, host_id: str, stored: StoredTemplate) -> None:
+        """Learn a placement from the download's outcome, before the next heartbeat says so."""
+        row = self.session.get(HostRow, host_id)
+        if row is None:
+            return
+        kept = [t for t in row.templates if t["template_id"] != stored.template_id]
+        row.templates = [*kept, stored.model_dump(mode="json")]
+        self.session.flush()
+
     def get(self, host_id: str) -> Host | None:
         row = self.session.get(HostRow, host_id)
         return _to_host(row) if row else None

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from directdl.contracts.checksum import parse_checksum
 from directdl.contracts.errors import Unsupported
 from directdl.contracts.template import (
     Protocol,
@@ -14,7 +15,6 @@ from directdl.contracts.template import (
     TemplateType,
     TemplateView,
 )
-from registration.domain.checksum import parse_checksum
 from registration.domain.source import check_hypervisor, parse_source
 
 

@@ -6,9 +6,9 @@ import hashlib
 
 import pytest
 
+from directdl.contracts import checksum as checksum_module
+from directdl.contracts.checksum import ALGORITHMS, Checksum, parse_checksum
 from directdl.contracts.errors import InvalidMessage
-from registration.domain import checksum as checksum_module
-from registration.domain.checksum import ALGORITHMS, Checksum, parse_checksum
 
 pytestmark = pytest.mark.unit
 

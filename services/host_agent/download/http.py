@@ -1,0 +1,288 @@
+"""HTTP(S) downloads with requests: streamed, resumed with Range/If-Range, redirects checked."""
+
+from __future__ import annotations
+
+import re
+import ssl
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from requests.utils import DEFAULT_CA_BUNDLE_PATH
+from urllib3.util.ssl_match_hostname import CertificateError as HostnameError
+
+from host_agent.download.core import (
+    DownloadError,
+    DownloadRequest,
+    ErrorCode,
+    Sink,
+    TerminalError,
+    Timeouts,
+    TransientError,
+)
+
+CHUNK_SIZE = 1024 * 1024
+MAX_REDIRECTS = 10
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# Headers whose names contain these are not sent on to another host after a redirect.
+CREDENTIAL_WORDS = ("authorization", "cookie", "token", "secret", "api-key", "apikey")
+RETRYABLE_CLIENT_STATUSES = frozenset({408, 429})  # 4xx answers meaning "later", not "never"
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+|\*)(?:-\d+)?/(\d+|\*)", re.IGNORECASE)
+
+
+class HttpFetcher:
+    """The `Fetcher` for http and https URLs.
+
+    Use one instance per download: it remembers the validator (the strong ETag of the first
+    response, else its Last-Modified) and the total size across calls, so the next call
+    resumes with `Range` + `If-Range` and never splices two versions of a file together.
+    `validator` may be handed in (and read back) when a partial file outlives the process; a
+    fresh instance without one restarts a non-empty sink rather than trust its bytes, unless
+    `resume_unvalidated` (metalink mirrors of one file, checked by the whole-file hash after):
+    then it sends a bare `Range`.
+
+    Timeouts: `connect` and `read` go to requests as `timeout=(connect, read)`; `read` bounds
+    each wait for data, so a body that stalls fails after it. `connection_request` is the wait
+    for a pooled connection (in urllib3, pool acquisition): every call opens its own session
+    with one non-blocking single-connection pool, so nothing ever waits and it bounds nothing.
+    """
+
+    def __init__(self, *, validator: str | None = None, resume_unvalidated: bool = False) -> None:
+        self.validator = validator
+        self.total: int | None = None
+        self._seen_response = validator is not None or resume_unvalidated
+
+    def fetch(self, request: DownloadRequest, sink: Sink, cancelled: Callable[[], bool]) -> None:
+        headers = {**request.headers, "Accept-Encoding": "identity"}
+        if sink.offset > 0 and not self._seen_response:
+            sink.restart()  # nothing proves those bytes came from this file
+        offset = sink.offset
+        if offset > 0:
+            headers["Range"] = f"bytes={offset}-"
+            if self.validator:
+                headers["If-Range"] = self.validator
+        with _session(request.extra_ca_file) as session:
+            response, url = _open(session, request, headers)
+            with response:
+                if self._begin(response, _redact(url), sink, offset):
+                    _copy(response.iter_content(CHUNK_SIZE), url, request.timeouts, sink, cancelled)
+        if self.total is not None and sink.offset != self.total:
+            message = f"{_redact(url)}: got {sink.offset} of {self.total} bytes"
+            raise TransientError(ErrorCode.CONNECTION, message)
+
+    def _begin(self, response: requests.Response, where: str, sink: Sink, offset: int) -> bool:
+        """Check the status and the range; tell the sink the size. False: nothing to copy."""
+        status, headers = response.status_code, response.headers
+        start, total = _content_range(headers.get("Content-Range", ""))
+        if status == 416 and offset > 0 and (total or self.total) == offset:
+            self.total = offset  # we asked for the bytes after the last one: done
+            sink.expect_size(offset)
+            return False
+        if status == 416 and offset > 0:
+            sink.restart()
+            message = f"{where} has no bytes={offset}- (size now {total}); starting again"
+            raise TransientError(ErrorCode.CONNECTION, message)
+        _check_status(response, where)
+        if status == 206:
+            etag = headers.get("ETag")
+            if start != offset or (_is_etag(self.validator) and etag not in (None, self.validator)):
+                sink.restart()
+                message = f"{where} answered bytes={offset}- from {start} (ETag {etag} is not "
+                raise TransientError(ErrorCode.CONNECTION, f"{message}{self.validator})")
+            self.validator = self.validator or _validator(headers)
+        else:
+            if offset > 0:  # the server ignored the range, or If-Range saw a new version
+                sink.restart()
+            self.validator = _validator(headers)
+            length = headers.get("Content-Length", "")
+            total = int(length) if length.isdigit() else None
+        self.total, self._seen_response = total, True
+        if total is not None:
+            sink.expect_size(total)
+        return True
+
+
+class _TrustAdapter(HTTPAdapter):
+    """Verifies against one SSLContext (system CAs plus the extra file) and nothing else."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self._context = context
+        super().__init__(pool_connections=1, pool_maxsize=1)
+
+    def init_poolmanager(
+        self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
+    ) -> None:
+        pool_kwargs["ssl_context"] = self._context
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        # requests would load certifi's bundle into our context on top (or, with verify=False,
+        # switch checking off); here the context alone decides, and it always verifies.
+        conn.cert_reqs = "CERT_REQUIRED"
+        conn.ca_certs = conn.ca_cert_dir = None
+
+
+def _session(extra_ca_file: str | None) -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False  # no proxies, .netrc or REQUESTS_CA_BUNDLE from the environment
+    session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=1))
+    session.mount("https://", _TrustAdapter(_ssl_context(extra_ca_file)))
+    return session
+
+
+def _ssl_context(extra_ca_file: str | None) -> ssl.SSLContext:
+    """The system's CAs plus `extra_ca_file`; host names are always checked."""
+    context = ssl.create_default_context()
+    paths = ssl.get_default_verify_paths()
+    if not (paths.cafile or paths.capath):  # no system store at all: use requests' bundle
+        context.load_verify_locations(cafile=DEFAULT_CA_BUNDLE_PATH)
+    if extra_ca_file:
+        try:
+            context.load_verify_locations(cafile=extra_ca_file)
+        except (OSError, ssl.SSLError) as err:
+            message = f"cannot load the extra CA file {extra_ca_file}: {err}"
+            raise TerminalError(ErrorCode.TLS, message) from err
+    return context
+
+
+def _open(
+    session: requests.Session, request: DownloadRequest, headers: dict[str, str]
+) -> tuple[requests.Response, str]:
+    """GET the URL, following up to MAX_REDIRECTS redirects that stay on http(s)."""
+    url, timeouts = request.url, request.timeouts
+    for _ in range(MAX_REDIRECTS + 1):
+        try:
+            response = session.get(
+                url,
+                headers=headers,
+                stream=True,
+                allow_redirects=False,
+                timeout=(timeouts.connect, timeouts.read),
+            )
+        except requests.RequestException as err:
+            raise _translate(err, url, timeouts, in_body=False) from err
+        location = response.headers.get("Location")
+        if response.status_code not in REDIRECT_STATUSES or not location:
+            return response, url
+        response.close()
+        target = urljoin(url, location)
+        scheme, current = urlsplit(target).scheme.lower(), urlsplit(url).scheme.lower()
+        if scheme not in ("http", "https") or (scheme, current) == ("http", "https"):
+            message = f"{_redact(url)} redirects to {_redact(target)}"
+            raise TerminalError(ErrorCode.UNSAFE_REDIRECT, message)
+        if _origin(target) != _origin(url):
+            headers = {k: v for k, v in headers.items() if not _is_credential(k)}
+        url = target
+    message = f"more than {MAX_REDIRECTS} redirects starting at {_redact(request.url)}"
+    raise TerminalError(ErrorCode.UNSAFE_REDIRECT, message)
+
+
+def _check_status(response: requests.Response, where: str) -> None:
+    status = response.status_code
+    if status in (200, 206):
+        return
+    what = f"HTTP {status} {response.reason or ''}".rstrip() + f" for {where}"
+    if status in (404, 410):
+        raise TerminalError(ErrorCode.NOT_FOUND, what)
+    if status in RETRYABLE_CLIENT_STATUSES:
+        raise TransientError(ErrorCode.HTTP_CLIENT, what)
+    if 400 <= status < 500:
+        raise TerminalError(ErrorCode.HTTP_CLIENT, what)
+    raise TransientError(ErrorCode.HTTP_SERVER, what)  # 5xx, or a status we cannot use
+
+
+def _copy(
+    chunks: Iterator[bytes], url: str, timeouts: Timeouts, sink: Sink, cancelled: Callable[[], bool]
+) -> None:
+    while True:
+        if cancelled():
+            message = f"download of {_redact(url)} cancelled at byte {sink.offset}"
+            raise TerminalError(ErrorCode.CANCELLED, message)
+        try:
+            chunk = next(chunks)
+        except StopIteration:
+            return
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as err:
+            raise _translate(err, url, timeouts, in_body=True) from err
+        sink.write(chunk)  # outside the try: a sink's own errors (NO_SPACE) pass unchanged
+
+
+def _translate(err: BaseException, url: str, timeouts: Timeouts, *, in_body: bool) -> DownloadError:
+    host, port = _origin(url)
+    where = f"{host}:{port}"
+    timed_out = _find(
+        err, requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError
+    )
+    # urllib3's NewConnectionError (refused, unreachable) subclasses ConnectTimeoutError.
+    if timed_out and not isinstance(timed_out, urllib3.exceptions.NewConnectionError):
+        message = f"connecting to {where} timed out after {timeouts.connect:g} s"
+        return TransientError(ErrorCode.CONNECT_TIMEOUT, message)
+    # A stall mid-body comes out of iter_content as ConnectionError(ReadTimeoutError).
+    if _find(err, requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError):
+        message = f"no data from {where} for {timeouts.read:g} s ({_redact(url)})"
+        return TransientError(ErrorCode.READ_TIMEOUT, message)
+    bad_cert = _find(err, ssl.SSLCertVerificationError, HostnameError)
+    if bad_cert is not None:
+        reason = getattr(bad_cert, "verify_message", None) or bad_cert
+        return TerminalError(ErrorCode.TLS, f"{where}: certificate verify failed: {reason}")
+    tls = _find(err, ssl.SSLError)
+    # A failed handshake is terminal; once the body flows, a TLS error is a broken connection.
+    if tls is not None and not in_body and not isinstance(tls, ssl.SSLEOFError):
+        return TerminalError(ErrorCode.TLS, f"TLS with {where} failed: {tls}")
+    if isinstance(err, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema):
+        return TerminalError(ErrorCode.HTTP_CLIENT, f"cannot request {_redact(url)}: {err}")
+    retry = _find(err, urllib3.exceptions.MaxRetryError)
+    reason = retry.reason if isinstance(retry, urllib3.exceptions.MaxRetryError) else err
+    return TransientError(ErrorCode.CONNECTION, f"connection to {where} failed: {reason}")
+
+
+def _find(err: BaseException, *types: type[BaseException]) -> BaseException | None:
+    """The first exception of `types` in err, its wrapped args, reasons and causes."""
+    seen: set[int] = set()
+    todo: list[object] = [err]
+    while todo:
+        item = todo.pop(0)
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, types):
+            return item
+        todo.extend([*item.args, getattr(item, "reason", None), item.__cause__])
+    return None
+
+
+def _validator(headers: Mapping[str, str]) -> str | None:
+    etag = headers.get("ETag")
+    return etag if _is_etag(etag) else headers.get("Last-Modified")
+
+
+def _is_etag(value: str | None) -> bool:
+    """A strong ETag: If-Range may carry it (a weak one, W/"...", it may not)."""
+    return bool(value and value.startswith('"'))
+
+
+def _content_range(value: str) -> tuple[int | None, int | None]:
+    """(first byte, total) from `bytes 100-199/200` or `bytes */200`; None where unknown."""
+    match = _CONTENT_RANGE.match(value)
+    if not match:
+        return None, None
+    start, total = match.groups()
+    return (None if start == "*" else int(start)), (None if total == "*" else int(total))
+
+
+def _origin(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return (parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+
+
+def _is_credential(name: str) -> bool:
+    return any(word in name.lower() for word in CREDENTIAL_WORDS)
+
+
+def _redact(url: str) -> str:
+    """The URL without user:password@."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()

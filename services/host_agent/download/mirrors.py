@@ -1,0 +1,99 @@
+"""Metalink downloads: fetch the metalink, then the file from its mirrors in order, failing over."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import structlog
+
+from directdl.contracts.template import Protocol
+from host_agent.download.core import (
+    DownloadError,
+    DownloadRequest,
+    ErrorCode,
+    Sink,
+    TerminalError,
+    TransientError,
+)
+from host_agent.download.http import HttpFetcher
+from host_agent.download.metalink import Metalink, parse_metalink
+
+log = structlog.get_logger(__name__)
+
+MAX_METALINK_BYTES = 1 << 20
+
+
+class _Buffer:
+    """A Sink in memory, for the metalink document; refuses anything implausibly large."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.data = bytearray()
+
+    @property
+    def offset(self) -> int:
+        return len(self.data)
+
+    def write(self, chunk: bytes) -> None:
+        self.data += chunk
+        self.expect_size(len(self.data))
+
+    def restart(self) -> None:
+        self.data.clear()
+
+    def expect_size(self, size: int | None) -> None:
+        if size is not None and size > MAX_METALINK_BYTES:
+            raise TerminalError(
+                ErrorCode.BAD_METALINK,
+                f"metalink {self.url} is {size} bytes; more than {MAX_METALINK_BYTES} is refused",
+            )
+
+
+def fetch_metalink(request: DownloadRequest, cancelled: Callable[[], bool]) -> Metalink:
+    """Download and parse the metalink document itself (small, kept in memory)."""
+    buffer = _Buffer(request.url)
+    HttpFetcher().fetch(replace(request, protocol=_protocol(request.url)), buffer, cancelled)
+    return parse_metalink(bytes(buffer.data), source=request.url)
+
+
+class MirrorFetcher:
+    """Tries the mirrors in the metalink's order. A mirror that fails, even half-way, hands over
+    to the next, which continues from the bytes already received: the mirrors serve one file,
+    and the whole-file hash checked afterwards catches any that does not."""
+
+    def __init__(self, metalink: Metalink) -> None:
+        self.metalink = metalink
+        self._next = 0
+
+    def fetch(self, request: DownloadRequest, sink: Sink, cancelled: Callable[[], bool]) -> None:
+        if self.metalink.size is not None:
+            sink.expect_size(self.metalink.size)
+        errors: list[DownloadError] = []
+        mirrors = self.metalink.mirrors
+        for _ in range(len(mirrors)):
+            url = mirrors[self._next % len(mirrors)]
+            mirror = replace(request, url=url, protocol=_protocol(url))
+            try:
+                HttpFetcher(resume_unvalidated=True).fetch(mirror, sink, cancelled)
+            except DownloadError as err:
+                if err.code == ErrorCode.CANCELLED:
+                    raise
+                log.warning("metalink.mirror_failed", mirror=url, code=err.code, error=err.message)
+                errors.append(err)
+                self._next += 1
+                continue
+            if self.metalink.size is not None and sink.offset != self.metalink.size:
+                raise TerminalError(
+                    ErrorCode.SIZE_MISMATCH,
+                    f"mirror {url} gave {sink.offset} bytes, not {self.metalink.size}",
+                )
+            return
+        summary = "; ".join(f"{e.code}: {e.message}" for e in errors)
+        if all(e.terminal for e in errors):
+            raise TerminalError(errors[-1].code, f"every mirror failed: {summary}")
+        raise TransientError(errors[-1].code, f"every mirror failed: {summary}")
+
+
+def _protocol(url: str) -> Protocol:
+    return Protocol.HTTPS if url.lower().startswith("https:") else Protocol.HTTP

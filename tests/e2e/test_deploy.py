@@ -1,0 +1,140 @@
+"""Deploys end to end: registration and two host agents as processes, driven by the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from directdl.bus.client import BusClient
+from directdl.contracts import deploy
+from directdl.testing.nginx import Nginx
+from directdl.testing.recorder import MessageRecorder
+
+pytestmark = pytest.mark.e2e
+
+BEAT = "0.5"
+
+
+@pytest.fixture
+def nginx() -> Iterator[Nginx]:
+    with Nginx(slow_rate="2m") as server:
+        yield server
+
+
+@pytest.fixture
+def agents(start_service: Callable[..., Any], data_dir: Path) -> dict[str, Any]:
+    start_service("registration", extra_env={"REGISTRATION_WATCHDOG_INTERVAL": BEAT})
+    return {
+        host_id: start_service(
+            "host_agent",
+            env_prefix="HOST_AGENT",
+            extra_env={
+                "HOST_AGENT_HOST_ID": host_id,
+                "HOST_AGENT_ZONE_ID": "zone-1",
+                "HOST_AGENT_POOL_ID": f"pool-{host_id}",
+                "HOST_AGENT_HEARTBEAT_INTERVAL": BEAT,
+            },
+        )
+        for host_id in ("host-1", "host-2")
+    }
+
+
+def pool(data_dir: Path, host_id: str) -> Path:
+    return data_dir / "host_agent" / "pools" / host_id
+
+
+def qcow2(path: Path) -> bytes:
+    subprocess.run(
+        ["qemu-img", "create", "-f", "qcow2", str(path), "64M"], check=True, capture_output=True
+    )
+    return path.read_bytes()
+
+
+def register(cli: Any, url: str, fmt: str, checksum: str) -> str:
+    result = cli(
+        "template",
+        "register",
+        "--name",
+        url.rsplit("/", 1)[-1],
+        "--url",
+        url,
+        "--zone",
+        "zone-1",
+        "--format",
+        fmt,
+        "--checksum",
+        checksum,
+        "--json",
+    )
+    assert result.code == 0, result
+    return str(result.json()["result"]["template"]["id"])
+
+
+def test_register_deploy_and_deploy_again_through_the_cli(
+    agents: dict[str, Any], cli: Any, nginx: Nginx, data_dir: Path, tmp_path: Path
+) -> None:
+    data = qcow2(tmp_path / "centos.qcow2")
+    nginx.add_file("centos.qcow2", data)
+    digest = "{SHA-256}" + hashlib.sha256(data).hexdigest()
+    template_id = register(cli, f"{nginx.http_url}/centos.qcow2", "QCOW2", digest)
+
+    first = cli("template", "deploy", "--template", template_id, "--zone", "zone-1", "--json")
+    second = cli("template", "deploy", "--template", template_id, "--zone", "zone-1", "--json")
+    hosts = cli("hosts", "--json")
+
+    assert first.code == 0, first
+    done = first.json()["result"]
+    assert done["digest"] == digest and done["cached"] is False
+    assert (pool(data_dir, done["host_id"]) / template_id).read_bytes() == data
+    assert second.code == 0 and second.json()["result"]["cached"] is True
+    assert [(h["host_id"], h["state"]) for h in hosts.json()["result"]["items"]] == [
+        ("host-1", "Up"),
+        ("host-2", "Up"),
+    ]
+    held = {h["host_id"]: h["templates"] for h in hosts.json()["result"]["items"]}
+    assert [t["template_id"] for t in held[done["host_id"]]] == [template_id]
+
+
+def test_a_deploy_whose_first_host_dies_mid_download_succeeds_on_the_second(
+    agents: dict[str, Any],
+    cli: Any,
+    nginx: Nginx,
+    client: BusClient,
+    recorder: MessageRecorder,
+    data_dir: Path,
+) -> None:
+    data = os.urandom(8 * 2**20)  # four seconds at the slow location's 2 MB/s
+    nginx.add_file("big.raw", data)
+    template_id = register(
+        cli, f"{nginx.http_url}/slow/big.raw", "RAW", hashlib.sha256(data).hexdigest()
+    )
+
+    command = deploy.DeployTemplate(template_id=template_id, zone_id="zone-1")
+    client.publish(
+        "template.deploy",
+        command.model_dump_json().encode(),
+        reply_to="amq.rabbitmq.reply-to",
+        correlation_id="d1",
+    )
+    first_progress = recorder.expect("template.download.progress", timeout=15)[0]
+    first_host = first_progress.body["host_id"]
+    agents[first_host].kill(signal.SIGKILL)
+
+    reply = client.wait_reply("d1", timeout=60)
+
+    assert reply.ok, reply.error
+    assert reply.result is not None
+    other = next(h for h in agents if h != first_host)
+    assert reply.result["host_id"] == other
+    assert [(a["host_id"], a["state"], a["error_code"]) for a in reply.result["attempts"]] == [
+        (first_host, "FAILED", "HOST_DOWN"),
+        (other, "SUCCEEDED", None),
+    ]
+    assert (pool(data_dir, other) / template_id).read_bytes() == data

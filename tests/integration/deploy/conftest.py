@@ -1,0 +1,81 @@
+"""Registration and two host agents in threads, on the test's broker names, with nginx."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from directdl.bus.client import BusClient
+from directdl.bus.topology import Topology
+from directdl.contracts.host import ListHosts
+from directdl.runtime.service import Service
+from directdl.testing.nginx import Nginx
+from directdl.testing.services import running
+from directdl.testing.waiting import wait_until
+from host_agent.bootstrap import bootstrap as agent_bootstrap
+from host_agent.config import HostAgentSettings
+from registration.bootstrap import bootstrap as registration_bootstrap
+from registration.config import RegistrationSettings
+
+BEAT = 0.3  # heartbeat interval: a silent host counts as down after 3 of them
+
+
+@dataclass
+class Stack:
+    registration: Service
+    agents: dict[str, Service]
+    pools: dict[str, Path]
+
+
+def agent_settings(
+    amqp_url: str, topology: Topology, data_dir: Path, host_id: str
+) -> HostAgentSettings:
+    return HostAgentSettings(
+        AMQP_URL=amqp_url,
+        DIRECTDL_EXCHANGE=topology.exchange,
+        DIRECTDL_QUEUE_PREFIX=topology.queue_prefix,
+        DIRECTDL_DATA_DIR=data_dir,
+        host_id=host_id,
+        zone_id="zone-1",
+        pool_id=f"pool-{host_id}",
+        heartbeat_interval=BEAT,
+        health_port=0,
+    )
+
+
+@pytest.fixture
+def stack(amqp_url: str, topology: Topology, data_dir: Path, client: BusClient) -> Iterator[Stack]:
+    settings = RegistrationSettings(
+        AMQP_URL=amqp_url,
+        DIRECTDL_EXCHANGE=topology.exchange,
+        DIRECTDL_QUEUE_PREFIX=topology.queue_prefix,
+        DIRECTDL_DATA_DIR=data_dir,
+        health_port=0,
+        watchdog_interval=BEAT,
+    )
+    with ExitStack() as stack:
+        registration = stack.enter_context(running(registration_bootstrap(settings)))
+        agents = {}
+        pools = {}
+        for host_id in ("host-1", "host-2"):
+            config = agent_settings(amqp_url, topology, data_dir, host_id)
+            agents[host_id] = stack.enter_context(running(agent_bootstrap(config)))
+            pools[host_id] = config.resolved_pool_path()
+
+        def both_up() -> bool:
+            reply = client.call(ListHosts(zone_id="zone-1"))
+            assert reply.result is not None
+            return [h["state"] for h in reply.result["items"]] == ["Up", "Up"]
+
+        wait_until(both_up, timeout=10, what="both hosts Up")
+        yield Stack(registration, agents, pools)
+
+
+@pytest.fixture
+def nginx() -> Iterator[Nginx]:
+    with Nginx(slow_rate="2m") as server:
+        yield server
