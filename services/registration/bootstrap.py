@@ -11,8 +11,9 @@ from directdl.runtime.service import Service, ServiceDefinition
 from directdl.runtime.tasks import Periodic
 from registration import deploying
 from registration.adapters.orm import store
+from registration.adapters.url_check import UrlChecker
 from registration.config import RegistrationSettings
-from registration.handlers import COMMANDS
+from registration.handlers import SizeOf, commands
 from registration.uow import RegistrationUnitOfWork
 
 NAME = "registration"
@@ -31,9 +32,18 @@ def download_policy(settings: RegistrationSettings) -> deploying.DownloadPolicy:
     )
 
 
-def queues(policy: deploying.DownloadPolicy) -> dict[str, dict[str, Route]]:
+def size_checker(settings: RegistrationSettings) -> SizeOf:
+    if not settings.check_urls:
+        return lambda _url, _protocol, _headers: None
+    return UrlChecker(
+        connect_timeout=settings.download_connect_timeout_ms / 1000,
+        read_timeout=settings.download_socket_timeout_ms / 1000,
+    ).size_of
+
+
+def queues(policy: deploying.DownloadPolicy, size_of: SizeOf) -> dict[str, dict[str, Route]]:
     return {
-        "commands": COMMANDS
+        "commands": commands(size_of)
         | routes(
             (deploy.DeployTemplate, partial(deploying.deploy_template, policy=policy)),
             (host.ListHosts, deploying.list_hosts),
@@ -59,7 +69,7 @@ def bootstrap(settings: RegistrationSettings | None = None) -> Service:
         ServiceDefinition(
             name=NAME,
             settings=settings,
-            queues=queues(policy),
+            queues=queues(policy, size_checker(settings)),
             store=store,
             uow_factory=RegistrationUnitOfWork,
             migrations=MIGRATIONS,

@@ -20,6 +20,9 @@ class RegistrationSettings(ServiceSettings):
     checksum_attempts: int = Field(
         2, ge=1, le=5, description="Downloads before a mismatch is final."
     )
+    check_urls: bool = Field(
+        True, description="Check each URL at registration (a message can still opt out)."
+    )
     watchdog_interval: float = Field(
         5.0, gt=0, description="Seconds between checks for silent hosts."
     )

@@ -24,10 +24,8 @@ from directdl.contracts.reply import Reply
 from registration.adapters.deploys import attempt_views, finish
 from registration.adapters.orm import AttemptRow, DeployRow
 from registration.domain.deploy import candidates, retry_elsewhere
-from registration.domain.template import Template
+from registration.domain.template import Template, request_headers
 from registration.uow import RegistrationUnitOfWork
-
-HEADER_PREFIX = "HTTP_HEADER:"
 
 
 @dataclass(frozen=True)
@@ -121,11 +119,8 @@ def _try_next_host(
             protocol=template.protocol,
             format=template.format,
             checksum=template.checksum,
-            headers={
-                k.removeprefix(HEADER_PREFIX): v
-                for k, v in template.details.items()
-                if k.startswith(HEADER_PREFIX)
-            },
+            headers=request_headers(template),
+            expected_size=template.size,
             pool_id=deploy.requested_pool_id,
             timeouts=policy.timeouts,
             max_attempts=policy.max_attempts,

@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
+
 from directdl.bus.processing import Route, routes
 from directdl.contracts import template as msg
 from directdl.contracts.errors import Conflict, NotFound
+from directdl.contracts.template import Protocol
 from registration.adapters.repository import TemplateFilter
-from registration.domain.template import Template, change_type, new_template, rename
+from registration.domain.template import (
+    Template,
+    change_type,
+    new_template,
+    rename,
+    request_headers,
+)
 from registration.uow import RegistrationUnitOfWork
 
+SizeOf = Callable[[str, Protocol, dict[str, str]], int | None]
+"""Checks that a template's URL answers and returns its size; see adapters.url_check."""
 
-def register_template(cmd: msg.RegisterTemplate, uow: RegistrationUnitOfWork) -> msg.TemplateResult:
+
+def register_template(
+    cmd: msg.RegisterTemplate, uow: RegistrationUnitOfWork, size_of: SizeOf
+) -> msg.TemplateResult:
     template = new_template(cmd)
     _check_name_free(uow, template.name, template.zone_ids)
+    if cmd.validate_url:
+        size = size_of(template.url, template.protocol, request_headers(template))
+        template = replace(template, size=size)
     uow.templates.add(template)
     uow.emit(msg.TemplateRegistered(template=template.view()))
     return msg.TemplateResult(template=template.view())
@@ -73,10 +92,11 @@ def _check_name_free(
         )
 
 
-COMMANDS: dict[str, Route] = routes(
-    (msg.RegisterTemplate, register_template),
-    (msg.ListTemplates, list_templates),
-    (msg.GetTemplate, get_template),
-    (msg.UpdateTemplate, update_template),
-    (msg.DeleteTemplate, delete_template),
-)
+def commands(size_of: SizeOf) -> dict[str, Route]:
+    return routes(
+        (msg.RegisterTemplate, partial(register_template, size_of=size_of)),
+        (msg.ListTemplates, list_templates),
+        (msg.GetTemplate, get_template),
+        (msg.UpdateTemplate, update_template),
+        (msg.DeleteTemplate, delete_template),
+    )

@@ -281,7 +281,8 @@ def start_service(
 
 @pytest.fixture
 def registration_process(start_service: StartService) -> ServiceProcess:
-    return start_service("registration")
+    # These tests register made-up URLs; tests/e2e/test_deploy.py checks real ones.
+    return start_service("registration", extra_env={"REGISTRATION_CHECK_URLS": "false"})
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ BODY = {
     "hypervisor": "KVM",
     "format": "QCOW2",
     "checksum": "{SHA-256}" + "cd" * 32,
+    "validate_url": False,  # a made-up URL: this test is about crashes, not sources
 }
 # Long enough that the paused handler never resumes on its own before the kill.
 PAUSE_S = 120

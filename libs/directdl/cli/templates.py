@@ -44,6 +44,9 @@ def register(
     detail: Annotated[
         list[str] | None, typer.Option(help="KEY=VALUE, e.g. 'HTTP_HEADER:Authorization=Bearer x'.")
     ] = None,
+    validate_url: Annotated[
+        bool, typer.Option(help="Check now that the URL answers and learn the size.")
+    ] = True,
     as_json: Json = False,
 ) -> None:
     """Register a template; nothing is downloaded until it is deployed."""
@@ -57,6 +60,7 @@ def register(
         checksum=checksum,
         template_type=template_type,
         details=details,
+        validate_url=validate_url,
     )
     _show(_session(ctx).call(command, as_json), as_json)
 

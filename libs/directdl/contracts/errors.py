@@ -15,6 +15,7 @@ class ErrorCode(StrEnum):
     TIMEOUT = "TIMEOUT"
     UNAVAILABLE = "UNAVAILABLE"  # no Up host could take the work
     DOWNLOAD_FAILED = "DOWNLOAD_FAILED"  # every attempt failed; details list them
+    URL_UNREACHABLE = "URL_UNREACHABLE"  # the registration-time check could not fetch the URL
 
 
 class MessageError(Exception):

@@ -57,6 +57,7 @@ class TemplateView(BaseModel):
     template_type: TemplateType
     direct_download: bool
     details: dict[str, str]
+    size: int | None = Field(None, description="Bytes, as the source said at registration.")
     created_at: datetime
     updated_at: datetime
 
@@ -91,6 +92,9 @@ class RegisterTemplate(Command):
     details: dict[str, str] = Field(
         default_factory=dict,
         description="HTTP_HEADER:<Name> entries become request headers at download time.",
+    )
+    validate_url: bool = Field(
+        True, description="Check now that the URL answers, and learn the template's size."
     )
 
     _upper_format = field_validator("format", "template_type", mode="before")(_upper)

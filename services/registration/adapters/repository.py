@@ -91,6 +91,7 @@ def _copy_into(row: TemplateRow, template: Template) -> None:
     row.template_type = template.template_type.value
     row.direct_download = template.direct_download
     row.details = dict(template.details)
+    row.size = template.size
     row.created_at = template.created_at
     row.updated_at = template.updated_at
     wanted = set(template.zone_ids)
@@ -116,6 +117,7 @@ def _to_domain(row: TemplateRow) -> Template:
         template_type=TemplateType(row.template_type),
         details=dict(row.details),
         direct_download=row.direct_download,
+        size=row.size,
         created_at=_aware(row.created_at),
         updated_at=_aware(row.updated_at),
     )

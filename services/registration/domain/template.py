@@ -17,6 +17,8 @@ from directdl.contracts.template import (
 )
 from registration.domain.source import check_hypervisor, parse_source
 
+HEADER_PREFIX = "HTTP_HEADER:"
+
 
 @dataclass(frozen=True)
 class Template:
@@ -31,6 +33,7 @@ class Template:
     template_type: TemplateType
     details: dict[str, str] = field(default_factory=dict)
     direct_download: bool = True
+    size: int | None = None
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -47,6 +50,7 @@ class Template:
             template_type=self.template_type,
             direct_download=self.direct_download,
             details=dict(self.details),
+            size=self.size,
             created_at=self.created_at,
             updated_at=self.updated_at,
         )
@@ -85,6 +89,15 @@ def change_type(template: Template, new_type: TemplateType) -> Template:
             details={"field": "template_type", "value": new_type.value},
         )
     return replace(template, template_type=new_type, updated_at=datetime.now(UTC))
+
+
+def request_headers(template: Template) -> dict[str, str]:
+    """`HTTP_HEADER:<Name>` details, as CloudStack stores them, become request headers."""
+    return {
+        key.removeprefix(HEADER_PREFIX): value
+        for key, value in template.details.items()
+        if key.startswith(HEADER_PREFIX)
+    }
 
 
 def rename(template: Template, name: str) -> Template:

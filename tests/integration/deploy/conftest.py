@@ -77,5 +77,6 @@ def stack(amqp_url: str, topology: Topology, data_dir: Path, client: BusClient) 
 
 @pytest.fixture
 def nginx() -> Iterator[Nginx]:
-    with Nginx(slow_rate="2m") as server:
+    redirects = {"/redirect-to-missing.raw": "{http_url}/missing.raw"}
+    with Nginx(slow_rate="2m", redirects=redirects) as server:
         yield server

@@ -26,6 +26,7 @@ def registration_settings(amqp_url: str, topology: Topology, data_dir: Path) -> 
             DIRECTDL_QUEUE_PREFIX=topology.queue_prefix,
             DIRECTDL_DATA_DIR=data_dir,
             health_port=0,
+            check_urls=False,  # these tests register made-up URLs; tests/integration/deploy don't
             **overrides,
         )
 

@@ -16,5 +16,9 @@ from registration.uow import RegistrationUnitOfWork
 @pytest.fixture
 def bus() -> InMemoryBus:
     sessions = session_factory(memory_engine(Base.metadata))
-    every_route = {k: r for table in queues(DownloadPolicy()).values() for k, r in table.items()}
+    every_route = {
+        k: r
+        for table in queues(DownloadPolicy(), lambda *_: 4096).values()
+        for k, r in table.items()
+    }
     return InMemoryBus(every_route, lambda: RegistrationUnitOfWork(sessions), store, sessions)
