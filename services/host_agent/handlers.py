@@ -50,7 +50,7 @@ def download_template(
     # Recorded now and acked with this transaction; a runner thread does the work, so a long
     # download never holds a message unacked (RabbitMQ's consumer_timeout is 30 minutes).
     uow.jobs.add(cmd.job_id, cmd.template_id, cmd.model_dump(mode="json"))
-    agent.wake_runner()
+    uow.after_commit(agent.wake_runner)
     return msg.DownloadAccepted(job_id=cmd.job_id, state="QUEUED")
 
 

@@ -83,7 +83,7 @@ class PoolTransfer:
         expected = parse_checksum(cmd.checksum) if cmd.checksum else None
         fetcher: Fetcher
         if cmd.protocol is Protocol.METALINK:
-            metalink = fetch_metalink(request, cancelled)
+            metalink = fetch_metalink(request, cancelled, cmd.max_attempts)
             if expected is None and (strongest := metalink.strongest_hash()) is not None:
                 expected = parse_checksum("{%s}%s" % strongest)  # noqa: UP031 - braces are literal
             fetcher, name = MirrorFetcher(metalink), metalink.name

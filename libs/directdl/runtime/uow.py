@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -39,11 +40,13 @@ class UnitOfWork:
         self.message: MessageContext | None = None
         self.outgoing: list[tuple[Message, str]] = []
         self.replies: list[LaterReply] = []
+        self._after_commit: list[Callable[[], None]] = []
 
     def __enter__(self) -> Self:
         self.session = self._sessions()
         self.outgoing = []
         self.replies = []
+        self._after_commit = []
         self._open(self.session)
         return self
 
@@ -71,10 +74,18 @@ class UnitOfWork:
     def events(self) -> list[Message]:
         return [message for message, _ in self.outgoing]
 
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once this transaction has committed, e.g. to wake a worker."""
+        self._after_commit.append(callback)
+
     def commit(self) -> None:
         self.session.commit()
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
 
     def rollback(self) -> None:
         self.session.rollback()
         self.outgoing = []
         self.replies = []
+        self._after_commit = []

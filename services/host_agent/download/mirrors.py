@@ -18,10 +18,16 @@ from host_agent.download.core import (
 )
 from host_agent.download.http import HttpFetcher
 from host_agent.download.metalink import Metalink, parse_metalink
+from host_agent.download.retry import fetch_with_retries
 
 log = structlog.get_logger(__name__)
 
 MAX_METALINK_BYTES = 1 << 20
+# Verdicts on the file or the pool, not on the mirror (the sink raises them): the next mirror
+# would only resume into the same sink and meet them again, after downloading the rest.
+NOT_THE_MIRROR = frozenset(
+    {ErrorCode.CANCELLED, ErrorCode.NO_SPACE, ErrorCode.UNSAFE_IMAGE, ErrorCode.DECOMPRESSION}
+)
 
 
 class _Buffer:
@@ -50,10 +56,16 @@ class _Buffer:
             )
 
 
-def fetch_metalink(request: DownloadRequest, cancelled: Callable[[], bool]) -> Metalink:
-    """Download and parse the metalink document itself (small, kept in memory)."""
+def fetch_metalink(
+    request: DownloadRequest, cancelled: Callable[[], bool], max_attempts: int = 1
+) -> Metalink:
+    """Download and parse the metalink document itself (small, kept in memory); a transient
+    failure is retried like the file's own download, up to `max_attempts` in all."""
     buffer = _Buffer(request.url)
-    HttpFetcher().fetch(replace(request, protocol=_protocol(request.url)), buffer, cancelled)
+    document = replace(request, protocol=_protocol(request.url))
+    fetch_with_retries(
+        HttpFetcher(), document, buffer, max_attempts=max_attempts, cancelled=cancelled
+    )
     return parse_metalink(bytes(buffer.data), source=request.url)
 
 
@@ -77,7 +89,7 @@ class MirrorFetcher:
             try:
                 HttpFetcher(resume_unvalidated=True).fetch(mirror, sink, cancelled)
             except DownloadError as err:
-                if err.code == ErrorCode.CANCELLED:
+                if err.code in NOT_THE_MIRROR:
                     raise
                 log.warning("metalink.mirror_failed", mirror=url, code=err.code, error=err.message)
                 errors.append(err)
