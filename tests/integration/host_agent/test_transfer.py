@@ -270,6 +270,32 @@ def test_a_mirror_dropping_mid_download_hands_over_at_the_same_byte(
     assert entries[0].body_bytes_sent == len(DATA) - start
 
 
+def test_an_unsafe_image_is_not_handed_to_the_next_mirror(nginx: Nginx, pool: Path) -> None:
+    # The sink's verdict is about the file, not the mirror: failing over would only download
+    # the rest of it from the next mirror and be refused at the end.
+    for mirror in ("a", "b"):
+        nginx.add_file(f"{mirror}/disk.qcow2", DATA)  # random bytes: not a qcow2
+    mirrors = [(f"{nginx.http_url}/{m}/disk.qcow2", rank) for m, rank in (("a", 1), ("b", 2))]
+    document = write_meta4("disk.qcow2", None, {}, mirrors)
+    url = serve_metalink(nginx, "meta4", document)
+
+    error = failed(pool, command(url, Protocol.METALINK, format=TemplateFormat.QCOW2))
+
+    assert error.code == ErrorCode.UNSAFE_IMAGE, error.message
+    assert [e.uri for e in nginx.access_log_lines() if "qcow2" in e.uri] == ["/a/disk.qcow2"]
+
+
+def test_the_metalink_document_itself_is_retried(nginx: Nginx, pool: Path) -> None:
+    live = [(f"{nginx.http_url}/{NAME}", 1)]
+    with FaultyServer(
+        write_meta4(NAME, len(DATA), {"SHA-256": digest("sha256", DATA)}, live)
+    ) as server:
+        server.status(503)
+        stored(pool, command(server.url, Protocol.METALINK, max_attempts=2), DATA)
+
+    assert len(server.requests) == 2
+
+
 # 3. NFS through nfs-ganesha.
 
 
