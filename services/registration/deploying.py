@@ -148,9 +148,7 @@ def download_completed(evt: DownloadCompleted, uow: RegistrationUnitOfWork) -> N
         ),
     )
     deploy = attempt.deploy
-    started = (
-        deploy.created_at if deploy.created_at.tzinfo else deploy.created_at.replace(tzinfo=UTC)
-    )
+    started = deploy.created_at
     fields = msg.TemplateDeployedFields(
         deploy_id=deploy.deploy_id,
         template_id=deploy.template_id,

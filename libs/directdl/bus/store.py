@@ -8,7 +8,6 @@ from typing import Any
 
 from sqlalchemy import (
     Column,
-    DateTime,
     Integer,
     LargeBinary,
     MetaData,
@@ -21,6 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
+
+from directdl.runtime.db import UtcDateTime
 
 
 def utcnow() -> datetime:
@@ -60,7 +61,7 @@ class MessageStore:
             Column("reply_to", String(255)),
             Column("correlation_id", String(255)),
             Column("reply", LargeBinary),
-            Column("processed_at", DateTime(timezone=True), nullable=False, index=True),
+            Column("processed_at", UtcDateTime, nullable=False, index=True),
         )
         self.outbox = Table(
             "outbox",
@@ -71,8 +72,8 @@ class MessageStore:
             Column("routing_key", String(255), nullable=False),
             Column("body", LargeBinary, nullable=False),
             Column("correlation_id", String(255)),
-            Column("created_at", DateTime(timezone=True), nullable=False),
-            Column("sent_at", DateTime(timezone=True), index=True),
+            Column("created_at", UtcDateTime, nullable=False),
+            Column("sent_at", UtcDateTime, index=True),
             Column("last_error", Text),
         )
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import DateTime, Dialect, Engine, TypeDecorator, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -32,3 +33,16 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 def ping(engine: Engine) -> None:
     with engine.connect() as connection:
         connection.execute(text("SELECT 1"))
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware timestamp that comes back aware on every database; SQLite's driver
+    drops the zone, and the values were stored as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value

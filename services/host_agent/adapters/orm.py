@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, MetaData, String, Text
+from sqlalchemy import JSON, BigInteger, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from directdl.bus.store import MessageStore
+from directdl.runtime.db import UtcDateTime
 
 
 class Base(DeclarativeBase):
@@ -26,8 +27,8 @@ class JobRow(Base):
     command: Mapped[dict[str, Any]] = mapped_column(JSON)
     error_code: Mapped[str | None] = mapped_column(String(32))
     error_message: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class StoredTemplateRow(Base):
@@ -41,7 +42,7 @@ class StoredTemplateRow(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     digest: Mapped[str] = mapped_column(String(160), doc="{SHA-256}hex of the downloaded bytes")
     verified_digest: Mapped[str] = mapped_column(String(160), doc="{ALGO}hex that was checked")
-    stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    stored_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 store = MessageStore(Base.metadata)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -12,11 +12,6 @@ from directdl.contracts.deploy import AttemptState, DeployAttempt
 from directdl.contracts.host import HostHeartbeat, HostState, HostView, PoolStatus, StoredTemplate
 from registration.adapters.orm import AttemptRow, DeployRow, HostRow
 from registration.domain.deploy import Host
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes even for timezone-aware columns; they were stored as UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class HostRepository:
@@ -61,7 +56,7 @@ class HostRepository:
                     zone_id=row.zone_id,
                     cluster_id=row.cluster_id,
                     state=HostState.UP if up else HostState.DOWN,
-                    last_seen=_aware(row.last_seen),
+                    last_seen=row.last_seen,
                     pools=[PoolStatus.model_validate(p) for p in row.pools],
                     templates=[StoredTemplate.model_validate(t) for t in row.templates],
                 )
@@ -80,7 +75,7 @@ def _to_host(row: HostRow) -> Host:
         host_id=row.host_id,
         zone_id=row.zone_id,
         state=row.state,
-        last_seen=_aware(row.last_seen),
+        last_seen=row.last_seen,
         interval_seconds=row.interval_seconds,
         free_bytes=sum(int(p["free_bytes"]) for p in row.pools),
         template_ids=frozenset(t["template_id"] for t in row.templates),
@@ -121,8 +116,8 @@ def attempt_views(deploy: DeployRow) -> list[DeployAttempt]:
             state=AttemptState(a.state),
             error_code=a.error_code,
             message=a.message,
-            started_at=_aware(a.started_at),
-            finished_at=_aware(a.finished_at) if a.finished_at else None,
+            started_at=a.started_at,
+            finished_at=a.finished_at if a.finished_at else None,
         )
         for a in deploy.attempts
     ]

@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
-    DateTime,
     ForeignKey,
     MetaData,
     String,
@@ -18,6 +17,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from directdl.bus.store import MessageStore
+from directdl.runtime.db import UtcDateTime
 
 
 class Base(DeclarativeBase):
@@ -38,8 +38,8 @@ class TemplateRow(Base):
     direct_download: Mapped[bool]
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
     size: Mapped[int | None] = mapped_column(BigInteger)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     zones: Mapped[list[TemplateZoneRow]] = relationship(
         back_populates="template", cascade="all, delete-orphan", lazy="selectin"
@@ -72,7 +72,7 @@ class HostRow(Base):
     cluster_id: Mapped[str] = mapped_column(String(255))
     state: Mapped[str] = mapped_column(String(16))
     interval_seconds: Mapped[float]
-    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(UtcDateTime)
     pools: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     templates: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
 
@@ -89,8 +89,8 @@ class DeployRow(Base):
     reply_to: Mapped[str | None] = mapped_column(String(255))
     correlation_id: Mapped[str | None] = mapped_column(String(255))
     outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     attempts: Mapped[list[AttemptRow]] = relationship(
         back_populates="deploy",
@@ -113,8 +113,8 @@ class AttemptRow(Base):
     state: Mapped[str] = mapped_column(String(16), index=True)
     error_code: Mapped[str | None] = mapped_column(String(64))
     message: Mapped[str | None] = mapped_column(Text)
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     deploy: Mapped[DeployRow] = relationship(back_populates="attempts")
 

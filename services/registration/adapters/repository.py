@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -118,11 +117,6 @@ def _to_domain(row: TemplateRow) -> Template:
         details=dict(row.details),
         direct_download=row.direct_download,
         size=row.size,
-        created_at=_aware(row.created_at),
-        updated_at=_aware(row.updated_at),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
     )
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes even for timezone-aware columns; they were stored as UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
