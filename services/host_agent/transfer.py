@@ -102,6 +102,9 @@ class PoolTransfer:
                 compression=_compression(name),
                 label=f"template {cmd.template_id}",
             ) as sink:
+                # The size learnt at registration: a source that won't say its size (no
+                # Content-Length, an NFS listing refused) still meets the free-space check.
+                sink.expect_size(cmd.expected_size)
                 fetch_with_retries(
                     fetcher,
                     request,

@@ -95,8 +95,15 @@ def failed(
     return info.value
 
 
-def requests_for(nginx: Nginx, path: str) -> list[AccessLogEntry]:
-    return [entry for entry in nginx.access_log_lines() if entry.uri == path]
+def requests_for(nginx: Nginx, path: str, count: int = 1) -> list[AccessLogEntry]:
+    """The logged requests for `path`, once there are at least `count` of them: nginx logs a
+    request after its response ends, which may be just after the client has read the body."""
+
+    def logged() -> list[AccessLogEntry]:
+        entries = [entry for entry in nginx.access_log_lines() if entry.uri == path]
+        return entries if len(entries) >= count else []
+
+    return wait_until(logged, what=f"{count} requests for {path} in nginx's access log")
 
 
 def resumed_at(range_header: str | None, dropped_at: int) -> int:
@@ -282,6 +289,7 @@ def test_an_unsafe_image_is_not_handed_to_the_next_mirror(nginx: Nginx, pool: Pa
     error = failed(pool, command(url, Protocol.METALINK, format=TemplateFormat.QCOW2))
 
     assert error.code == ErrorCode.UNSAFE_IMAGE, error.message
+    requests_for(nginx, "/a/disk.qcow2")
     assert [e.uri for e in nginx.access_log_lines() if "qcow2" in e.uri] == ["/a/disk.qcow2"]
 
 
@@ -305,8 +313,8 @@ def test_a_qcow2_over_nfs_arrives_whole(ganesha: Ganesha, pool: Path) -> None:
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "64M"], check=True)
     data = path.read_bytes()
     checksum = "{SHA-256}" + digest("sha256", data)
-    cmd = command(ganesha.url_for("images/t.qcow2"), Protocol.NFS, format=TemplateFormat.QCOW2,
-                  checksum=checksum)  # fmt: skip
+    url = ganesha.url_for("images/t.qcow2")
+    cmd = command(url, Protocol.NFS, format=TemplateFormat.QCOW2, checksum=checksum)
 
     result = stored(pool, cmd, data)
 
@@ -355,7 +363,7 @@ def test_a_template_larger_than_the_free_space_is_refused_at_once(nginx: Nginx, 
     reported = re.search(r"has .*\((\d+) bytes\) free", error.message)
     assert reported is not None, error.message
     assert abs(int(reported[1]) - free) < 1024 * MiB
-    entry = wait_until(lambda: requests_for(nginx, "/huge.raw"), what="the access log")[0]
+    entry = requests_for(nginx, "/huge.raw")[0]
     assert entry.body_bytes_sent < 64 * MiB
 
 
@@ -364,8 +372,8 @@ def test_a_template_larger_than_the_free_space_is_refused_at_once(nginx: Nginx, 
 
 def test_a_checksum_mismatch_downloads_again_then_fails(nginx: Nginx, pool: Path) -> None:
     wrong = digest("sha256", b"not the template")
-    cmd = command(f"{nginx.http_url}/{NAME}", Protocol.HTTP, checksum=f"{{SHA-256}}{wrong}",
-                  checksum_attempts=3)  # fmt: skip
+    url, checksum = f"{nginx.http_url}/{NAME}", f"{{SHA-256}}{wrong}"
+    cmd = command(url, Protocol.HTTP, checksum=checksum, checksum_attempts=3)
 
     error = failed(pool, cmd)
 
@@ -373,7 +381,7 @@ def test_a_checksum_mismatch_downloads_again_then_fails(nginx: Nginx, pool: Path
     assert f"expected {{SHA-256}}{wrong}" in error.message
     assert f"got {{SHA-256}}{digest('sha256', DATA)}" in error.message
     assert cmd.template_id in error.message
-    entries = requests_for(nginx, f"/{NAME}")
+    entries = requests_for(nginx, f"/{NAME}", count=3)
     assert [(e.status, e.range, e.body_bytes_sent) for e in entries] == [(200, "", len(DATA))] * 3
 
 
@@ -417,7 +425,7 @@ def test_a_cancel_stops_the_download_and_leaves_nothing(pool: Path) -> None:
             pool, cmd, lambda done, total: calls.append((done, total)), lambda: bool(calls)
         )
         elapsed = time.monotonic() - started
-        entry = wait_until(lambda: requests_for(nginx, "/slow/big.raw"), what="the access log")[0]
+        entry = requests_for(nginx, "/slow/big.raw")[0]
 
     assert error.code == ErrorCode.CANCELLED, error.message
     assert len(calls) == 1 and calls[0][1] == size
