@@ -8,6 +8,7 @@ from dataclasses import replace
 import structlog
 
 from directdl.contracts.template import Protocol
+from directdl.metalink import Metalink, MetalinkError, parse_metalink
 from host_agent.download.core import (
     DownloadError,
     DownloadRequest,
@@ -17,7 +18,6 @@ from host_agent.download.core import (
     TransientError,
 )
 from host_agent.download.http import HttpFetcher
-from host_agent.download.metalink import Metalink, parse_metalink
 from host_agent.download.retry import fetch_with_retries
 
 log = structlog.get_logger(__name__)
@@ -66,7 +66,10 @@ def fetch_metalink(
     fetch_with_retries(
         HttpFetcher(), document, buffer, max_attempts=max_attempts, cancelled=cancelled
     )
-    return parse_metalink(bytes(buffer.data), source=request.url)
+    try:
+        return parse_metalink(bytes(buffer.data), source=request.url)
+    except MetalinkError as err:
+        raise TerminalError(ErrorCode.BAD_METALINK, str(err)) from err
 
 
 class MirrorFetcher:

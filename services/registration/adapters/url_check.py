@@ -11,8 +11,10 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import structlog
 
-from directdl.contracts.errors import ErrorCode, MessageError
+from directdl.contracts.errors import ErrorCode, InvalidMessage, MessageError
 from directdl.contracts.template import Protocol
+from directdl.metalink import MAX_BYTES as MAX_METALINK_BYTES
+from directdl.metalink import MetalinkError, parse_metalink
 
 log = structlog.get_logger(__name__)
 
@@ -43,9 +45,23 @@ class UrlChecker:
         if response.status_code >= 400:
             raise _unreachable(url, f"the server answered {response.status_code} {response.reason}")
         if protocol is Protocol.METALINK:
-            return None  # the size is inside the document, read when the template is deployed
+            return self._metalink_size(url, headers)
         length = response.headers.get("Content-Length")
         return int(length) if length and length.isdigit() else None
+
+    def _metalink_size(self, url: str, headers: dict[str, str]) -> int | None:
+        """The size the metalink gives its file; a document the agents could not use fails now."""
+        timeout = (self.connect_timeout, self.read_timeout)
+        try:
+            with requests.get(url, headers=headers, timeout=timeout, stream=True) as response:
+                response.raise_for_status()
+                data = response.raw.read(MAX_METALINK_BYTES + 1, decode_content=True)
+        except requests.RequestException as err:
+            raise _unreachable(url, f"{type(err).__name__}: {err}") from err
+        try:
+            return parse_metalink(data, source=url).size
+        except MetalinkError as err:
+            raise InvalidMessage(str(err), details={"field": "url", "value": url}) from err
 
     def _head_or_get(self, url: str, headers: dict[str, str]) -> requests.Response:
         timeout = (self.connect_timeout, self.read_timeout)

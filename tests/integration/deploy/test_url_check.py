@@ -10,6 +10,7 @@ import pytest
 from directdl.bus.client import BusClient
 from directdl.contracts import template as tpl
 from directdl.contracts.reply import Reply
+from directdl.testing.metalinks import write_meta4
 from directdl.testing.nginx import Nginx
 
 pytestmark = pytest.mark.integration
@@ -67,3 +68,19 @@ def test_tls_is_left_to_the_hosts_which_may_trust_uploaded_certificates(
     nginx.add_file("tls.raw", b"y" * 10)
     reply = register(client, f"{nginx.https_url}/tls.raw")
     assert reply.ok and reply.result is not None and reply.result["template"]["size"] is None
+
+
+def test_a_metalink_gives_its_file_size_and_a_broken_one_is_refused(
+    stack: Any, nginx: Nginx, client: BusClient
+) -> None:
+    document = write_meta4("d.raw", 4242, {"SHA-256": "ab" * 32}, [(f"{nginx.http_url}/d.raw", 1)])
+    nginx.add_file("d.meta4", document)
+    nginx.add_file("broken.meta4", b"<metalink>not closed")
+
+    good = register(client, f"{nginx.http_url}/d.meta4")
+    broken = register(client, f"{nginx.http_url}/broken.meta4")
+
+    assert good.result is not None and good.result["template"]["size"] == 4242
+    assert good.result["template"]["protocol"] == "metalink"
+    assert broken.error is not None and broken.error.code == "INVALID_MESSAGE"
+    assert "broken.meta4" in broken.error.message

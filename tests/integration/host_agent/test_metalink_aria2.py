@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from directdl.metalink import parse_metalink
 from directdl.testing.metalinks import write_meta4, write_metalink_v3
-from host_agent.download.metalink import parse_metalink
 
 pytestmark = pytest.mark.integration
 

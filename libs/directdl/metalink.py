@@ -11,8 +11,6 @@ from xml.parsers import expat
 
 import structlog
 
-from host_agent.download.core import ErrorCode, TerminalError
-
 log = structlog.get_logger(__name__)
 
 MAX_BYTES = 1 << 20
@@ -58,6 +56,10 @@ class Metalink:
         return None
 
 
+class MetalinkError(ValueError):
+    """The document can't be used: the message says why, and names the metalink."""
+
+
 class _Bad(Exception):
     """Why the document is refused; turned into BAD_METALINK with the metalink's name."""
 
@@ -65,7 +67,7 @@ class _Bad(Exception):
 def parse_metalink(data: bytes, source: str | None = None) -> Metalink:
     """Parse untrusted metalink bytes; `source` (its URL) names it in errors.
 
-    Raises TerminalError(BAD_METALINK) for anything this project cannot download from.
+    Raises MetalinkError for anything this project cannot download from.
     """
     try:
         root = _parse_xml(data)
@@ -75,9 +77,7 @@ def parse_metalink(data: bytes, source: str | None = None) -> Metalink:
             return _read(root, _v3_file(root), _v3_hashes, _v3_mirrors)
         raise _Bad(f"root element {root.tag} is neither metalink v4 nor v3")
     except _Bad as err:
-        raise TerminalError(
-            ErrorCode.BAD_METALINK, f"{err}, in metalink {source or '(unnamed)'}"
-        ) from err
+        raise MetalinkError(f"{err}, in metalink {source or '(unnamed)'}") from err
 
 
 def _parse_xml(data: bytes) -> Element:
