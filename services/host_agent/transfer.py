@@ -20,11 +20,12 @@ from host_agent.download.core import (
     TerminalError,
     Timeouts,
 )
+from host_agent.download.decompress import COMPRESSIONS
 from host_agent.download.http import HttpFetcher
 from host_agent.download.mirrors import MirrorFetcher, fetch_metalink
 from host_agent.download.nfs import NfsFetcher
 from host_agent.download.retry import fetch_with_retries
-from host_agent.download.sink import COMPRESSIONS, FileSink
+from host_agent.download.sink import FileSink
 from host_agent.jobs import Transferred
 
 log = structlog.get_logger(__name__)

@@ -3,29 +3,25 @@ checked as they pass, then renamed into place; there is never a second read of t
 
 from __future__ import annotations
 
-import bz2
 import errno
 import fcntl
 import hashlib
-import lzma
 import math
 import os
 import re
 import shutil
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from directdl.contracts.template import TemplateFormat
 from host_agent.download.core import ErrorCode, TerminalError
+from host_agent.download.decompress import COMPRESSIONS, Decompressor
 from host_agent.download.image import ImageInspector
 
-CHUNK = 1 << 20
 PART_SUFFIX = ".part"
-COMPRESSIONS = ("gz", "bz2", "xz")
 REPORTED_DIGEST = "sha256"
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -57,72 +53,6 @@ def _human(size: int) -> str:
         return f"{size} bytes"
     power = min(int(math.log(size, 1024)), len(_UNITS))
     return f"{size / 1024**power:.1f} {_UNITS[power - 1]} ({size} bytes)"
-
-
-class _Decompressor:
-    """One stream, or several concatenated: multi-member gzip, pbzip2's bz2, concatenated xz.
-
-    Output comes in pieces of at most CHUNK bytes, so a small input that expands a
-    thousandfold never sits in memory whole.
-    """
-
-    def __init__(self, kind: str, label: str) -> None:
-        if kind not in COMPRESSIONS:
-            raise ValueError(f"unknown compression {kind!r}; expected one of {COMPRESSIONS}")
-        self.kind = kind
-        self.label = label
-        self._engine: Any = None  # zlib's, bz2's and lzma's decompressor objects differ
-        self._members = 0
-
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        try:
-            yield from self._feed(data)
-        except (zlib.error, lzma.LZMAError, OSError, EOFError) as err:
-            raise self._error(f"corrupt {self.kind} stream: {err}") from err
-
-    def close(self) -> None:
-        """Raise if the stream stopped in the middle of a member, or never started."""
-        if self._engine is not None:
-            raise self._error(f"{self.kind} stream ends early: the download is truncated")
-        if self._members == 0:
-            raise self._error(f"empty {self.kind} stream")
-
-    def _error(self, message: str) -> TerminalError:
-        return TerminalError(ErrorCode.DECOMPRESSION, f"{self.label}: {message}")
-
-    def _new(self) -> Any:
-        if self.kind == "gz":
-            return zlib.decompressobj(wbits=47)  # 32 + 15: gzip or zlib header, largest window
-        if self.kind == "bz2":
-            return bz2.BZ2Decompressor()
-        return lzma.LZMADecompressor()
-
-    def _feed(self, data: bytes) -> Iterator[bytes]:
-        while data:
-            if self._engine is None:
-                if self._members:
-                    data = data.lstrip(b"\0")  # zero padding after a member is allowed
-                    if not data:
-                        return
-                self._engine = self._new()
-            engine = self._engine
-            while True:
-                out = engine.decompress(data, CHUNK)
-                if out:
-                    yield out
-                if engine.eof:
-                    data = engine.unused_data  # the start of the next member, if any
-                    self._engine = None
-                    self._members += 1
-                    break
-                if self.kind == "gz":
-                    data = engine.unconsumed_tail
-                    if not data and len(out) < CHUNK:
-                        return
-                else:
-                    data = b""
-                    if engine.needs_input:
-                        return
 
 
 class FileSink:
@@ -171,7 +101,7 @@ class FileSink:
     def _reset(self) -> None:
         self._hashes = {name: hashlib.new(name, usedforsecurity=False) for name in self._algorithms}
         self._decompressor = (
-            _Decompressor(self.compression, self.label) if self.compression else None
+            Decompressor(self.compression, self.label) if self.compression else None
         )
         self._inspector = ImageInspector(self.fmt, self.label)
         self._received = 0
