@@ -120,7 +120,9 @@ def make_source(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
-def measure(methods: dict[str, Method], url: str, expected: str, runs: int, where: str | None):
+def measure(
+    methods: dict[str, Method], url: str, expected: str, runs: int, where: str | None, settle: float
+):
     """Seconds per method and run; methods take turns so drift hits them all alike."""
     times: dict[str, list[float]] = {name: [] for name in methods}
     for run in range(1, runs + 1):
@@ -128,6 +130,9 @@ def measure(methods: dict[str, Method], url: str, expected: str, runs: int, wher
             out = Path(tempfile.mkdtemp(prefix="directdl-bench-", dir=where))
             try:
                 os.sync()  # start every run with no dirty pages from the previous one
+                # and with the same memory state: a VM hands freed page cache back to the host
+                # (free page reporting, after ~2 s) and refaulting it makes writes 5x slower.
+                time.sleep(settle)
                 start = time.perf_counter()
                 method(url, out, expected)
                 times[name].append(time.perf_counter() - start)
@@ -163,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs per method (default 3)")
     parser.add_argument("--size-mib", type=int, default=1024, help="file size (default 1024)")
     parser.add_argument("--dir", help="where downloads land (default: tempfile's directory)")
+    parser.add_argument("--settle", type=float, default=5.0, help="pause before each run, s")
     parser.add_argument("--strict", action="store_true", help="exit 1 if the target is missed")
     args = parser.parse_args(argv)
     missing = [f"{tool} ({fix})" for tool, fix in TOOLS.items() if shutil.which(tool) is None]
@@ -175,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             print(f"writing {args.size_mib} MiB to serve ...", file=sys.stderr)
             expected = make_source(source, size)
-            times = measure(METHODS, f"{nginx.http_url}/{NAME}", expected, args.runs, args.dir)
+            times = measure(
+                METHODS, f"{nginx.http_url}/{NAME}", expected, args.runs, args.dir, args.settle
+            )
         finally:
             source.unlink(missing_ok=True)
     ratio = report(times, size, args.runs)

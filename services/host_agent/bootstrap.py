@@ -16,6 +16,7 @@ from host_agent.handlers import Agent, routes
 from host_agent.heartbeat import announce
 from host_agent.jobs import JobRunner, Transfer
 from host_agent.transfer import PoolTransfer
+from host_agent.truststore import TrustStore
 from host_agent.uow import AgentUnitOfWork
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -28,13 +29,23 @@ def bootstrap(
     pool = settings.resolved_pool_path()
     # Partial files are a crash's leftovers; their jobs are still recorded and start again.
     clean_partials(pool)
+    truststore = TrustStore(settings.resolved_truststore_path(), settings.truststore_password)
+
+    def trusted_bundle() -> str | None:
+        # HTTPS downloads trust the system's CAs plus what operators uploaded to this host.
+        bundle = truststore.pem_bundle_path()
+        return str(bundle) if bundle else None
+
     runner = JobRunner(
         settings.host_id,
         settings.pool_id,
         settings.download_workers,
-        transfer or PoolTransfer(pool),
+        transfer or PoolTransfer(pool, trusted_bundle),
     )
-    agent = Agent(settings.host_id, settings.pool_id, runner.wake)
+    agent = Agent(settings.host_id, settings.pool_id, runner.wake, truststore)
+
+    def truststore_readable() -> None:
+        truststore.inventory()
 
     def pool_writable() -> None:
         if not os.access(pool, os.W_OK):
@@ -53,10 +64,10 @@ def bootstrap(
                 Periodic(
                     "heartbeat",
                     lambda: settings.heartbeat_interval,
-                    partial(announce, settings, pool, HostState.UP),
+                    partial(announce, settings, pool, truststore, HostState.UP),
                 ),
             ),
-            extra_checks={"pool": pool_writable},
-            on_stopping=partial(announce, settings, pool, HostState.DOWN),
+            extra_checks={"pool": pool_writable, "truststore": truststore_readable},
+            on_stopping=partial(announce, settings, pool, truststore, HostState.DOWN),
         )
     )

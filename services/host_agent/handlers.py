@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from directdl.bus.processing import Route
+from directdl.contracts import certificate as certs
 from directdl.contracts import download as msg
+from directdl.contracts.base import Message
 from directdl.contracts.errors import NotFound
+from host_agent.truststore import TrustStore, TrustStoreError
 from host_agent.uow import AgentUnitOfWork
 
 
@@ -16,6 +20,7 @@ class Agent:
     host_id: str
     pool_id: str
     wake_runner: Callable[[], None]
+    truststore: TrustStore
 
 
 def download_template(
@@ -54,9 +59,58 @@ def download_template(
     return msg.DownloadAccepted(job_id=cmd.job_id, state="QUEUED")
 
 
-def routes(agent: Agent) -> dict[str, Route]:
-    return {
-        msg.DownloadTemplate.address(host_id=agent.host_id): Route(
-            msg.DownloadTemplate, lambda cmd, uow: download_template(cmd, uow, agent)
+def install_certificate(
+    cmd: certs.InstallCertificate, uow: AgentUnitOfWork, agent: Agent
+) -> dict[str, str]:
+    """Import into the trust store and report what really happened, read back from the file."""
+    report = _report(cmd, agent)
+    try:
+        done = agent.truststore.install(cmd.alias, cmd.certificate)
+    except TrustStoreError as err:
+        uow.emit(certs.CertificateFailed(**report, reason=str(err)))
+        return {"outcome": "failed", "reason": str(err)}
+    uow.emit(
+        certs.CertificateInstalled(
+            **report, fingerprint_sha256=done.fingerprint, outcome=done.status
         )
+    )
+    return {"outcome": done.status, "fingerprint_sha256": done.fingerprint}
+
+
+def remove_certificate(
+    cmd: certs.RemoveCertificate, uow: AgentUnitOfWork, agent: Agent
+) -> dict[str, str]:
+    report = _report(cmd, agent)
+    try:
+        done = agent.truststore.remove(cmd.alias)
+    except TrustStoreError as err:
+        uow.emit(certs.CertificateFailed(**report, reason=str(err)))
+        return {"outcome": "failed", "reason": str(err)}
+    uow.emit(certs.CertificateRemoved(**report, outcome=done.status))
+    return {"outcome": done.status}
+
+
+def _report(
+    cmd: certs.InstallCertificate | certs.RemoveCertificate, agent: Agent
+) -> dict[str, str]:
+    return {
+        "operation_id": cmd.operation_id,
+        "certificate_id": cmd.certificate_id,
+        "host_id": agent.host_id,
+        "alias": cmd.alias,
     }
+
+
+def routes(agent: Agent) -> dict[str, Route]:
+    def bound(model: type[Message], handler: Callable[..., Any]) -> tuple[str, Route]:
+        return model.address(host_id=agent.host_id), Route(
+            model, lambda cmd, uow: handler(cmd, uow, agent)
+        )
+
+    return dict(
+        [
+            bound(msg.DownloadTemplate, download_template),
+            bound(certs.InstallCertificate, install_certificate),
+            bound(certs.RemoveCertificate, remove_certificate),
+        ]
+    )

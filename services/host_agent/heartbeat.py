@@ -1,4 +1,4 @@
-"""The agent's heartbeat: who it is, its pool's capacity, and what the pool holds."""
+"""The agent's heartbeat: who it is, its pool's capacity, what the pool and trust store hold."""
 
 from __future__ import annotations
 
@@ -6,14 +6,23 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+import structlog
+
 from directdl.contracts import host as msg
 from directdl.runtime.service import Service
 from host_agent.config import HostAgentSettings
+from host_agent.truststore import TrustStore, TrustStoreError
 from host_agent.uow import AgentUnitOfWork
+
+log = structlog.get_logger(__name__)
 
 
 def heartbeat(
-    settings: HostAgentSettings, pool: Path, uow: AgentUnitOfWork, state: msg.HostState
+    settings: HostAgentSettings,
+    pool: Path,
+    truststore: TrustStore,
+    uow: AgentUnitOfWork,
+    state: msg.HostState,
 ) -> msg.HostHeartbeat:
     usage = shutil.disk_usage(pool)
     return msg.HostHeartbeat(
@@ -37,13 +46,29 @@ def heartbeat(
             )
             for f in uow.pool.all()
         ],
+        certificates=_trusted(truststore),
         sent_at=datetime.now(UTC),
     )
 
 
 def announce(
-    settings: HostAgentSettings, pool: Path, state: msg.HostState, service: Service
+    settings: HostAgentSettings,
+    pool: Path,
+    truststore: TrustStore,
+    state: msg.HostState,
+    service: Service,
 ) -> None:
     with service.transaction() as uow:
         assert isinstance(uow, AgentUnitOfWork)
-        uow.emit(heartbeat(settings, pool, uow, state))
+        uow.emit(heartbeat(settings, pool, truststore, uow, state))
+
+
+def _trusted(truststore: TrustStore) -> list[msg.TrustedCertificate]:
+    """What the store really holds. An unreadable store is reported empty (and by /readyz),
+    so that the host still says it is alive."""
+    try:
+        inventory = truststore.inventory()
+    except TrustStoreError as err:
+        log.error("truststore.unreadable", error=str(err))
+        return []
+    return [msg.TrustedCertificate(alias=a, fingerprint_sha256=fp) for a, fp in inventory]

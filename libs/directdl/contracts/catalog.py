@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from directdl.contracts import deploy, download, host, template
+from directdl.contracts import certificate, deploy, download, host, template
 from directdl.contracts.base import Message
 
 MESSAGES: tuple[type[Message], ...] = (
@@ -23,6 +23,20 @@ MESSAGES: tuple[type[Message], ...] = (
     download.DownloadProgress,
     download.DownloadCompleted,
     download.DownloadFailed,
+    certificate.UploadCertificate,
+    certificate.RevokeCertificate,
+    certificate.ListCertificates,
+    certificate.ProvisionCertificate,
+    certificate.DeleteCertificate,
+    certificate.CertificateUploaded,
+    certificate.CertificateRevoked,
+    certificate.CertificateDeleted,
+    certificate.CertificateExpiring,
+    certificate.InstallCertificate,
+    certificate.RemoveCertificate,
+    certificate.CertificateInstalled,
+    certificate.CertificateRemoved,
+    certificate.CertificateFailed,
 )
 
 BY_ROUTING_KEY: dict[str, type[Message]] = {m.routing_key: m for m in MESSAGES}

@@ -39,13 +39,22 @@ class StoredTemplate(BaseModel):
     digest: str = Field(description="{SHA-256}hex of the downloaded bytes")
 
 
+class TrustedCertificate(BaseModel):
+    """An alias actually present in the host's trust store."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    alias: str
+    fingerprint_sha256: str
+
+
 class HostHeartbeat(Event):
     """An agent says it is alive every few seconds; a host silent for 3 intervals is down.
     A host that stops cleanly sends one last heartbeat with state Down."""
 
     routing_key: ClassVar[str] = "host.heartbeat"
     producers = (AGENT,)
-    consumers = (REGISTRATION,)
+    consumers = (REGISTRATION, "certificate")
 
     host_id: str
     zone_id: str
@@ -54,6 +63,7 @@ class HostHeartbeat(Event):
     interval_seconds: float
     pools: list[PoolStatus]
     templates: list[StoredTemplate]
+    certificates: list[TrustedCertificate] = Field(default_factory=list)
     sent_at: datetime
 
 

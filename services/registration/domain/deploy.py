@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+
+from directdl.liveness import is_up
 
 MAX_HOSTS = 3
-# A host silent for this many heartbeat intervals counts as down.
-MISSED_HEARTBEATS = 3
 # Failures that lie in the source itself: another host would download the same bad bytes.
 # A TLS failure or a full pool is the host's own, so those are tried elsewhere.
 SOURCE_FAILURES = frozenset(
@@ -27,8 +27,7 @@ class Host:
     template_ids: frozenset[str]
 
     def is_up(self, now: datetime) -> bool:
-        silence = timedelta(seconds=self.interval_seconds * MISSED_HEARTBEATS)
-        return self.state == "Up" and now - self.last_seen <= silence
+        return is_up(self.state, self.last_seen, self.interval_seconds, now)
 
 
 def candidates(

@@ -1,0 +1,13 @@
+"""When a host counts as Up: it said so, and it has been heard from lately."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+# A host silent for this many heartbeat intervals counts as down.
+MISSED_HEARTBEATS = 3
+
+
+def is_up(state: str, last_seen: datetime, interval_seconds: float, now: datetime) -> bool:
+    silence = timedelta(seconds=interval_seconds * MISSED_HEARTBEATS)
+    return state == "Up" and now - last_seen <= silence

@@ -1,0 +1,1 @@
+"""The certificate service: owns uploaded certificates and where they are installed."""

@@ -1,0 +1,18 @@
+"""`python -m certificate`: run the certificate service until SIGTERM."""
+
+from __future__ import annotations
+
+from certificate.bootstrap import NAME, bootstrap
+from certificate.config import CertificateSettings
+from directdl.runtime.logging import configure_logging
+from directdl.runtime.service import run_until_signalled
+
+
+def main() -> None:
+    settings = CertificateSettings()
+    configure_logging(NAME, settings.log_level)
+    run_until_signalled(bootstrap(settings))
+
+
+if __name__ == "__main__":
+    main()

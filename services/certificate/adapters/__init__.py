@@ -1,0 +1,1 @@
+"""The certificate service's adapters: its tables and repositories."""

@@ -1,0 +1,238 @@
+"""Certificate handlers through the in-memory bus: fan-out, real outcomes, bad input."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from certificate import fanout
+from certificate.expiry import warn_expiring
+from certificate.uow import CertificateUnitOfWork
+from directdl.bus.memory import InMemoryBus
+from directdl.contracts import certificate as msg
+from directdl.contracts.host import HostHeartbeat
+from directdl.testing.certs import make_self_signed
+
+pytestmark = pytest.mark.unit
+
+PEM = make_self_signed("repo.example", ["DNS:repo.example"])[0].decode()
+OTHER = make_self_signed("other.example", ["DNS:other.example"])[0].decode()
+
+
+def beat(bus: InMemoryBus, host_id: str, zone: str = "zone-1", **kw: Any) -> None:
+    fields: dict[str, Any] = {
+        "host_id": host_id,
+        "zone_id": zone,
+        "cluster_id": "c1",
+        "state": "Up",
+        "interval_seconds": 5,
+        "pools": [],
+        "templates": [],
+        "sent_at": datetime.now(UTC),
+    } | kw
+    bus.submit(HostHeartbeat(**fields))
+
+
+def sent(bus: InMemoryBus, action: str) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (key.split(".")[1], body) for key, body in bus.events if key.endswith(f".cert.{action}")
+    ]
+
+
+def answer(
+    bus: InMemoryBus,
+    host_id: str,
+    body: dict[str, Any],
+    action: str = "install",
+    fail: str | None = None,
+) -> None:
+    report = {
+        "operation_id": body["operation_id"],
+        "certificate_id": body["certificate_id"],
+        "host_id": host_id,
+        "alias": body["alias"],
+    }
+    if fail is not None:
+        bus.submit(msg.CertificateFailed(**report, reason=fail))
+    elif action == "install":
+        bus.submit(msg.CertificateInstalled(**report, fingerprint_sha256="AB", outcome="installed"))
+    else:
+        bus.submit(msg.CertificateRemoved(**report, outcome="removed"))
+
+
+def upload(bus: InMemoryBus, **kw: Any) -> str:
+    fields = {"name": "repo", "zone_id": "zone-1", "hypervisor": "KVM", "certificate": PEM} | kw
+    return bus.submit(msg.UploadCertificate(**fields))
+
+
+def test_upload_goes_to_every_up_host_and_replies_with_what_each_did(bus: InMemoryBus) -> None:
+    beat(bus, "h1")
+    beat(bus, "h2")
+    beat(bus, "h3", state="Down")
+    correlation = upload(bus, name="Repo")
+    installs = sent(bus, "install")
+    assert sorted(h for h, _ in installs) == ["h1", "h2"]
+    assert installs[0][1]["alias"] == "repo"
+    assert bus.reply_for(correlation) is None, "the reply waits for the hosts"
+
+    answer(bus, "h1", installs[0][1] if installs[0][0] == "h1" else installs[1][1])
+    other = next(b for h, b in installs if h == "h2")
+    answer(bus, "h2", other, fail="keytool said no")
+
+    reply = bus.reply_for(correlation)
+    assert reply is not None and reply.ok and reply.result is not None
+    assert [(h["host_id"], h["state"], h.get("reason")) for h in reply.result["hosts"]] == [
+        ("h1", "UPLOADED", None),
+        ("h2", "FAILED", "keytool said no"),
+    ]
+    cert = reply.result["certificate"]
+    assert cert["alias"] == "repo" and cert["subject"] == "CN=repo.example"
+    assert len(cert["fingerprint_sha256"].split(":")) == 32
+    [event] = bus.published("cert.uploaded")
+    assert event["certificate"]["id"] == cert["id"]
+
+
+def test_a_host_that_does_not_answer_in_time_is_failed_not_uploaded(bus: InMemoryBus) -> None:
+    beat(bus, "h1")
+    correlation = upload(bus)
+    sessions = bus.sessions
+    with CertificateUnitOfWork(sessions) as uow:
+        for operation in uow.operations.overdue(datetime.now(UTC) + timedelta(hours=1)):
+            operation.deadline = datetime.now(UTC) - timedelta(seconds=1)
+        assert fanout.expire(uow, 30) == 1
+        bus.processor.flush_outgoing(uow)
+        uow.commit()
+
+    reply = bus.reply_for(correlation)
+    assert reply is not None and reply.result is not None
+    assert reply.result["hosts"][0]["state"] == "FAILED"
+    assert "no answer within 30 s" in reply.result["hosts"][0]["reason"]
+    assert bus.published("cert.host.failed")
+
+
+def test_the_same_certificate_again_is_idempotent_but_another_under_the_alias_conflicts(
+    bus: InMemoryBus,
+) -> None:
+    beat(bus, "h1")
+    upload(bus)
+    again = upload(bus)
+    clash = bus.call(
+        msg.UploadCertificate(name="repo", zone_id="zone-1", hypervisor="KVM", certificate=OTHER)
+    )
+
+    assert bus.reply_for(again) is None  # accepted, and sent to the host again
+    assert (
+        clash.error is not None
+        and clash.error.code == "CONFLICT"
+        and "'repo'" in clash.error.message
+    )
+    listed = bus.call(msg.ListCertificates(zone_id="zone-1")).result
+    assert listed is not None and len(listed["items"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "code", "named"),
+    [
+        ({"hypervisor": "VMware"}, "UNSUPPORTED", "VMware"),
+        ({"zone_id": "zone-9"}, "NOT_FOUND", "zone-9"),
+        ({"host_id": "h9"}, "NOT_FOUND", "h9"),
+        ({"name": "cloud"}, "INVALID_MESSAGE", "cloud"),
+        ({"name": "-bad"}, "INVALID_MESSAGE", "-bad"),
+        ({"certificate": "garbage"}, "INVALID_MESSAGE", "certificate"),
+    ],
+)
+def test_bad_uploads_get_their_code_and_store_nothing(
+    bus: InMemoryBus, fields: dict[str, str], code: str, named: str
+) -> None:
+    beat(bus, "h1")
+    reply = bus.call(
+        msg.UploadCertificate(
+            **(
+                {"name": "repo", "zone_id": "zone-1", "hypervisor": "KVM", "certificate": PEM}
+                | fields
+            )
+        )
+    )
+    assert reply.error is not None and reply.error.code == code, reply.error
+    assert named in reply.error.message
+    assert bus.call(msg.ListCertificates()).result == {"items": []}
+    assert sent(bus, "install") == []
+
+
+def test_revoke_removes_where_held_skips_the_rest_and_is_never_pushed_again(
+    bus: InMemoryBus,
+) -> None:
+    beat(bus, "h1")
+    upload(bus)
+    [(_, body)] = sent(bus, "install")
+    answer(bus, "h1", body)
+    beat(bus, "h2")  # joined later, never had it
+
+    correlation = bus.submit(msg.RevokeCertificate(name="repo", hypervisor="KVM", zone_id="zone-1"))
+    [(host, removal)] = sent(bus, "remove")
+    answer(bus, host, removal, action="remove")
+
+    reply = bus.reply_for(correlation)
+    assert reply is not None and reply.result is not None
+    assert [(h["host_id"], h["state"]) for h in reply.result["hosts"]] == [
+        ("h1", "REVOKED"),
+        ("h2", "SKIPPED"),
+    ]
+    assert reply.result["certificate"]["revoked"] is True
+    refused = bus.call(msg.ProvisionCertificate(id=body["certificate_id"], host_id="h2"))
+    assert refused.error is not None and refused.error.code == "CONFLICT"
+
+
+def test_a_host_whose_heartbeat_shows_the_alias_is_asked_to_remove_it(bus: InMemoryBus) -> None:
+    beat(bus, "h1")
+    upload(bus)
+    [(_, body)] = sent(bus, "install")
+    beat(bus, "h1", certificates=[{"alias": "repo", "fingerprint_sha256": "AB"}])
+    bus.submit(msg.RevokeCertificate(id=body["certificate_id"], zone_id="zone-1"))
+    assert [h for h, _ in sent(bus, "remove")] == ["h1"]
+
+
+def test_list_shows_each_hosts_recorded_state_and_delete_forgets(bus: InMemoryBus) -> None:
+    beat(bus, "h1")
+    upload(bus)
+    [(_, body)] = sent(bus, "install")
+    answer(bus, "h1", body)
+    listed = bus.call(msg.ListCertificates(list_hosts=True)).result
+    assert listed is not None
+    assert [(h["host_id"], h["state"]) for h in listed["items"][0]["hosts"]] == [("h1", "UPLOADED")]
+
+    correlation = bus.submit(msg.DeleteCertificate(id=body["certificate_id"]))
+    [(host, removal)] = sent(bus, "remove")
+    answer(bus, host, removal, action="remove")
+    assert bus.reply_for(correlation) is not None
+    assert bus.call(msg.ListCertificates()).result == {"items": []}
+    assert bus.published("cert.deleted")
+
+
+def test_unknown_certificate_is_not_found(bus: InMemoryBus) -> None:
+    beat(bus, "h1")
+    for command in (
+        msg.ProvisionCertificate(id="nope", host_id="h1"),
+        msg.DeleteCertificate(id="nope"),
+        msg.RevokeCertificate(id="nope", zone_id="zone-1"),
+    ):
+        reply = bus.call(command)
+        assert (
+            reply.error is not None
+            and reply.error.code == "NOT_FOUND"
+            and "nope" in reply.error.message
+        )
+
+
+def test_expiring_certificates_are_announced_once_a_day(bus: InMemoryBus) -> None:
+    beat(bus, "h1")
+    soon = make_self_signed("soon.example", ["DNS:soon.example"], days=10)[0].decode()
+    upload(bus, name="soon", certificate=soon)
+    sessions = bus.sessions
+    with CertificateUnitOfWork(sessions) as uow:
+        assert warn_expiring(uow, warning_days=30) == 1
+        assert warn_expiring(uow, warning_days=30) == 0
+        assert warn_expiring(uow, warning_days=5) == 0
+        uow.commit()
