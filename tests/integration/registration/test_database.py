@@ -6,36 +6,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import create_engine
 
 from directdl.bus.client import BusClient
 from directdl.contracts import template as msg
-from directdl.runtime.migrate import upgrade
 from directdl.testing.services import running
-from registration.adapters.orm import Base
-from registration.bootstrap import MIGRATIONS, bootstrap
+from registration.bootstrap import bootstrap
 from registration.config import RegistrationSettings
 
 pytestmark = pytest.mark.integration
-
-
-def schema_drift(url: str) -> list[object]:
-    upgrade(MIGRATIONS, url)
-    engine = create_engine(url)
-    with engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
-    engine.dispose()
-    return list(diff)
-
-
-def test_migrations_build_exactly_the_models_on_sqlite(tmp_path: Path) -> None:
-    assert schema_drift(f"sqlite:///{tmp_path / 'r.db'}") == []
-
-
-def test_migrations_build_exactly_the_models_on_postgresql(postgres_url: str) -> None:
-    assert schema_drift(postgres_url) == []
 
 
 def test_the_service_runs_on_postgresql(

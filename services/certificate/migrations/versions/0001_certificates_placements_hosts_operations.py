@@ -27,14 +27,12 @@ def upgrade() -> None:
         sa.Column("subject", sa.Text(), nullable=False),
         sa.Column("issuer", sa.Text(), nullable=False),
         sa.Column("serial", sa.String(length=128), nullable=False),
-        sa.Column("not_before", directdl.runtime.db.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("not_after", directdl.runtime.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("not_before", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("not_after", sa.DateTime(timezone=True), nullable=False),
         sa.Column("fingerprint_sha256", sa.String(length=128), nullable=False),
         sa.Column("revoked", sa.Boolean(), nullable=False),
-        sa.Column(
-            "expiry_warned_at", directdl.runtime.db.UtcDateTime(timezone=True), nullable=True
-        ),
-        sa.Column("created_at", directdl.runtime.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("expiry_warned_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("zone_id", "alias", name="uq_certificate_zone_alias"),
     )
@@ -48,7 +46,7 @@ def upgrade() -> None:
         sa.Column("zone_id", sa.String(length=255), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("interval_seconds", sa.Double(), nullable=False),
-        sa.Column("last_seen", directdl.runtime.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
         sa.Column("certificates", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("host_id"),
     )
@@ -62,7 +60,7 @@ def upgrade() -> None:
         sa.Column("reply_to", sa.String(length=255), nullable=True),
         sa.Column("correlation_id", sa.String(length=255), nullable=True),
         sa.Column("reply", sa.LargeBinary(), nullable=True),
-        sa.Column("processed_at", directdl.runtime.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("message_id"),
     )
     with op.batch_alter_table("inbox", schema=None) as batch_op:
@@ -77,7 +75,7 @@ def upgrade() -> None:
         sa.Column("correlation_id", sa.String(length=255), nullable=True),
         sa.Column("waiting_for", sa.JSON(), nullable=False),
         sa.Column("outcomes", sa.JSON(), nullable=False),
-        sa.Column("deadline", directdl.runtime.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("deadline", sa.DateTime(timezone=True), nullable=False),
         sa.Column("finished", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -96,8 +94,8 @@ def upgrade() -> None:
         sa.Column("routing_key", sa.String(length=255), nullable=False),
         sa.Column("body", sa.LargeBinary(), nullable=False),
         sa.Column("correlation_id", sa.String(length=255), nullable=True),
-        sa.Column("created_at", directdl.runtime.db.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", directdl.runtime.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("message_id"),
@@ -111,7 +109,7 @@ def upgrade() -> None:
         sa.Column("host_id", sa.String(length=255), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
-        sa.Column("updated_at", directdl.runtime.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["certificate_id"], ["certificates.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("certificate_id", "host_id"),
     )
