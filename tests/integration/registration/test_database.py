@@ -1,4 +1,4 @@
-"""The registration database: migrations match the models, and PostgreSQL works as SQLite does."""
+"""The registration service on PostgreSQL works as it does on SQLite."""
 
 from __future__ import annotations
 
