@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from certificate.bootstrap import bootstrap as certificate_bootstrap
+from certificate.config import CertificateSettings
 from directdl.bus.client import BusClient
 from directdl.bus.topology import Topology
 from directdl.contracts.host import ListHosts
@@ -27,8 +29,10 @@ BEAT = 0.3  # heartbeat interval: a silent host counts as down after 3 of them
 @dataclass
 class Stack:
     registration: Service
+    certificate: Service
     agents: dict[str, Service]
     pools: dict[str, Path]
+    truststores: dict[str, Path]
 
 
 def agent_settings(
@@ -59,12 +63,27 @@ def stack(amqp_url: str, topology: Topology, data_dir: Path, client: BusClient) 
     )
     with ExitStack() as stack:
         registration = stack.enter_context(running(registration_bootstrap(settings)))
-        agents = {}
-        pools = {}
+        certificate = stack.enter_context(
+            running(
+                certificate_bootstrap(
+                    CertificateSettings(
+                        AMQP_URL=amqp_url,
+                        DIRECTDL_EXCHANGE=topology.exchange,
+                        DIRECTDL_QUEUE_PREFIX=topology.queue_prefix,
+                        DIRECTDL_DATA_DIR=data_dir,
+                        health_port=0,
+                        host_timeout=10,
+                        timer_interval=BEAT,
+                    )
+                )
+            )
+        )
+        agents, pools, truststores = {}, {}, {}
         for host_id in ("host-1", "host-2"):
             config = agent_settings(amqp_url, topology, data_dir, host_id)
             agents[host_id] = stack.enter_context(running(agent_bootstrap(config)))
             pools[host_id] = config.resolved_pool_path()
+            truststores[host_id] = config.resolved_truststore_path()
 
         def both_up() -> bool:
             reply = client.call(ListHosts(zone_id="zone-1"))
@@ -72,7 +91,7 @@ def stack(amqp_url: str, topology: Topology, data_dir: Path, client: BusClient) 
             return [h["state"] for h in reply.result["items"]] == ["Up", "Up"]
 
         wait_until(both_up, timeout=10, what="both hosts Up")
-        yield Stack(registration, agents, pools)
+        yield Stack(registration, certificate, agents, pools, truststores)
 
 
 @pytest.fixture
