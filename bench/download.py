@@ -98,8 +98,12 @@ NOTES = (
     "curl | tee adds only the write (page cache, no fsync): the cost of landing the file.",
     "curl -o && sha256sum reads its second pass from the page cache (it cannot be dropped",
     "  here); on a real pool with a cold cache CloudStack's two-pass way is slower than shown.",
-    "aria2c verifies --checksum after the download; defaults: -s5 --file-allocation=prealloc.",
+    "aria2c hashes for --checksum in a second pass after the download (also from the cache);",
+    "  its defaults are -x1 -s5 --file-allocation=prealloc.",
     "directdl also fsyncs the file and the directory before its atomic rename; no other row does.",
+    "Each run starts after os.sync() and a --settle pause, so all meet the same memory state:",
+    "  in a VM with free page reporting, page cache freed by the last run goes back to the host",
+    "  and refilling it costs several times more than reusing warm pages.",
 )
 
 
@@ -109,9 +113,8 @@ def make_source(path: Path, size: int) -> str:
     with path.open("wb") as file:
         for index in range(-(-size // MIB)):
             turn = (index * 7919) % MIB  # each MiB a different rotation, stamped with its index
-            block = (index.to_bytes(8, "little") + base[turn + 8 :] + base[:turn])[
-                : size - file.tell()
-            ]
+            block = index.to_bytes(8, "little") + (base[turn:] + base[:turn])[8:]
+            block = block[: size - file.tell()]
             digest.update(block)
             file.write(block)
         file.flush()
@@ -122,7 +125,7 @@ def make_source(path: Path, size: int) -> str:
 
 def measure(
     methods: dict[str, Method], url: str, expected: str, runs: int, where: str | None, settle: float
-):
+) -> dict[str, list[float]]:
     """Seconds per method and run; methods take turns so drift hits them all alike."""
     times: dict[str, list[float]] = {name: [] for name in methods}
     for run in range(1, runs + 1):
@@ -130,8 +133,8 @@ def measure(
             out = Path(tempfile.mkdtemp(prefix="directdl-bench-", dir=where))
             try:
                 os.sync()  # start every run with no dirty pages from the previous one
-                # and with the same memory state: a VM hands freed page cache back to the host
-                # (free page reporting, after ~2 s) and refaulting it makes writes 5x slower.
+                # and the same memory state: a VM hands freed page cache back to its host (free
+                # page reporting, after ~2 s); refaulting it made writes here up to 10x slower.
                 time.sleep(settle)
                 start = time.perf_counter()
                 method(url, out, expected)

@@ -33,6 +33,7 @@ def _agent(host_id: str, port: int) -> Process:
 # in one zone, each with its own pool under the data directory.
 PROCESSES = (
     Process("registration", "registration"),
+    Process("certificate", "certificate"),
     _agent("host-1", 8090),
     _agent("host-2", 8091),
 )

@@ -7,13 +7,13 @@ from typing import Annotated
 import typer
 
 from directdl.bus.topology import Topology
-from directdl.cli import deploys, templates
+from directdl.cli import certificates, deploys, templates
 from directdl.cli.session import Session
 from directdl.runtime.settings import DEFAULT_AMQP_URL
 
 app = typer.Typer(
     name="directdl",
-    help="Drive directdl over RabbitMQ: register templates, and more as services arrive.\n\n"
+    help="Drive directdl over RabbitMQ: templates, deploys, hosts and certificates.\n\n"
     "Exit codes: 0 ok, 1 the service answered with an error, 2 bad arguments, "
     "3 no reply in time, 4 broker unreachable or nothing consumes the command.",
     no_args_is_help=True,
@@ -23,6 +23,7 @@ app = typer.Typer(
 templates.app.command("deploy")(deploys.deploy)
 app.add_typer(templates.app, name="template")
 app.command("hosts")(deploys.hosts)
+app.add_typer(certificates.app, name="cert")
 
 
 @app.callback()
