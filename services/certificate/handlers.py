@@ -16,15 +16,30 @@ from directdl.bus.processing import Deferred, Route, routes
 from directdl.contracts import certificate as msg
 from directdl.contracts.errors import Conflict, ErrorCode, MessageError, NotFound, Unsupported
 from directdl.contracts.host import HostHeartbeat
+from directdl.settings_catalog import SETTINGS
 
 Outcome = Deferred | msg.CertificateOutcome
 # A host that holds a certificate by our record, or by its own heartbeat, is asked to drop it.
 HELD = {msg.HostCertState.UPLOADED.value, msg.HostCertState.FAILED.value, "PENDING"}
 
 
+def _defaults(name: str) -> int | float:
+    return SETTINGS[name].default
+
+
 @dataclass(frozen=True)
 class Policy:
-    host_timeout: float = 30.0
+    """Read from the live settings at each command, so a change applies at once."""
+
+    setting: Callable[[str], int | float] = _defaults
+
+    @property
+    def host_timeout(self) -> float:
+        return float(self.setting("directdl.certificate.host.timeout"))
+
+    @property
+    def expiry_warning_days(self) -> int:
+        return int(self.setting("directdl.certificate.expiry.warning.days"))
 
 
 def upload(cmd: msg.UploadCertificate, uow: CertificateUnitOfWork, policy: Policy) -> Outcome:

@@ -7,9 +7,12 @@ from pathlib import Path
 
 from directdl.bus.processing import Route, routes
 from directdl.contracts import deploy, download, host
+from directdl.contracts.template import Protocol
+from directdl.runtime.live_settings import LiveSettings, with_settings
 from directdl.runtime.service import Service, ServiceDefinition
-from directdl.runtime.tasks import Periodic
+from directdl.runtime.tasks import AtStart, Periodic
 from registration import deploying
+from registration.adapters.orm import settings as settings_table
 from registration.adapters.orm import store
 from registration.adapters.url_check import UrlChecker
 from registration.config import RegistrationSettings
@@ -20,25 +23,18 @@ NAME = "registration"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def download_policy(settings: RegistrationSettings) -> deploying.DownloadPolicy:
-    return deploying.DownloadPolicy(
-        timeouts=download.Timeouts(
-            connect_ms=settings.download_connect_timeout_ms,
-            socket_ms=settings.download_socket_timeout_ms,
-            connection_request_ms=settings.download_connection_request_timeout_ms,
-        ),
-        max_attempts=settings.download_max_attempts,
-        checksum_attempts=settings.checksum_attempts,
-    )
-
-
-def size_checker(settings: RegistrationSettings) -> SizeOf:
+def size_checker(settings: RegistrationSettings, live: LiveSettings) -> SizeOf:
     if not settings.check_urls:
         return lambda _url, _protocol, _headers: None
-    return UrlChecker(
-        connect_timeout=settings.download_connect_timeout_ms / 1000,
-        read_timeout=settings.download_socket_timeout_ms / 1000,
-    ).size_of
+
+    def size_of(url: str, protocol: Protocol, headers: dict[str, str]) -> int | None:
+        checker = UrlChecker(
+            connect_timeout=live("direct.download.connect.timeout") / 1000,
+            read_timeout=live("direct.download.socket.timeout") / 1000,
+        )
+        return checker.size_of(url, protocol, headers)
+
+    return size_of
 
 
 def queues(policy: deploying.DownloadPolicy, size_of: SizeOf) -> dict[str, dict[str, Route]]:
@@ -58,7 +54,8 @@ def queues(policy: deploying.DownloadPolicy, size_of: SizeOf) -> dict[str, dict[
 
 def bootstrap(settings: RegistrationSettings | None = None) -> Service:
     settings = settings or RegistrationSettings()
-    policy = download_policy(settings)
+    live = LiveSettings(NAME, settings_table)
+    policy = deploying.DownloadPolicy(setting=live)
 
     def watchdog(service: Service) -> None:
         with service.transaction() as uow:
@@ -69,10 +66,14 @@ def bootstrap(settings: RegistrationSettings | None = None) -> Service:
         ServiceDefinition(
             name=NAME,
             settings=settings,
-            queues=queues(policy, size_checker(settings)),
+            queues=with_settings(queues(policy, size_checker(settings, live)), live),
+            shared_queues=live.shared_routes(),
             store=store,
             uow_factory=RegistrationUnitOfWork,
             migrations=MIGRATIONS,
-            tasks=(Periodic("watchdog", lambda: settings.watchdog_interval, watchdog),),
+            tasks=(
+                AtStart(live.announce),
+                Periodic("watchdog", lambda: settings.watchdog_interval, watchdog),
+            ),
         )
     )

@@ -7,7 +7,8 @@ drive it forward, and a watchdog fails attempts on hosts that fall silent.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from directdl.bus.processing import DEFERRED, Deferred
@@ -21,6 +22,7 @@ from directdl.contracts.download import (
 from directdl.contracts.errors import ErrorCode, MessageError, NotFound
 from directdl.contracts.host import HostHeartbeat, HostList, ListHosts, StoredTemplate
 from directdl.contracts.reply import Reply
+from directdl.settings_catalog import SETTINGS
 from registration.adapters.deploys import attempt_views, finish
 from registration.adapters.orm import AttemptRow, DeployRow
 from registration.domain.deploy import candidates, retry_elsewhere
@@ -28,13 +30,32 @@ from registration.domain.template import Template, request_headers
 from registration.uow import RegistrationUnitOfWork
 
 
+def _defaults(name: str) -> int | float:
+    return SETTINGS[name].default
+
+
 @dataclass(frozen=True)
 class DownloadPolicy:
-    """What each download command carries besides the template; settings feed it."""
+    """What each download command carries besides the template, read from the live settings
+    at each deploy, so that a change applies to the next one without a restart."""
 
-    timeouts: Timeouts = field(default_factory=Timeouts)
-    max_attempts: int = 5
-    checksum_attempts: int = 2
+    setting: Callable[[str], int | float] = _defaults
+
+    @property
+    def timeouts(self) -> Timeouts:
+        return Timeouts(
+            connect_ms=int(self.setting("direct.download.connect.timeout")),
+            socket_ms=int(self.setting("direct.download.socket.timeout")),
+            connection_request_ms=int(self.setting("direct.download.connection.request.timeout")),
+        )
+
+    @property
+    def max_attempts(self) -> int:
+        return int(self.setting("directdl.download.retries"))
+
+    @property
+    def checksum_attempts(self) -> int:
+        return int(self.setting("directdl.download.checksum.attempts"))
 
 
 def _now() -> datetime:

@@ -27,9 +27,7 @@ def nginx() -> Iterator[Nginx]:
 @pytest.fixture
 def services(start_service: Callable[..., Any]) -> None:
     start_service("registration", extra_env={"REGISTRATION_WATCHDOG_INTERVAL": BEAT})
-    start_service(
-        "certificate", env_prefix="CERTIFICATE", extra_env={"CERTIFICATE_HOST_TIMEOUT": "10"}
-    )
+    start_service("certificate", env_prefix="CERTIFICATE")
     for host_id in ("host-1", "host-2"):
         start_service(
             "host_agent",

@@ -44,6 +44,7 @@ class QueueSpec:
     purpose: str
     bindings: tuple[str, ...]
     single_active_consumer: bool = False
+    shared: bool = False  # `<purpose>`, consumed by every service, not `<service>.<purpose>`
 
 
 @dataclass(frozen=True)
@@ -127,14 +128,18 @@ class Consumer:
         publisher = ConfirmingPublisher(connection.channel())
         on_message = partial(self._on_message, connection, publisher)
         tags = []
+        topology = self.config.topology
         for spec in self.config.queues:
-            queue = self.config.topology.declare_service_queue(
-                channel,
-                self.config.service,
-                spec.purpose,
-                spec.bindings,
-                single_active_consumer=spec.single_active_consumer,
-            )
+            if spec.shared:
+                queue = topology.declare_shared_queue(channel, spec.purpose, spec.bindings)
+            else:
+                queue = topology.declare_service_queue(
+                    channel,
+                    self.config.service,
+                    spec.purpose,
+                    spec.bindings,
+                    single_active_consumer=spec.single_active_consumer,
+                )
             tags.append(channel.basic_consume(queue, on_message_callback=on_message))
             log.info("bus.consuming", queue=queue, broker=redact(self.config.url))
         self._inflight = 0

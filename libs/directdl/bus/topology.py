@@ -36,6 +36,30 @@ class Topology:
         channel.exchange_declare(self.exchange, exchange_type="topic", durable=True)
         channel.exchange_declare(self.dead_letter_exchange, exchange_type="direct", durable=True)
 
+    def declare_shared_queue(
+        self, channel: BlockingChannel, name: str, bindings: Iterable[str]
+    ) -> str:
+        """A queue every service consumes from, taking turns: `settings.commands` is one.
+        Every service declares it with the same arguments, or RabbitMQ would refuse."""
+        self.declare_exchanges(channel)
+        queue = f"{self.queue_prefix}{name}"
+        dead = f"{queue}.dead"
+        channel.queue_declare(dead, durable=True, arguments={"x-queue-type": "quorum"})
+        channel.queue_bind(dead, self.dead_letter_exchange, routing_key=dead)
+        channel.queue_declare(
+            queue,
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-delivery-limit": DELIVERY_LIMIT,
+                "x-dead-letter-exchange": self.dead_letter_exchange,
+                "x-dead-letter-routing-key": dead,
+            },
+        )
+        for key in bindings:
+            channel.queue_bind(queue, self.exchange, routing_key=key)
+        return queue
+
     def declare_service_queue(
         self,
         channel: BlockingChannel,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from directdl.contracts import certificate, deploy, download, host, template
+from directdl.contracts import certificate, deploy, download, host, settings, template
 from directdl.contracts.base import Message
 
 MESSAGES: tuple[type[Message], ...] = (
@@ -37,6 +37,11 @@ MESSAGES: tuple[type[Message], ...] = (
     certificate.CertificateInstalled,
     certificate.CertificateRemoved,
     certificate.CertificateFailed,
+    settings.ListSettings,
+    settings.GetSetting,
+    settings.UpdateSetting,
+    settings.ApplySetting,
+    settings.SettingsChanged,
 )
 
 BY_ROUTING_KEY: dict[str, type[Message]] = {m.routing_key: m for m in MESSAGES}

@@ -53,10 +53,13 @@ class ServiceDefinition:
     tasks: Sequence[BackgroundTask] = ()
     extra_checks: Mapping[str, Check] = field(default_factory=dict)
     on_stopping: Callable[[Service], None] | None = None
+    # Queues every service shares, taking turns, e.g. {"settings.commands": ...}.
+    shared_queues: Mapping[str, Mapping[str, Route]] = field(default_factory=dict)
 
     @property
     def routes(self) -> dict[str, Route]:
-        return {key: route for table in self.queues.values() for key, route in table.items()}
+        tables = [*self.queues.values(), *self.shared_queues.values()]
+        return {key: route for table in tables for key, route in table.items()}
 
 
 class Service:
@@ -85,8 +88,12 @@ class Service:
                 url=settings.amqp_url,
                 topology=self.topology,
                 service=definition.name,
-                queues=tuple(
-                    QueueSpec(purpose, tuple(table)) for purpose, table in definition.queues.items()
+                queues=(
+                    *(QueueSpec(purpose, tuple(t)) for purpose, t in definition.queues.items()),
+                    *(
+                        QueueSpec(name, tuple(t), shared=True)
+                        for name, t in definition.shared_queues.items()
+                    ),
                 ),
                 prefetch=settings.prefetch,
                 workers=settings.workers,

@@ -57,3 +57,16 @@ class Periodic:
             self.action(service)
         except Exception:
             log.exception("task.failed")
+
+
+class AtStart:
+    """Runs `action(service)` once as the service starts, before it consumes."""
+
+    def __init__(self, action: Callable[[Service], None]) -> None:
+        self.action = action
+
+    def start(self, service: Service) -> None:
+        self.action(service)
+
+    def stop(self) -> None:
+        """Nothing keeps running."""

@@ -18,6 +18,7 @@ SERVICES = (
     *(f"host-agent-{host_id}" for host_id in HOST_IDS),
 )
 PURPOSES = ("commands", "events")
+SHARED_QUEUES = ("settings.commands", "settings.commands.dead")
 
 
 def unique_topology() -> Topology:
@@ -25,7 +26,7 @@ def unique_topology() -> Topology:
     return Topology(exchange=name, queue_prefix=f"{name}.")
 
 
-def remove_topology(url: str, topology: Topology, extra_queues: tuple[str, ...] = ()) -> None:
+def remove_topology(url: str, topology: Topology) -> None:
     """Delete the exchanges and every queue a service of this topology may have declared."""
     connection = connect(url, "test-cleanup")
     try:
@@ -34,8 +35,8 @@ def remove_topology(url: str, topology: Topology, extra_queues: tuple[str, ...] 
             for purpose in PURPOSES:
                 channel.queue_delete(topology.queue(service, purpose))
             channel.queue_delete(topology.dead_letter_queue(service))
-        for queue in extra_queues:
-            channel.queue_delete(queue)
+        for queue in SHARED_QUEUES:
+            channel.queue_delete(topology.queue_prefix + queue)
         channel.exchange_delete(topology.exchange)
         channel.exchange_delete(topology.dead_letter_exchange)
     finally:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from directdl.bus.store import MessageStore
 from directdl.runtime.db import UtcDateTime
+from directdl.runtime.live_settings import settings_table
 
 
 class Base(DeclarativeBase):
@@ -86,3 +87,4 @@ class OperationRow(Base):
 
 
 store = MessageStore(Base.metadata)
+settings = settings_table(Base.metadata)

@@ -72,7 +72,6 @@ def stack(amqp_url: str, topology: Topology, data_dir: Path, client: BusClient) 
                         DIRECTDL_QUEUE_PREFIX=topology.queue_prefix,
                         DIRECTDL_DATA_DIR=data_dir,
                         health_port=0,
-                        host_timeout=10,
                         timer_interval=BEAT,
                     )
                 )

@@ -15,7 +15,5 @@ from directdl.testing.memory import memory_engine
 @pytest.fixture
 def bus() -> InMemoryBus:
     sessions = session_factory(memory_engine(Base.metadata))
-    every_route = {
-        k: r for table in queues(Policy(host_timeout=30)).values() for k, r in table.items()
-    }
+    every_route = {k: r for table in queues(Policy()).values() for k, r in table.items()}
     return InMemoryBus(every_route, lambda: CertificateUnitOfWork(sessions), store, sessions)

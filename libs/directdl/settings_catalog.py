@@ -1,0 +1,171 @@
+"""Every global setting: its owner, type, default, unit and bounds, known to all services.
+
+The four direct.download.* settings keep CloudStack's names, defaults and units; the directdl.*
+ones are knobs CloudStack hard-codes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from directdl.contracts.errors import InvalidMessage, NotFound
+from directdl.contracts.settings import SettingView
+
+REGISTRATION = "registration"
+CERTIFICATE = "certificate"
+SCHEDULER = "sync-scheduler"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    owner: str
+    kind: type[int] | type[float]
+    default: int | float
+    unit: str
+    minimum: float
+    maximum: float
+    description: str
+    hidden: bool = False
+
+    def parse(self, raw: str | int | float) -> int | float:
+        """The value as this setting's type, or InvalidMessage naming the value and the range."""
+        value: int | float
+        try:
+            value = float(raw) if not isinstance(raw, int | float) else raw
+        except ValueError:
+            raise self._invalid(raw, "is not a number") from None
+        if isinstance(value, bool) or not math.isfinite(value):
+            raise self._invalid(raw, "is not a number")
+        if self.kind is int:
+            if value != int(value):
+                raise self._invalid(raw, "is not a whole number")
+            value = int(value)
+        if not self.minimum <= value <= self.maximum:
+            raise self._invalid(
+                raw, f"is out of range {self.minimum:g} to {self.maximum:g} {self.unit}"
+            )
+        return value
+
+    def view(self, value: int | float) -> SettingView:
+        return SettingView(
+            name=self.name,
+            value=value,
+            default=self.default,
+            unit=self.unit,
+            owner=self.owner,
+            hidden=self.hidden,
+            description=self.description,
+        )
+
+    def _invalid(self, raw: object, why: str) -> InvalidMessage:
+        return InvalidMessage(
+            f"value {raw!r} for {self.name} {why}",
+            details={"field": "value", "name": self.name, "value": raw},
+        )
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+MILLIS = (1, 3_600_000)
+
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in (
+        Setting(
+            "direct.download.connect.timeout",
+            REGISTRATION,
+            int,
+            5000,
+            "ms",
+            *MILLIS,
+            "Connection establishment timeout for direct downloads.",
+        ),
+        Setting(
+            "direct.download.socket.timeout",
+            REGISTRATION,
+            int,
+            5000,
+            "ms",
+            *MILLIS,
+            "Socket timeout (SO_TIMEOUT): the longest wait for data during a download.",
+        ),
+        Setting(
+            "direct.download.connection.request.timeout",
+            REGISTRATION,
+            int,
+            5000,
+            "ms",
+            *MILLIS,
+            "Timeout for requesting a connection from the connection manager.",
+            hidden=True,
+        ),
+        Setting(
+            "direct.download.certificate.background.task.interval",
+            SCHEDULER,
+            float,
+            0,
+            "hours",
+            0,
+            8760,
+            "How often hosts' certificates are brought up to date; 0 disables the task.",
+        ),
+        Setting(
+            "directdl.download.retries",
+            REGISTRATION,
+            int,
+            5,
+            "attempts",
+            1,
+            20,
+            "Attempts per host for a download that fails transiently (resumed, backed off).",
+        ),
+        Setting(
+            "directdl.download.checksum.attempts",
+            REGISTRATION,
+            int,
+            2,
+            "downloads",
+            1,
+            5,
+            "Downloads before a checksum mismatch is final.",
+        ),
+        Setting(
+            "directdl.certificate.expiry.warning.days",
+            CERTIFICATE,
+            int,
+            30,
+            "days",
+            0,
+            3650,
+            "cert.expiring is published this many days before a certificate expires.",
+        ),
+        Setting(
+            "directdl.certificate.host.timeout",
+            CERTIFICATE,
+            float,
+            30,
+            "seconds",
+            1,
+            3600,
+            "How long a host has to answer a certificate command before it counts as FAILED.",
+        ),
+    )
+}
+
+
+def lookup(name: str) -> Setting:
+    setting = SETTINGS.get(name)
+    if setting is None:
+        raise NotFound(
+            f"no setting named {name!r}; known settings: {', '.join(sorted(SETTINGS))}",
+            details={"field": "name", "value": name},
+        )
+    return setting
+
+
+def owned_by(service: str) -> list[Setting]:
+    return [s for s in SETTINGS.values() if s.owner == service]
