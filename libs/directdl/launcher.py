@@ -34,6 +34,7 @@ def _agent(host_id: str, port: int) -> Process:
 PROCESSES = (
     Process("registration", "registration"),
     Process("certificate", "certificate"),
+    Process("sync-scheduler", "sync_scheduler"),
     _agent("host-1", 8090),
     _agent("host-2", 8091),
 )

@@ -16,6 +16,8 @@ from host_agent.adapters.orm import Base as AgentBase
 from host_agent.bootstrap import MIGRATIONS as AGENT
 from registration.adapters.orm import Base as RegistrationBase
 from registration.bootstrap import MIGRATIONS as REGISTRATION
+from sync_scheduler.adapters.orm import Base as SchedulerBase
+from sync_scheduler.bootstrap import MIGRATIONS as SCHEDULER
 
 pytestmark = pytest.mark.integration
 
@@ -23,6 +25,7 @@ SERVICES = {
     "registration": (REGISTRATION, RegistrationBase.metadata),
     "host_agent": (AGENT, AgentBase.metadata),
     "certificate": (CERTIFICATE, CertificateBase.metadata),
+    "sync_scheduler": (SCHEDULER, SchedulerBase.metadata),
 }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from directdl.contracts import certificate, deploy, download, host, settings, template
+from directdl.contracts import certificate, deploy, download, host, settings, sync, template
 from directdl.contracts.base import Message
 
 MESSAGES: tuple[type[Message], ...] = (
@@ -42,6 +42,11 @@ MESSAGES: tuple[type[Message], ...] = (
     settings.UpdateSetting,
     settings.ApplySetting,
     settings.SettingsChanged,
+    sync.RunSync,
+    sync.SyncTick,
+    sync.SyncRunCompleted,
+    sync.EnableZone,
+    sync.DisableZone,
 )
 
 BY_ROUTING_KEY: dict[str, type[Message]] = {m.routing_key: m for m in MESSAGES}

@@ -55,6 +55,8 @@ class ServiceDefinition:
     on_stopping: Callable[[Service], None] | None = None
     # Queues every service shares, taking turns, e.g. {"settings.commands": ...}.
     shared_queues: Mapping[str, Mapping[str, Route]] = field(default_factory=dict)
+    # Replicas take turns: RabbitMQ delivers each own queue to one consumer at a time.
+    single_active_consumer: bool = False
 
     @property
     def routes(self) -> dict[str, Route]:
@@ -89,7 +91,10 @@ class Service:
                 topology=self.topology,
                 service=definition.name,
                 queues=(
-                    *(QueueSpec(purpose, tuple(t)) for purpose, t in definition.queues.items()),
+                    *(
+                        QueueSpec(purpose, tuple(t), definition.single_active_consumer)
+                        for purpose, t in definition.queues.items()
+                    ),
                     *(
                         QueueSpec(name, tuple(t), shared=True)
                         for name, t in definition.shared_queues.items()

@@ -1,0 +1,88 @@
+"""The sync-scheduler's projections, read in bulk: a run makes a handful of queries in all."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from directdl.contracts.certificate import CertificateView
+from directdl.contracts.host import HostHeartbeat
+from directdl.liveness import is_up
+from sync_scheduler.adapters.orm import CertificateRow, HostRow, RunRow, ZoneRow
+from sync_scheduler.domain.plan import Certificate, Host, digest
+
+
+class Projections:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def record_host(self, beat: HostHeartbeat) -> bool:
+        """Store what the host says; True when it is newly Up (new, or back from Down)."""
+        row = self.session.get(HostRow, beat.host_id)
+        was_up = row is not None and is_up(
+            row.state, row.last_seen, row.interval_seconds, beat.sent_at
+        )
+        if row is None:
+            row = HostRow(host_id=beat.host_id)
+            self.session.add(row)
+        row.zone_id = beat.zone_id
+        row.state = beat.state.value
+        row.interval_seconds = beat.interval_seconds
+        row.last_seen = beat.sent_at
+        row.trusted = [[c.alias, c.fingerprint_sha256] for c in beat.certificates]
+        row.trusted_digest = digest((c.alias, c.fingerprint_sha256) for c in beat.certificates)
+        if self.session.get(ZoneRow, beat.zone_id) is None:
+            self.session.add(ZoneRow(zone_id=beat.zone_id, enabled=True))
+        self.session.flush()
+        return beat.state.value == "Up" and not was_up
+
+    def record_certificate(self, view: CertificateView) -> None:
+        row = self.session.get(CertificateRow, view.id) or CertificateRow(id=view.id)
+        row.zone_id = view.zone_id
+        row.alias = view.alias
+        row.fingerprint_sha256 = view.fingerprint_sha256
+        row.revoked = view.revoked
+        self.session.add(row)
+        self.session.flush()
+
+    def forget_certificate(self, certificate_id: str) -> None:
+        self.session.execute(delete(CertificateRow).where(CertificateRow.id == certificate_id))
+
+    def set_zone(self, zone_id: str, enabled: bool) -> None:
+        row = self.session.get(ZoneRow, zone_id) or ZoneRow(zone_id=zone_id)
+        row.enabled = enabled
+        self.session.add(row)
+        self.session.flush()
+
+    def enabled_zones(self) -> set[str]:
+        return set(self.session.scalars(select(ZoneRow.zone_id).where(ZoneRow.enabled.is_(True))))
+
+    def up_hosts(self, now: datetime, host_id: str | None = None) -> list[Host]:
+        query = select(HostRow)
+        if host_id is not None:
+            query = query.where(HostRow.host_id == host_id)
+        return [
+            Host(row.host_id, row.zone_id, row.trusted, row.trusted_digest)
+            for row in self.session.scalars(query)
+            if is_up(row.state, row.last_seen, row.interval_seconds, now)
+        ]
+
+    def certificates(self) -> list[Certificate]:
+        columns = (
+            CertificateRow.id,
+            CertificateRow.zone_id,
+            CertificateRow.alias,
+            CertificateRow.fingerprint_sha256,
+            CertificateRow.revoked,
+        )
+        return [Certificate(*row) for row in self.session.execute(select(*columns))]
+
+    def add_run(self, run_id: str, started_at: datetime, report: dict[str, object]) -> None:
+        self.session.add(RunRow(run_id=run_id, started_at=started_at, report=report))
+
+    def last_run_started(self) -> datetime | None:
+        return self.session.scalar(
+            select(RunRow.started_at).order_by(RunRow.started_at.desc()).limit(1)
+        )

@@ -1,0 +1,53 @@
+"""A sync run: plan from the projections, ask the certificate service, report what was asked."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+
+import structlog
+
+from directdl.contracts import certificate as certs
+from directdl.contracts import sync as msg
+from sync_scheduler.domain.plan import plan
+from sync_scheduler.uow import SchedulerUnitOfWork
+
+log = structlog.get_logger(__name__)
+
+
+def run(
+    uow: SchedulerUnitOfWork,
+    trigger: str,
+    zone_id: str | None = None,
+    host_id: str | None = None,
+) -> msg.SyncReport:
+    """One run in one transaction: the requests go out through the outbox with its report.
+
+    The pushes go through the certificate service's commands, so that one place owns
+    certificate placement; what each host then did arrives as cert.host.* events.
+    """
+    started, clock = datetime.now(UTC), time.monotonic()
+    zones = {zone_id} if zone_id else uow.projections.enabled_zones()
+    decided = plan(
+        uow.projections.up_hosts(started, host_id), uow.projections.certificates(), zones
+    )
+    for certificate_id, target in decided.provision:
+        uow.emit(certs.ProvisionCertificate(id=certificate_id, host_id=target))
+    for certificate_id, zone, target in decided.revoke:
+        uow.emit(certs.RevokeCertificate(id=certificate_id, zone_id=zone, host_id=target))
+    report = msg.SyncReport(
+        run_id=str(uuid.uuid4()),
+        trigger=trigger,
+        zones=sorted(decided.zones),
+        hosts_checked=decided.hosts_checked,
+        pushed=len(decided.provision),
+        removed=len(decided.revoke),
+        failed=0,  # a request that cannot be published fails the transaction, and the run
+        started_at=started,
+        duration_s=round(time.monotonic() - clock, 4),
+    )
+    uow.projections.add_run(report.run_id, started, report.model_dump(mode="json"))
+    uow.emit(msg.SyncRunCompleted(**report.model_dump()))
+    log.info("sync.run", **report.model_dump(mode="json", exclude={"zones", "started_at"}))
+    return report

@@ -1,0 +1,15 @@
+"""The sync-scheduler's unit of work."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from directdl.runtime.uow import UnitOfWork
+from sync_scheduler.adapters.repository import Projections
+
+
+class SchedulerUnitOfWork(UnitOfWork):
+    projections: Projections
+
+    def _open(self, session: Session) -> None:
+        self.projections = Projections(session)
