@@ -16,6 +16,7 @@ from certificate.uow import CertificateUnitOfWork
 from directdl.bus.processing import DEFERRED, Deferred
 from directdl.contracts import certificate as msg
 from directdl.contracts.reply import Reply
+from directdl.runtime import metrics
 
 # What a host's answer makes of its placement.
 PLACED = {"install": msg.HostCertState.UPLOADED, "remove": msg.HostCertState.REVOKED}
@@ -89,6 +90,7 @@ def record(
     if operation is None or operation.finished or report.host_id not in operation.waiting_for:
         return
     _settle(operation, report.host_id, state, reason)
+    uow.after_commit(metrics.certificate_operations.labels(operation.kind, state.value).inc)
     if not operation.waiting_for:
         _finish(uow, operation)
 
@@ -101,6 +103,7 @@ def expire(uow: CertificateUnitOfWork, timeout: float) -> int:
         cert = uow.certificates.get(operation.certificate_id)
         for host_id in list(operation.waiting_for):
             _settle(operation, host_id, msg.HostCertState.FAILED, reason)
+            uow.after_commit(metrics.certificate_operations.labels(operation.kind, "FAILED").inc)
             if cert is not None:
                 uow.certificates.place(cert, host_id, msg.HostCertState.FAILED.value, reason, now())
                 uow.emit(

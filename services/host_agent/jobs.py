@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 import structlog
 
 from directdl.contracts import download as msg
+from directdl.runtime import metrics
 from host_agent.domain import JobState, StoredFile
 from host_agent.download.core import DownloadError, ErrorCode
 from host_agent.uow import AgentUnitOfWork
@@ -163,6 +164,8 @@ class JobRunner:
                 )
             )
         log.info("job.succeeded", cached=cached, size=stored.size, duration_s=duration)
+        outcome = "cached" if cached else "succeeded"
+        metrics.download_seconds.labels(self.host_id, outcome).observe(duration)
 
     def _fail(
         self,
@@ -180,6 +183,7 @@ class JobRunner:
             uow.jobs.set_state(job.job_id, JobState.FAILED, code, message)
             uow.emit(msg.DownloadFailed(**report, code=code, message=message, terminal=terminal))
         log.warning("job.failed", code=code, error=message, terminal=terminal)
+        metrics.download_seconds.labels(self.host_id, str(code)).observe(0)
 
     def _progress(
         self, service: Service, report: dict[str, str]
@@ -188,12 +192,17 @@ class JobRunner:
         last = {"at": 0.0, "bytes": 0}
         started = time.monotonic()
 
+        counted = metrics.bytes_downloaded.labels(self.host_id)
+
         def progress(done: int, total: int | None) -> None:
+            # `done` restarts from 0 when a download does; count only what is new.
+            counted.inc(max(0, done - last["bytes"]))
+            last["bytes"] = done
             now = time.monotonic()
             if now - last["at"] < 1.0:
                 return
             rate = done / max(now - started, 1e-6)
-            last["at"], last["bytes"] = now, done
+            last["at"] = now
             with service.transaction() as uow:
                 uow.emit(
                     msg.DownloadProgress(**report, bytes_done=done, total=total, rate_bps=rate)

@@ -22,6 +22,7 @@ from directdl.contracts.download import (
 from directdl.contracts.errors import ErrorCode, MessageError, NotFound
 from directdl.contracts.host import HostHeartbeat, HostList, ListHosts, StoredTemplate
 from directdl.contracts.reply import Reply
+from directdl.runtime import metrics
 from directdl.settings_catalog import SETTINGS
 from registration.adapters.deploys import attempt_views, finish
 from registration.adapters.orm import AttemptRow, DeployRow
@@ -184,6 +185,8 @@ def download_completed(evt: DownloadCompleted, uow: RegistrationUnitOfWork) -> N
         attempts=attempt_views(deploy),
     )
     finish(deploy, "SUCCEEDED", fields.model_dump(mode="json"), now)
+    outcome = "cached" if evt.cached else "succeeded"
+    uow.after_commit(metrics.deploys.labels(outcome).inc)
     uow.emit(msg.TemplateDeployed(**fields.model_dump()))
     if deploy.reply_to:
         result = msg.DeployResult(**fields.model_dump())
@@ -228,6 +231,7 @@ def fail_attempt(
         attempts=attempts,
     )
     finish(deploy, "FAILED", failed.model_dump(mode="json"), now)
+    uow.after_commit(metrics.deploys.labels("failed").inc)
     uow.emit(failed)
     if deploy.reply_to:
         details = {

@@ -22,11 +22,12 @@ def run_now(cmd: msg.RunSync, uow: SchedulerUnitOfWork) -> msg.SyncReport:
 
 
 def tick(cmd: msg.SyncTick, uow: SchedulerUnitOfWork, interval: Interval) -> None:
-    # Each replica's timer ticks; the one active consumer runs once per interval.
+    # Each replica's timer ticks; the one active consumer runs once per interval. Only timed
+    # runs count: a run for one host or one zone leaves the others still to be checked.
     seconds = interval()
     if seconds <= 0:
         return
-    last = uow.projections.last_run_started()
+    last = uow.projections.last_run_started("timer")
     if last is not None and datetime.now(UTC) - last < timedelta(seconds=seconds / 2):
         return
     run(uow, "timer")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,8 +32,12 @@ def nginx() -> Iterator[Nginx]:
 
 
 @pytest.fixture
-def agents(start_service: Callable[..., Any], data_dir: Path) -> dict[str, Any]:
-    start_service("registration", extra_env={"REGISTRATION_WATCHDOG_INTERVAL": BEAT})
+def registration(start_service: Callable[..., Any]) -> Any:
+    return start_service("registration", extra_env={"REGISTRATION_WATCHDOG_INTERVAL": BEAT})
+
+
+@pytest.fixture
+def agents(start_service: Callable[..., Any], registration: Any) -> dict[str, Any]:
     return {
         host_id: start_service(
             "host_agent",
@@ -77,14 +84,52 @@ def register(cli: Any, url: str, fmt: str, checksum: str) -> str:
     return str(result.json()["result"]["template"]["id"])
 
 
+def get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def metric(port: int, name: str, **labels: str) -> float:
+    """The value of one series on a service's /metrics (0 when it has none yet)."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in get(port, "/metrics")[1].splitlines():
+        if line.startswith(f"{name}{{{wanted}}} ") or (line.startswith(f"{name} ") and not labels):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_every_service_answers_health_readiness_and_metrics(
+    agents: dict[str, Any], registration: Any
+) -> None:
+    for service, checks in [
+        (registration, {"broker", "database"}),
+        (agents["host-1"], {"broker", "database", "pool", "truststore"}),
+    ]:
+        assert get(service.health_port, "/healthz") == (200, '{"status": "alive"}')
+        status, body = get(service.health_port, "/readyz")
+        assert status == 200
+        assert set(json.loads(body)["checks"]) == checks
+        status, text = get(service.health_port, "/metrics")
+        assert status == 200 and "directdl_messages_consumed_total" in text
+
+
 def test_register_deploy_and_deploy_again_through_the_cli(
-    agents: dict[str, Any], cli: Any, nginx: Nginx, data_dir: Path, tmp_path: Path
+    agents: dict[str, Any],
+    registration: Any,
+    cli: Any,
+    nginx: Nginx,
+    data_dir: Path,
+    tmp_path: Path,
 ) -> None:
     data = qcow2(tmp_path / "centos.qcow2")
     nginx.add_file("centos.qcow2", data)
     digest = "{SHA-256}" + hashlib.sha256(data).hexdigest()
     template_id = register(cli, f"{nginx.http_url}/centos.qcow2", "QCOW2", digest)
 
+    deploys_before = metric(registration.health_port, "directdl_deploys_total", outcome="succeeded")
     first = cli("template", "deploy", "--template", template_id, "--zone", "zone-1", "--json")
     second = cli("template", "deploy", "--template", template_id, "--zone", "zone-1", "--json")
     hosts = cli("hosts", "--json")
@@ -94,6 +139,16 @@ def test_register_deploy_and_deploy_again_through_the_cli(
     assert done["digest"] == digest and done["cached"] is False
     assert (pool(data_dir, done["host_id"]) / template_id).read_bytes() == data
     assert second.code == 0 and second.json()["result"]["cached"] is True
+    # the counts move: one deploy more, and the bytes on the agent that downloaded
+    assert (
+        metric(registration.health_port, "directdl_deploys_total", outcome="succeeded")
+        == deploys_before + 1
+    )
+    assert metric(registration.health_port, "directdl_deploys_total", outcome="cached") == 1
+    host = agents[done["host_id"]].health_port
+    assert metric(host, "directdl_bytes_downloaded_total", host=done["host_id"]) == len(data)
+    routing = {"service": "registration", "routing_key": "template.deploy"}
+    assert metric(registration.health_port, "directdl_messages_consumed_total", **routing) == 2
     assert [(h["host_id"], h["state"]) for h in hosts.json()["result"]["items"]] == [
         ("host-1", "Up"),
         ("host-2", "Up"),

@@ -28,12 +28,14 @@ from directdl.bus.processing import Processor
 from directdl.bus.publisher import ConfirmingPublisher, PublishError
 from directdl.bus.relay import OutboxRelay
 from directdl.bus.topology import Topology
+from directdl.runtime import metrics
 from directdl.runtime.faults import Faults
 
 log = structlog.get_logger(__name__)
 
 RELAY_POLL_SECONDS = 2.0
 PRUNE_EVERY_SECONDS = 3600.0
+LAG_EVERY_SECONDS = 10.0
 SHUTDOWN_GRACE_SECONDS = 30.0
 
 
@@ -127,7 +129,7 @@ class Consumer:
         channel.basic_qos(prefetch_count=self.config.prefetch)
         publisher = ConfirmingPublisher(connection.channel())
         on_message = partial(self._on_message, connection, publisher)
-        tags = []
+        tags, queues = [], []
         topology = self.config.topology
         for spec in self.config.queues:
             if spec.shared:
@@ -141,11 +143,12 @@ class Consumer:
                     single_active_consumer=spec.single_active_consumer,
                 )
             tags.append(channel.basic_consume(queue, on_message_callback=on_message))
+            queues.append(queue)
             log.info("bus.consuming", queue=queue, broker=redact(self.config.url))
         self._inflight = 0
         self.connections += 1
         self.connected.set()
-        last_flush = last_prune = 0.0
+        last_flush = last_prune = last_lag = 0.0
         while not stop.is_set():
             connection.process_data_events(time_limit=0.2)
             now = time.monotonic()
@@ -156,10 +159,18 @@ class Consumer:
             if now - last_prune > PRUNE_EVERY_SECONDS:
                 self.relay.prune()
                 last_prune = now
+            if now - last_lag > LAG_EVERY_SECONDS:
+                self._measure_lag(channel, queues)
+                last_lag = now
         self.on_stopping()
         for tag in tags:
             channel.basic_cancel(tag)
         self._drain(connection, publisher)
+
+    def _measure_lag(self, channel: BlockingChannel, queues: list[str]) -> None:
+        for queue in queues:
+            waiting = channel.queue_declare(queue, passive=True).method.message_count
+            metrics.queue_messages.labels(self.config.service, queue).set(waiting)
 
     def _drain(self, connection: pika.BlockingConnection, publisher: ConfirmingPublisher) -> None:
         """Let in-flight handlers finish and their acks and replies go out before closing."""
@@ -200,8 +211,15 @@ class Consumer:
             correlation_id=delivery.correlation_id,
             routing_key=delivery.routing_key,
         )
+        started = time.monotonic()
+        labels = (self.config.service, delivery.routing_key)
         try:
             outcome = self.processor.process(delivery)
+            if outcome.verdict is Verdict.ACK:
+                metrics.consumed.labels(*labels).inc()
+                metrics.handler_seconds.labels(*labels).observe(time.monotonic() - started)
+            elif outcome.verdict is Verdict.RETRY:
+                metrics.failed.labels(*labels).inc()
             if outcome.verdict is Verdict.RETRY:
                 if delivery.attempt >= self.config.max_attempts:
                     self.processor.give_up(delivery, outcome.error)
@@ -276,4 +294,5 @@ class Consumer:
             channel.basic_nack(tag, requeue=False)
             return
         log.warning("message.dead_lettered", message_id=delivery.message_id, error=error)
+        metrics.dead_lettered.labels(self.config.service, delivery.routing_key).inc()
         channel.basic_ack(tag)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from directdl.bus.publisher import ConfirmingPublisher, PublishError, Unroutable, properties
 from directdl.bus.store import MessageStore, Outgoing, utcnow
 from directdl.contracts.base import REPLY_TYPE
+from directdl.runtime import metrics
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +36,7 @@ class OutboxRelay:
         while True:
             with self.sessions() as session:
                 batch = self.store.pending(session, BATCH)
+            metrics.outbox_pending.labels(self.app_id).set(len(batch))
             for message in batch:
                 if not self._relay_one(publisher, message):
                     return sent

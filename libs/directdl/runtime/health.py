@@ -1,4 +1,5 @@
-"""The health server: `/healthz` says the process is alive, `/readyz` that it can work."""
+"""The health server: `/healthz` says the process is alive, `/readyz` that it can work,
+`/metrics` what it has done (Prometheus text format)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 log = structlog.get_logger(__name__)
 
@@ -28,6 +30,13 @@ class HealthServer:
                 elif self.path == "/readyz":
                     ready, checks = server.readiness()
                     self._send(200 if ready else 503, {"ready": ready, "checks": checks})
+                elif self.path == "/metrics":
+                    data = generate_latest(REGISTRY)
+                    self.send_response(200)
+                    self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
                 else:
                     self._send(404, {"error": f"no such endpoint {self.path!r}"})
 

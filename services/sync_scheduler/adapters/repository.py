@@ -1,8 +1,10 @@
-"""The sync-scheduler's projections, read in bulk: a run makes a handful of queries in all."""
+"""The sync-scheduler's projections, read in bulk: a run makes a handful of queries, plus one
+for each host whose trust store differs from what its zone wants."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -60,14 +62,25 @@ class Projections:
         return set(self.session.scalars(select(ZoneRow.zone_id).where(ZoneRow.enabled.is_(True))))
 
     def up_hosts(self, now: datetime, host_id: str | None = None) -> list[Host]:
-        query = select(HostRow)
+        # Not `trusted`: a host's entries are read only if its digest differs from its zone's.
+        query = select(
+            HostRow.host_id,
+            HostRow.zone_id,
+            HostRow.state,
+            HostRow.last_seen,
+            HostRow.interval_seconds,
+            HostRow.trusted_digest,
+        )
         if host_id is not None:
             query = query.where(HostRow.host_id == host_id)
         return [
-            Host(row.host_id, row.zone_id, row.trusted, row.trusted_digest)
-            for row in self.session.scalars(query)
+            Host(row.host_id, row.zone_id, row.trusted_digest, partial(self.trusted, row.host_id))
+            for row in self.session.execute(query)
             if is_up(row.state, row.last_seen, row.interval_seconds, now)
         ]
+
+    def trusted(self, host_id: str) -> list[list[str]]:
+        return self.session.scalar(select(HostRow.trusted).where(HostRow.host_id == host_id)) or []
 
     def certificates(self) -> list[Certificate]:
         columns = (
@@ -82,7 +95,10 @@ class Projections:
     def add_run(self, run_id: str, started_at: datetime, report: dict[str, object]) -> None:
         self.session.add(RunRow(run_id=run_id, started_at=started_at, report=report))
 
-    def last_run_started(self) -> datetime | None:
+    def last_run_started(self, trigger: str) -> datetime | None:
         return self.session.scalar(
-            select(RunRow.started_at).order_by(RunRow.started_at.desc()).limit(1)
+            select(RunRow.started_at)
+            .where(RunRow.report["trigger"].as_string() == trigger)
+            .order_by(RunRow.started_at.desc())
+            .limit(1)
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 Entry = tuple[str, str]  # (alias, SHA-256 fingerprint)
@@ -37,12 +37,14 @@ class Certificate:
 class Host:
     host_id: str
     zone_id: str
-    trusted_entries: list[list[str]]  # as the heartbeat listed them
-    trusted_digest: str  # digest(trusted_entries), computed when the heartbeat arrived
+    trusted_digest: str  # digest of the entries, computed when the heartbeat arrived
+    # The entries as the heartbeat listed them, one per certificate: the bulk of a host's
+    # data, so they are read only for a host whose digest differs.
+    read_trusted: Callable[[], Iterable[Sequence[str]]]
 
     @property
     def trusted(self) -> frozenset[Entry]:
-        return frozenset((alias.lower(), fp.upper()) for alias, fp in self.trusted_entries)
+        return frozenset((alias.lower(), fp.upper()) for alias, fp in self.read_trusted())
 
 
 @dataclass

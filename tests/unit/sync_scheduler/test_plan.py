@@ -19,7 +19,7 @@ def cert(cid: str, alias: str, fp: str, zone: str = "z1", revoked: bool = False)
 
 
 def host(host_id: str, *entries: tuple[str, str], zone: str = "z1") -> Host:
-    return Host(host_id, zone, [list(e) for e in entries], digest(entries))
+    return Host(host_id, zone, digest(entries), lambda: entries)
 
 
 ZONE = [cert("a", "alpha", FP_A), cert("b", "beta", FP_B)]
@@ -29,6 +29,14 @@ def test_a_host_exactly_in_sync_costs_nothing() -> None:
     result = plan([host("h1", ("alpha", FP_A), ("beta", FP_B))], ZONE, {"z1"})
     assert result.provision == [] and result.revoke == []
     assert result.hosts_checked == 1 and result.zones == {"z1"}
+
+
+def test_a_host_in_sync_is_not_read_entry_by_entry() -> None:
+    def unread() -> list[list[str]]:
+        raise AssertionError("read the entries of a host whose digest matches")
+
+    in_sync = Host("h1", "z1", digest([("alpha", FP_A), ("beta", FP_B)]), unread)
+    assert plan([in_sync], ZONE, {"z1"}).hosts_checked == 1
 
 
 def test_a_missing_certificate_is_provisioned() -> None:
@@ -44,7 +52,9 @@ def test_a_host_with_nothing_gets_everything() -> None:
 
 def test_a_revoked_certificate_still_present_is_revoked() -> None:
     certificates = [*ZONE, cert("c", "gamma", FP_C, revoked=True)]
-    result = plan([host("h1", ("alpha", FP_A), ("beta", FP_B), ("gamma", FP_C))], certificates, {"z1"})
+    result = plan(
+        [host("h1", ("alpha", FP_A), ("beta", FP_B), ("gamma", FP_C))], certificates, {"z1"}
+    )
     assert result.revoke == [("c", "z1", "h1")]
     assert result.provision == []
 
@@ -56,9 +66,7 @@ def test_a_revoked_certificate_already_gone_costs_nothing() -> None:
 
 
 def test_an_alias_added_by_hand_is_left_alone() -> None:
-    result = plan(
-        [host("h1", ("alpha", FP_A), ("beta", FP_B), ("local-ca", FP_C))], ZONE, {"z1"}
-    )
+    result = plan([host("h1", ("alpha", FP_A), ("beta", FP_B), ("local-ca", FP_C))], ZONE, {"z1"})
     assert result.provision == [] and result.revoke == []
     assert result.hosts_checked == 1
 
