@@ -93,6 +93,10 @@ class BusClient:
             queue, lambda _c, method, _p, body: on_message(method.routing_key, body), auto_ack=True
         )
 
+    def pump(self, seconds: float) -> None:
+        """Deliver what has arrived (watched messages, replies) for up to `seconds`."""
+        self._connection.process_data_events(time_limit=seconds)
+
     def wait_reply(self, correlation_id: str, timeout: float, what: str = "command") -> Reply:
         deadline = time.monotonic() + timeout
         while correlation_id not in self._replies:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from directdl.bus.topology import Topology
-from directdl.cli import certificates, deploys, settings, sync, templates
+from directdl.cli import certificates, deploys, settings, sync, templates, watch
 from directdl.cli.session import Session
 from directdl.runtime.settings import DEFAULT_AMQP_URL
 
@@ -27,6 +27,8 @@ app.add_typer(certificates.app, name="cert")
 app.add_typer(settings.app, name="settings")
 app.add_typer(sync.app, name="sync")
 app.add_typer(sync.zones, name="zone")
+app.command("status")(watch.status)
+app.command("events")(watch.events)
 
 
 @app.callback()
