@@ -1,14 +1,25 @@
-"""`make run`: every service as a local process, as compose would run them; Ctrl-C stops all."""
+"""`make run`: every service as a local process, as compose would run them, and an nginx with
+a sample template; Ctrl-C stops all."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
+
+from directdl.testing.nginx import Nginx
+
+SAMPLE = "sample.raw"
+SAMPLE_SIZE = 1 << 20
+SAMPLE_PORTS = (8070, 8443)
 
 
 @dataclass(frozen=True)
@@ -40,7 +51,39 @@ PROCESSES = (
 )
 
 
+def serve_samples(data_dir: Path, stack: ExitStack) -> None:
+    """A sample template over HTTP and HTTPS for the quickstart, as compose's nginx serves it.
+    Its self-signed certificate is written beside it for `directdl cert upload`."""
+    if shutil.which("nginx") is None:
+        print(
+            "nginx is not installed: no sample template (bash .ci/run installs it)", file=sys.stderr
+        )
+        return
+    server = stack.enter_context(Nginx(ports=SAMPLE_PORTS))
+    server.add_file(SAMPLE, sample_bytes())
+    folder = data_dir / "templates"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(server.cert_pem_path, folder / "sample-ca.pem")
+    print(
+        f"sample template at {server.http_url}/{SAMPLE} and {server.https_url}/{SAMPLE}; "
+        f"its certificate is {folder / 'sample-ca.pem'}",
+        file=sys.stderr,
+    )
+
+
+def sample_bytes() -> bytes:
+    """1 MiB that is the same on every run, so its checksum can be printed in the README."""
+    block = hashlib.sha256(b"directdl sample template").digest()
+    return block * (SAMPLE_SIZE // len(block))
+
+
 def main() -> int:
+    with ExitStack() as stack:
+        serve_samples(Path(os.environ.get("DIRECTDL_DATA_DIR", "var")), stack)
+        return supervise()
+
+
+def supervise() -> int:
     children: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Annotated, Any
 
 import typer
@@ -16,17 +17,18 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from directdl.cli.output import err, print_record, print_rows
+from directdl.cli.output import Exit, err, print_error, print_record, print_rows
 from directdl.cli.session import Session
 from directdl.contracts import deploy as msg
 from directdl.contracts.host import ListHosts
+from directdl.contracts.template import ListTemplates
 
 Json = Annotated[bool, typer.Option("--json", help="Print the reply as JSON.")]
 
 
 def deploy(
     ctx: typer.Context,
-    template: Annotated[str, typer.Option(help="Template id.")],
+    template: Annotated[str, typer.Option(help="Template id, or its name in the zone.")],
     zone: Annotated[str, typer.Option(help="Zone id.")],
     host: Annotated[str | None, typer.Option(help="Deploy on this host only.")] = None,
     pool: Annotated[str | None, typer.Option(help="Primary storage pool id.")] = None,
@@ -39,6 +41,7 @@ def deploy(
     Example: directdl template deploy --template 6f1c... --zone zone-1
     """
     session: Session = ctx.obj
+    template = _template_id(session, template, zone)
     command = msg.DeployTemplate(template_id=template, zone_id=zone, host_id=host, pool_id=pool)
     if not wait:
         message_id = session.send(command)
@@ -72,6 +75,19 @@ def deploy(
         shown = {k: v for k, v in result.items() if k != "attempts"}
         shown["attempts"] = ", ".join(f"{a['host_id']}:{a['state']}" for a in result["attempts"])
         print_record(shown, title="deployed")
+
+
+def _template_id(session: Session, id_or_name: str, zone: str) -> str:
+    """Ids are what the services take; a name, unique in its zone, is friendlier to type."""
+    try:
+        uuid.UUID(id_or_name)
+    except ValueError:
+        found = session.call(ListTemplates(name=id_or_name, zone_id=zone), as_json=False)
+        if found["total"] != 1:
+            print_error("NOT_FOUND", f"no template named {id_or_name!r} in zone {zone!r}")
+            raise typer.Exit(Exit.ERROR_REPLY) from None
+        return str(found["items"][0]["id"])
+    return id_or_name
 
 
 def hosts(

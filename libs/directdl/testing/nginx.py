@@ -67,6 +67,7 @@ class Nginx:
         redirects: dict[str, str] | None = None,
         cert_pem: bytes | None = None,
         key_pem: bytes | None = None,
+        ports: tuple[int, int] | None = None,
     ) -> None:
         if (cert_pem is None) != (key_pem is None):
             raise ValueError("give both cert_pem and key_pem, or neither")
@@ -77,6 +78,7 @@ class Nginx:
         self._dir = Path(tempfile.mkdtemp(prefix="directdl-nginx-"))
         self._process: subprocess.Popen[bytes] | None = None
         self.http_port = self.https_port = 0
+        self._ports = ports  # fixed (http, https), or free ones when None
 
     @property
     def http_url(self) -> str:
@@ -140,8 +142,8 @@ class Nginx:
             cert_pem, key_pem = make_self_signed("localhost", ["IP:127.0.0.1", "DNS:localhost"])
         self.cert_pem_path.write_bytes(cert_pem)
         (self._dir / "key.pem").write_bytes(key_pem)
-        for _ in range(3):  # a free port may be taken before nginx binds it
-            self.http_port, self.https_port = _free_ports(2)
+        for _ in range(1 if self._ports else 3):  # a free port may be taken before nginx binds
+            self.http_port, self.https_port = self._ports or _free_ports(2)
             (self._dir / "nginx.conf").write_text(self._config())
             if self._launch():
                 return

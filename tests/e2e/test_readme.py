@@ -1,0 +1,129 @@
+"""The README works: `make run`'s processes, then every quickstart command and the pika example."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from directdl.bus.topology import Topology
+from directdl.testing.waiting import wait_until
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+README = (REPO / "README.md").read_text()
+PORTS = (8081, 8082, 8083, 8090, 8091)
+
+
+def block_after(marker: str, language: str) -> str:
+    """The first fenced block of `language` after the line containing `marker`."""
+    rest = README[README.index(marker) :]
+    match = re.search(rf"```{language}\n(.*?)```", rest, re.S)
+    assert match, f"no {language} block after {marker!r}"
+    return match.group(1)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """Where a user stands: the README's relative paths (.venv/bin, var/) resolve here."""
+    (tmp_path / ".venv").symlink_to(REPO / ".venv")
+    return tmp_path
+
+
+@pytest.fixture
+def env(amqp_url: str, topology: Topology) -> dict[str, str]:
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/root"),
+        "AMQP_URL": amqp_url,
+        "DIRECTDL_EXCHANGE": topology.exchange,
+        "DIRECTDL_QUEUE_PREFIX": topology.queue_prefix,
+        "HOST_AGENT_HEARTBEAT_INTERVAL": "1",
+    }
+
+
+@pytest.fixture
+def make_run(workdir: Path, env: dict[str, str]) -> Iterator[None]:
+    """What `make run` starts, with the environment the Makefile gives it."""
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "directdl.launcher"],
+        cwd=workdir,
+        env=env | {"DIRECTDL_DATA_DIR": "var"},
+        stdout=subprocess.DEVNULL,
+        stderr=(workdir / "make-run.log").open("wb"),
+        start_new_session=True,
+    )
+    try:
+        for port in PORTS:
+            wait_until(lambda p=port: _ready(p), timeout=30, what=f"/readyz on {port}")
+        yield
+    finally:
+        launcher.send_signal(signal.SIGINT)
+        try:
+            launcher.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            raise
+
+
+def _ready(port: int) -> bool:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def run(command: str, workdir: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-c", command],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_quickstart_deploys_the_sample_and_trusts_its_certificate_on_both_hosts(
+    make_run: None, workdir: Path, env: dict[str, str]
+) -> None:
+    commands = [line for line in block_after("<!-- quickstart", "sh").splitlines() if line.strip()]
+    wait_until(
+        lambda: run(commands[0] + " --json", workdir, env).stdout.count('"Up"') == 2, timeout=20
+    )
+    outputs = {}
+    for command in commands:
+        done = run(command, workdir, env)
+        assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
+        outputs[" ".join(command.split()[1:3])] = done.stdout
+    assert outputs["cert upload"].count("UPLOADED") == 2
+    assert "deployed" in outputs["template deploy"]
+    assert "host-1:UPLOADED" in outputs["cert list"] and "host-2:UPLOADED" in outputs["cert list"]
+    pools = list((workdir / "var" / "pools").glob("host-*/*"))
+    assert len(pools) == 1 and pools[0].stat().st_size == 1 << 20
+
+
+def test_the_pika_example_gets_a_reply(make_run: None, workdir: Path, env: dict[str, str]) -> None:
+    example = block_after("## Publishing a command with plain pika", "python")
+    done = subprocess.run(
+        [sys.executable, "-c", example],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    reply = json.loads(eval(done.stdout.strip()))
+    assert reply["ok"] is True and reply["result"]["template"]["name"] == "pika"
