@@ -34,6 +34,7 @@ def start(
     install: Sequence[str] = (),
     remove: Sequence[str] = (),
     skipped: Sequence[str] = (),
+    host_id: str | None = None,
     timeout: float,
 ) -> Deferred | msg.CertificateOutcome:
     """Send the installs and removals; the outcome is the reply now if nothing was sent."""
@@ -43,6 +44,7 @@ def start(
         OperationRow(
             id=str(uuid.uuid4()),
             kind=kind,
+            host_id=host_id,
             certificate_id=cert.id,
             reply_to=context.reply_to if context else None,
             correlation_id=context.correlation_id if context else None,
@@ -52,7 +54,7 @@ def start(
             finished=False,
         )
     )
-    for host_id in install:
+    for target in install:
         uow.emit(
             msg.InstallCertificate(
                 operation_id=operation.id,
@@ -60,14 +62,14 @@ def start(
                 alias=cert.alias,
                 certificate=cert.pem,
             ),
-            routing_key=msg.InstallCertificate.address(host_id=host_id),
+            routing_key=msg.InstallCertificate.address(host_id=target),
         )
-    for host_id in remove:
+    for target in remove:
         uow.emit(
             msg.RemoveCertificate(
                 operation_id=operation.id, certificate_id=cert.id, alias=cert.alias
             ),
-            routing_key=msg.RemoveCertificate.address(host_id=host_id),
+            routing_key=msg.RemoveCertificate.address(host_id=target),
         )
     if operation.waiting_for:
         return DEFERRED
@@ -138,9 +140,17 @@ def _finish(
     )
     outcome = msg.CertificateOutcome(certificate=view(cert), hosts=hosts)
     if operation.kind == "upload":
-        uow.emit(msg.CertificateUploaded(certificate=outcome.certificate, hosts=hosts))
+        uow.emit(
+            msg.CertificateUploaded(
+                certificate=outcome.certificate, hosts=hosts, host_id=operation.host_id
+            )
+        )
     elif operation.kind == "revoke":
-        uow.emit(msg.CertificateRevoked(certificate=outcome.certificate, hosts=hosts))
+        uow.emit(
+            msg.CertificateRevoked(
+                certificate=outcome.certificate, hosts=hosts, host_id=operation.host_id
+            )
+        )
     elif operation.kind == "delete":
         uow.emit(msg.CertificateDeleted(certificate=outcome.certificate))
         uow.certificates.delete(cert)

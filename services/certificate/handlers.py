@@ -80,7 +80,9 @@ def upload(cmd: msg.UploadCertificate, uow: CertificateUnitOfWork, policy: Polic
         if host
         else [h.host_id for h in uow.hosts.up_in_zone(cmd.zone_id, fanout.now())]
     )
-    return fanout.start(uow, cert, "upload", install=targets, timeout=policy.host_timeout)
+    return fanout.start(
+        uow, cert, "upload", install=targets, host_id=cmd.host_id, timeout=policy.host_timeout
+    )
 
 
 def revoke(cmd: msg.RevokeCertificate, uow: CertificateUnitOfWork, policy: Policy) -> Outcome:
@@ -107,7 +109,13 @@ def revoke(cmd: msg.RevokeCertificate, uow: CertificateUnitOfWork, policy: Polic
     holding = [h.host_id for h in hosts if _holds(cert, h)]
     skipped = [h.host_id for h in hosts if h.host_id not in holding]
     return fanout.start(
-        uow, cert, "revoke", remove=holding, skipped=skipped, timeout=policy.host_timeout
+        uow,
+        cert,
+        "revoke",
+        remove=holding,
+        skipped=skipped,
+        host_id=cmd.host_id,
+        timeout=policy.host_timeout,
     )
 
 

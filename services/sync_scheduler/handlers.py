@@ -49,10 +49,19 @@ def heartbeat(evt: HostHeartbeat, uow: SchedulerUnitOfWork) -> None:
         run(uow, "host", host_id=evt.host_id)
 
 
-def certificate_changed(
-    evt: certs.CertificateUploaded | certs.CertificateRevoked, uow: SchedulerUnitOfWork
-) -> None:
+def certificate_uploaded(evt: certs.CertificateUploaded, uow: SchedulerUnitOfWork) -> None:
     uow.projections.record_certificate(evt.certificate)
+    # An upload to the zone puts it back everywhere; one to a named host, there.
+    if evt.host_id is not None:
+        uow.projections.allow(evt.certificate.id, evt.host_id)
+    else:
+        uow.projections.allow_everywhere(evt.certificate.id)
+
+
+def certificate_revoked(evt: certs.CertificateRevoked, uow: SchedulerUnitOfWork) -> None:
+    uow.projections.record_certificate(evt.certificate)
+    if evt.host_id is not None:  # revoked from one host: keep it away from that host only
+        uow.projections.hold_back(evt.certificate.id, evt.host_id)
 
 
 def certificate_deleted(evt: certs.CertificateDeleted, uow: SchedulerUnitOfWork) -> None:
@@ -69,8 +78,8 @@ def queues(interval: Interval) -> dict[str, dict[str, Route]]:
         ),
         "events": routes(
             (HostHeartbeat, heartbeat),
-            (certs.CertificateUploaded, certificate_changed),
-            (certs.CertificateRevoked, certificate_changed),
+            (certs.CertificateUploaded, certificate_uploaded),
+            (certs.CertificateRevoked, certificate_revoked),
             (certs.CertificateDeleted, certificate_deleted),
         ),
     }

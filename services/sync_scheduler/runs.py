@@ -31,7 +31,10 @@ def run(
     started, clock = datetime.now(UTC), time.monotonic()
     zones = {zone_id} if zone_id else uow.projections.enabled_zones()
     decided = plan(
-        uow.projections.up_hosts(started, host_id), uow.projections.certificates(), zones
+        uow.projections.up_hosts(started, host_id),
+        uow.projections.certificates(),
+        zones,
+        uow.projections.held_back(),
     )
     for certificate_id, target in decided.provision:
         uow.emit(certs.ProvisionCertificate(id=certificate_id, host_id=target))

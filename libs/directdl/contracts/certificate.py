@@ -147,6 +147,7 @@ class CertificateUploaded(Event):
 
     certificate: CertificateView
     hosts: list[HostOutcome]
+    host_id: str | None = Field(None, description="The one host it was for, when named.")
 
 
 class CertificateRevoked(Event):
@@ -155,6 +156,7 @@ class CertificateRevoked(Event):
 
     certificate: CertificateView
     hosts: list[HostOutcome]
+    host_id: str | None = Field(None, description="The one host it was for, when named.")
 
 
 class CertificateDeleted(Event):

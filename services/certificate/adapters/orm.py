@@ -77,6 +77,7 @@ class OperationRow(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
+    host_id: Mapped[str | None] = mapped_column(String(255), doc="The one host, when named.")
     certificate_id: Mapped[str] = mapped_column(String(36), index=True)
     reply_to: Mapped[str | None] = mapped_column(String(255))
     correlation_id: Mapped[str | None] = mapped_column(String(255))

@@ -46,6 +46,15 @@ class CertificateRow(Base):
     revoked: Mapped[bool]
 
 
+class HostRevocationRow(Base):
+    """A certificate revoked from one host alone: kept away from it, not from its zone."""
+
+    __tablename__ = "host_revocations"
+
+    certificate_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    host_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
 class RunRow(Base):
     __tablename__ = "runs"
 

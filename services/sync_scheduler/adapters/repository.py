@@ -12,7 +12,13 @@ from sqlalchemy.orm import Session
 from directdl.contracts.certificate import CertificateView
 from directdl.contracts.host import HostHeartbeat
 from directdl.liveness import is_up
-from sync_scheduler.adapters.orm import CertificateRow, HostRow, RunRow, ZoneRow
+from sync_scheduler.adapters.orm import (
+    CertificateRow,
+    HostRevocationRow,
+    HostRow,
+    RunRow,
+    ZoneRow,
+)
 from sync_scheduler.domain.plan import Certificate, Host, digest
 
 
@@ -51,6 +57,34 @@ class Projections:
 
     def forget_certificate(self, certificate_id: str) -> None:
         self.session.execute(delete(CertificateRow).where(CertificateRow.id == certificate_id))
+        self.allow_everywhere(certificate_id)
+
+    def hold_back(self, certificate_id: str, host_id: str) -> None:
+        if self.session.get(HostRevocationRow, (certificate_id, host_id)) is None:
+            self.session.add(HostRevocationRow(certificate_id=certificate_id, host_id=host_id))
+            self.session.flush()
+
+    def allow(self, certificate_id: str, host_id: str) -> None:
+        self.session.execute(
+            delete(HostRevocationRow).where(
+                HostRevocationRow.certificate_id == certificate_id,
+                HostRevocationRow.host_id == host_id,
+            )
+        )
+
+    def allow_everywhere(self, certificate_id: str) -> None:
+        self.session.execute(
+            delete(HostRevocationRow).where(HostRevocationRow.certificate_id == certificate_id)
+        )
+
+    def held_back(self) -> dict[str, set[str]]:
+        """host -> certificates revoked from it alone (few: read whole)."""
+        found: dict[str, set[str]] = {}
+        for certificate_id, host_id in self.session.execute(
+            select(HostRevocationRow.certificate_id, HostRevocationRow.host_id)
+        ):
+            found.setdefault(host_id, set()).add(certificate_id)
+        return found
 
     def set_zone(self, zone_id: str, enabled: bool) -> None:
         row = self.session.get(ZoneRow, zone_id) or ZoneRow(zone_id=zone_id)

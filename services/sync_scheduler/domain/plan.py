@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 Entry = tuple[str, str]  # (alias, SHA-256 fingerprint)
@@ -55,8 +55,18 @@ class Plan:
     hosts_checked: int = 0
 
 
-def plan(hosts: Iterable[Host], certificates: Iterable[Certificate], zones: set[str]) -> Plan:
-    """Push what an Up host of an enabled zone lacks; remove revoked ones it still has."""
+def plan(
+    hosts: Iterable[Host],
+    certificates: Iterable[Certificate],
+    zones: set[str],
+    held_back: Mapping[str, set[str]] | None = None,
+) -> Plan:
+    """Push what an Up host of an enabled zone lacks; remove revoked ones it still has.
+
+    `held_back` maps a host to the certificates revoked from it alone: they stay away from
+    that host (and are removed if back) while the rest of the zone keeps them.
+    """
+    held_back = held_back or {}
     wanted: dict[str, dict[Entry, Certificate]] = defaultdict(dict)
     revoked: dict[str, dict[Entry, Certificate]] = defaultdict(dict)
     for cert in certificates:
@@ -69,11 +79,15 @@ def plan(hosts: Iterable[Host], certificates: Iterable[Certificate], zones: set[
             continue
         result.zones.add(host.zone_id)
         result.hosts_checked += 1
-        if host.trusted_digest == wanted_digest.get(host.zone_id, empty):
+        withheld = held_back.get(host.host_id, set())
+        if not withheld and host.trusted_digest == wanted_digest.get(host.zone_id, empty):
             continue  # exactly what the zone wants: nothing missing, nothing revoked
         trusted = host.trusted
         for entry, cert in wanted[host.zone_id].items():
-            if entry not in trusted:
+            if cert.id in withheld:
+                if entry in trusted:
+                    result.revoke.append((cert.id, host.zone_id, host.host_id))
+            elif entry not in trusted:
                 result.provision.append((cert.id, host.host_id))
         for entry, cert in revoked[host.zone_id].items():
             if entry in trusted:

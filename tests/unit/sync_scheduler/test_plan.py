@@ -125,3 +125,15 @@ def test_hosts_get_only_their_own_zones_certificates() -> None:
 def test_a_zone_without_certificates_asks_nothing_of_an_empty_host() -> None:
     result = plan([host("h1", zone="z9")], ZONE, {"z9"})
     assert result.provision == [] and result.revoke == [] and result.hosts_checked == 1
+
+
+def test_a_certificate_revoked_from_one_host_stays_away_from_it_alone() -> None:
+    cert = Certificate("c1", "z1", "repo", "AA", revoked=False)
+    kept = Host("h1", "z1", digest([("repo", "AA")]), lambda: [["repo", "AA"]])
+    cleared = Host("h2", "z1", digest([]), lambda: [])
+    lacking = Host("h3", "z1", digest([]), lambda: [])
+
+    decided = plan([kept, cleared, lacking], [cert], {"z1"}, held_back={"h1": {"c1"}, "h2": {"c1"}})
+
+    assert decided.revoke == [("c1", "z1", "h1")]  # back on it by hand: removed again
+    assert decided.provision == [("c1", "h3")]  # h2 is left without it; h3 gets it
