@@ -112,6 +112,17 @@ def test_the_quickstart_deploys_the_sample_and_trusts_its_certificate_on_both_ho
     pools = list((workdir / "var" / "pools").glob("host-*/*"))
     assert len(pools) == 1 and pools[0].stat().st_size == 1 << 20
 
+    # The "More" block: every command but `events`, which tails until Ctrl-C and has its own
+    # test (tests/e2e/test_operator.py); curl's endpoints are fetched with requests.
+    more = block_after("\nMore:", "sh").splitlines()
+    for command in (line.split("  #")[0] for line in more if line.startswith(".venv/bin/directdl")):
+        if " events " in command:
+            continue
+        done = run(command, workdir, env)
+        assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
+    for url in re.findall(r"curl -s (\S+?);?(?:\s|$)", "\n".join(more)):
+        assert requests.get(f"http://{url}", timeout=5).status_code == 200, url
+
 
 def test_the_pika_example_gets_a_reply(make_run: None, workdir: Path, env: dict[str, str]) -> None:
     example = block_after("## Publishing a command with plain pika", "python")
