@@ -1,0 +1,44 @@
+# syntax=docker/dockerfile:1
+# One image for every directdl service; compose.yaml picks the module with `command:`.
+# Bookworm, the Debian the project is tested on: its libnfs-utils 4.0 is the nfs-cat whose exit
+# codes host_agent/download/nfs.py reads.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS builder
+RUN pip install --no-cache-dir --disable-pip-version-check uv==0.13.9
+ENV UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PYTHON=/usr/local/bin/python3.11 \
+    UV_PROJECT_ENVIRONMENT=/app/.venv
+WORKDIR /src
+# The dependencies first, exactly as uv.lock pins them: this layer is rebuilt when the lock
+# file changes, not on every change to the code.
+COPY pyproject.toml uv.lock ./
+RUN uv sync --frozen --no-dev --no-install-project --no-editable
+# Then directdl itself, installed as a wheel rather than linked back to /src.
+COPY README.md ./
+COPY libs/ libs/
+COPY services/ services/
+RUN uv sync --frozen --no-dev --no-editable
+
+FROM ${PYTHON_IMAGE}
+# nfs-cat and nfs-ls: the agent reads NFS sources in user space, without a kernel mount.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libnfs-utils \
+    && rm -rf /var/lib/apt/lists/*
+# A named volume mounted on one of these directories starts with its owner, so the services
+# can write their SQLite database, trust store, pool and sample templates there.
+RUN groupadd --gid 10001 directdl \
+    && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /var/lib/directdl \
+        --shell /usr/sbin/nologin directdl \
+    && install -d -o directdl -g directdl -m 0755 /var/lib/directdl /mnt/primary /srv/templates
+# Owned by root: the services can read their code, not change it.
+COPY --from=builder /app/.venv /app/.venv
+ENV PATH=/app/.venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    DIRECTDL_DATA_DIR=/var/lib/directdl
+WORKDIR /app
+USER directdl
+EXPOSE 8081 8082 8083 8090
+CMD ["python", "-m", "registration"]
