@@ -12,7 +12,7 @@ from certificate.adapters.repository import host_is_up, placements, view
 from certificate.domain.alias import check_alias
 from certificate.domain.certificate import parse_certificate, same_certificate
 from certificate.uow import CertificateUnitOfWork
-from directdl.bus.processing import Deferred, Route, routes
+from directdl.bus.processing import Deferred, Route, routes, without_inbox
 from directdl.contracts import certificate as msg
 from directdl.contracts.errors import Conflict, ErrorCode, MessageError, NotFound, Unsupported
 from directdl.contracts.host import HostHeartbeat
@@ -218,10 +218,13 @@ def queues(policy: Policy) -> dict[str, dict[str, Route]]:
             (msg.DeleteCertificate, with_policy(delete)),
             (msg.ListCertificates, list_certificates),
         ),
-        "events": routes(
-            (HostHeartbeat, heartbeat),
-            (msg.CertificateInstalled, _reported("install")),
-            (msg.CertificateRemoved, _reported("remove")),
-            (msg.CertificateFailed, _reported("failed")),
+        "events": without_inbox(
+            routes(
+                (HostHeartbeat, heartbeat),
+                (msg.CertificateInstalled, _reported("install")),
+                (msg.CertificateRemoved, _reported("remove")),
+                (msg.CertificateFailed, _reported("failed")),
+            ),
+            HostHeartbeat,
         ),
     }

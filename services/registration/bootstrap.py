@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from directdl.bus.processing import Route, routes
+from directdl.bus.processing import Route, routes, without_inbox
 from directdl.contracts import deploy, download, host
 from directdl.contracts.template import Protocol
 from directdl.runtime.live_settings import LiveSettings, with_settings
@@ -44,10 +44,13 @@ def queues(policy: deploying.DownloadPolicy, size_of: SizeOf) -> dict[str, dict[
             (deploy.DeployTemplate, partial(deploying.deploy_template, policy=policy)),
             (host.ListHosts, deploying.list_hosts),
         ),
-        "events": routes(
-            (host.HostHeartbeat, partial(deploying.host_heartbeat, policy=policy)),
-            (download.DownloadCompleted, deploying.download_completed),
-            (download.DownloadFailed, partial(deploying.download_failed, policy=policy)),
+        "events": without_inbox(
+            routes(
+                (host.HostHeartbeat, partial(deploying.host_heartbeat, policy=policy)),
+                (download.DownloadCompleted, deploying.download_completed),
+                (download.DownloadFailed, partial(deploying.download_failed, policy=policy)),
+            ),
+            host.HostHeartbeat,
         ),
     }
 

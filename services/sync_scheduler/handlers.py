@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from directdl.bus.processing import Route, routes
+from directdl.bus.processing import Route, routes, without_inbox
 from directdl.contracts import certificate as certs
 from directdl.contracts import sync as msg
 from directdl.contracts.host import HostHeartbeat
@@ -76,10 +76,13 @@ def queues(interval: Interval) -> dict[str, dict[str, Route]]:
             (msg.EnableZone, enable_zone),
             (msg.DisableZone, disable_zone),
         ),
-        "events": routes(
-            (HostHeartbeat, heartbeat),
-            (certs.CertificateUploaded, certificate_uploaded),
-            (certs.CertificateRevoked, certificate_revoked),
-            (certs.CertificateDeleted, certificate_deleted),
+        "events": without_inbox(
+            routes(
+                (HostHeartbeat, heartbeat),
+                (certs.CertificateUploaded, certificate_uploaded),
+                (certs.CertificateRevoked, certificate_revoked),
+                (certs.CertificateDeleted, certificate_deleted),
+            ),
+            HostHeartbeat,
         ),
     }

@@ -38,10 +38,22 @@ class Route:
 
     model: type[Message]
     handler: Handler
+    # A handler whose effect is the same however often it runs (a heartbeat's upsert) skips
+    # the inbox: thousands of hosts beating every few seconds would fill it for nothing.
+    idempotent: bool = False
 
 
 def routes(*pairs: tuple[type[Message], Handler]) -> dict[str, Route]:
     return {model.routing_key: Route(model, handler) for model, handler in pairs}
+
+
+def without_inbox(table: dict[str, Route], *models: type[Message]) -> dict[str, Route]:
+    """The same table, with these messages' handlers marked idempotent (no inbox row)."""
+    keys = {model.routing_key for model in models}
+    return {
+        key: Route(route.model, route.handler, idempotent=True) if key in keys else route
+        for key, route in table.items()
+    }
 
 
 class Processor:
@@ -115,8 +127,13 @@ class Processor:
 
     def _handle(self, delivery: Delivery, command: Message) -> Outcome:
         assert delivery.message_id is not None  # checked by _validate
+        route = self.routes[delivery.routing_key]
         with self.uow_factory() as uow:
-            seen = self.store.find_processed(uow.session, delivery.message_id)
+            seen = (
+                None
+                if route.idempotent
+                else self.store.find_processed(uow.session, delivery.message_id)
+            )
             if seen is not None:
                 self._answer_duplicate(uow, delivery, seen)
                 return ACKED
@@ -128,14 +145,17 @@ class Processor:
             )
             reply: Reply | None
             try:
-                result = self.routes[delivery.routing_key].handler(command, uow)
+                result = route.handler(command, uow)
                 reply = None if isinstance(result, Deferred) else Reply.success(result)
             except MessageError as err:
                 log.info("message.rejected", code=err.code, error=err.message)
                 uow.rollback()
                 reply = Reply.from_error(err)
             self.flush_outgoing(uow, cause=delivery)
-            self._record(uow, delivery, reply)
+            if not route.idempotent:
+                self._record(uow, delivery, reply)
+            elif delivery.reply_to and reply is not None:
+                self.store.enqueue(uow.session, self._reply(delivery, reply.to_json()))
             self.faults.reach("before_commit")
             uow.commit()
         self.on_commit()

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from directdl.bus.delivery import Delivery, Verdict
-from directdl.bus.processing import Processor
+from directdl.bus.processing import Processor, routes, without_inbox
 from directdl.bus.store import Outgoing, utcnow
 from directdl.runtime.db import session_factory
 from directdl.runtime.uow import UnitOfWork
@@ -140,3 +140,22 @@ def test_pruning_forgets_only_what_is_old_enough(
         assert note_service.store.prune(session, soon, soon) == 3  # reply, event, inbox row
         session.commit()
         assert note_service.store.find_processed(session, "m-1") is None
+
+
+def test_an_idempotent_route_leaves_no_inbox_row_and_runs_each_time(
+    sessions: sessionmaker[Session],
+) -> None:
+    runs: list[str] = []
+    table = without_inbox(
+        routes((note_service.AddNote, lambda cmd, uow: runs.append(cmd.text))),
+        note_service.AddNote,
+    )
+    processor = Processor(table, lambda: UnitOfWork(sessions), note_service.store, "directdl")
+
+    processor.process(delivery())
+    processor.process(delivery())
+
+    assert runs == ["hi", "hi"]
+    with sessions() as session:
+        assert note_service.store.find_processed(session, "m-1") is None
+    assert len(replies(sessions)) == 2  # each delivery with reply_to is still answered
