@@ -4,18 +4,23 @@ export UV_PYTHON_DOWNLOADS := never
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
+# uv from PATH, else where `make deps` puts it
+UV ?= $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 export DIRECTDL_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: help install run test test-unit test-integration test-e2e lint format docs bench clean
+.PHONY: help deps install run test test-unit test-integration test-e2e lint format docs bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
+deps: ## as root: RabbitMQ, nginx, nfs-ganesha, aria2, qemu-utils from Debian when missing; start the broker
+	bash .ci/deps
+
 install: $(BIN)/directdl ## create the virtualenv from the lock file
 
 $(BIN)/directdl: uv.lock pyproject.toml
-	uv sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --python $(PYTHON)
 	@touch $@
 
 run: install ## start every service locally against the broker at AMQP_URL (Ctrl-C stops)
@@ -49,4 +54,4 @@ bench: install ## benchmarks; each prints its figure
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .tools .pytest_cache .mypy_cache .ruff_cache
