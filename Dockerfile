@@ -8,19 +8,18 @@ FROM ${PYTHON_IMAGE} AS builder
 RUN pip install --no-cache-dir --disable-pip-version-check uv==0.13.9
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
-    UV_PYTHON_DOWNLOADS=never \
-    UV_PYTHON=/usr/local/bin/python3.11 \
-    UV_PROJECT_ENVIRONMENT=/app/.venv
+    UV_PYTHON_DOWNLOADS=never
 WORKDIR /src
-# The dependencies first, exactly as uv.lock pins them: this layer is rebuilt when the lock
-# file changes, not on every change to the code.
-COPY pyproject.toml uv.lock ./
-RUN uv sync --frozen --no-dev --no-install-project --no-editable
+RUN uv venv --python /usr/local/bin/python3.11 /app/.venv
+# The dependencies first, exactly as requirements.lock pins and hashes them (no dev tools):
+# this layer is rebuilt when the lock file changes, not on every change to the code.
+COPY requirements.lock ./
+RUN uv pip sync --require-hashes --python /app/.venv/bin/python requirements.lock
 # Then directdl itself, installed as a wheel rather than linked back to /src.
-COPY README.md ./
+COPY pyproject.toml README.md ./
 COPY libs/ libs/
 COPY services/ services/
-RUN uv sync --frozen --no-dev --no-editable
+RUN uv pip install --python /app/.venv/bin/python --no-deps .
 
 FROM ${PYTHON_IMAGE}
 # nfs-cat and nfs-ls: the agent reads NFS sources in user space, without a kernel mount.

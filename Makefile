@@ -9,7 +9,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 export DIRECTDL_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: help deps install run test test-unit test-integration test-e2e lint format docs bench clean
+.PHONY: help deps install lock run test test-unit test-integration test-e2e lint format docs bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -17,11 +17,19 @@ help: ## list the targets
 deps: ## as root: RabbitMQ, nginx, nfs-ganesha, aria2, qemu-utils from Debian when missing; start the broker
 	bash .ci/deps
 
-install: $(BIN)/directdl ## create the virtualenv from the lock file
+install: $(BIN)/directdl ## create the virtualenv from the lock file, requirements-dev.lock
 
-$(BIN)/directdl: uv.lock pyproject.toml
-	$(UV) sync --frozen --python $(PYTHON)
+$(BIN)/directdl: requirements-dev.lock pyproject.toml
+	test -x $(BIN)/python || $(UV) venv --python $(PYTHON) $(VENV)
+	$(UV) pip sync --require-hashes --python $(BIN)/python requirements-dev.lock
+	$(UV) pip install --python $(BIN)/python --no-deps --no-build-isolation -e .
 	@touch $@
+
+LOCK := $(UV) pip compile pyproject.toml --generate-hashes --python-version 3.11 --universal
+
+lock: ## re-resolve the lock files (pinned, hashed): runtime, and runtime + dev
+	$(LOCK) -o requirements.lock
+	$(LOCK) --group dev -o requirements-dev.lock
 
 run: install ## start every service locally against the broker at AMQP_URL (Ctrl-C stops)
 	$(BIN)/python -m directdl.launcher

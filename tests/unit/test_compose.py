@@ -356,8 +356,10 @@ def test_the_image_runs_as_a_non_root_user_from_the_lock_file() -> None:
     users = [arg for op, arg in instructions if op == "USER"]
     assert users and users[-1].split(":")[0] not in ("root", "0")
     runs = [shlex.split(arg) for op, arg in instructions if op == "RUN"]
-    syncs = [cmd for cmd in runs if cmd[:2] == ["uv", "sync"]]
-    assert syncs and all({"--frozen", "--no-dev", "--no-editable"} <= set(c) for c in syncs)
+    syncs = [cmd for cmd in runs if cmd[:3] == ["uv", "pip", "sync"]]
+    assert syncs and all({"--require-hashes", "requirements.lock"} <= set(c) for c in syncs)
+    installs = [cmd for cmd in runs if cmd[:3] == ["uv", "pip", "install"]]
+    assert installs and all("--no-deps" in c and "-e" not in c for c in installs)
     assert any(op == "ENV" and "PATH=/app/.venv/bin:$PATH" in arg for op, arg in instructions)
     installed = " ".join(arg for op, arg in instructions if op == "RUN")
     assert "libnfs-utils" in installed
