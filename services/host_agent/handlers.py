@@ -10,7 +10,6 @@ from directdl.bus.processing import Route
 from directdl.contracts import certificate as certs
 from directdl.contracts import download as msg
 from directdl.contracts.base import Message
-from directdl.contracts.errors import NotFound
 from host_agent.truststore import TrustStore, TrustStoreError
 from host_agent.uow import AgentUnitOfWork
 
@@ -28,10 +27,21 @@ def download_template(
 ) -> msg.DownloadAccepted:
     pool_id = cmd.pool_id or agent.pool_id
     if pool_id != agent.pool_id:
-        raise NotFound(
-            f"host {agent.host_id} has no pool {pool_id!r}; its pool is {agent.pool_id!r}",
-            details={"field": "pool_id", "value": pool_id},
+        # Answered as an outcome event, as every download is: the deploy waits for one.
+        reason = f"host {agent.host_id} has no pool {pool_id!r}; its pool is {agent.pool_id!r}"
+        uow.emit(
+            msg.DownloadFailed(
+                job_id=cmd.job_id,
+                deploy_id=cmd.deploy_id,
+                template_id=cmd.template_id,
+                host_id=agent.host_id,
+                pool_id=pool_id,
+                code="NOT_FOUND",
+                message=reason,
+                terminal=False,
+            )
         )
+        return msg.DownloadAccepted(job_id=cmd.job_id, state="FAILED")
     known = uow.jobs.get(cmd.job_id)
     if known is not None:
         return msg.DownloadAccepted(job_id=cmd.job_id, state=known.state)

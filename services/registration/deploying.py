@@ -120,13 +120,10 @@ def _try_next_host(
 ) -> bool:
     """Send the download to the best untried Up host; False when none is left."""
     tried = {a.host_id for a in deploy.attempts}
+    in_zone = uow.hosts.in_zone(deploy.zone_id)
     if deploy.requested_host_id is not None:
-        pool = [
-            h for h in uow.hosts.in_zone(deploy.zone_id) if h.host_id == deploy.requested_host_id
-        ]
-    else:
-        pool = uow.hosts.in_zone(deploy.zone_id)
-    hosts = candidates(pool, deploy.zone_id, template.id, tried, now)
+        in_zone = [h for h in in_zone if h.host_id == deploy.requested_host_id]
+    hosts = candidates(in_zone, deploy.zone_id, template.id, tried, now, deploy.requested_pool_id)
     if not hosts:
         return False
     host = hosts[0]

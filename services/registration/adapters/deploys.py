@@ -79,6 +79,7 @@ def _to_host(row: HostRow) -> Host:
         interval_seconds=row.interval_seconds,
         free_bytes=sum(int(p["free_bytes"]) for p in row.pools),
         template_ids=frozenset(t["template_id"] for t in row.templates),
+        pool_ids=frozenset(p["pool_id"] for p in row.pools),
     )
 
 

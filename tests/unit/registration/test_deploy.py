@@ -241,3 +241,14 @@ def test_hosts_are_listed_from_heartbeats(bus: InMemoryBus) -> None:
     beat(bus, "h2", sent_at=datetime.now(UTC) - timedelta(minutes=5))
     items = bus.call(host.ListHosts(zone_id="zone-1")).result["items"]
     assert [(h["host_id"], h["state"]) for h in items] == [("h1", "Up"), ("h2", "Down")]
+
+
+def test_a_named_pool_chooses_the_host_that_has_it(bus: InMemoryBus, template_id: str) -> None:
+    beat(bus, "h1")
+    beat(bus, "h2")
+    bus.submit(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1", pool_id="pool-h2"))
+    assert [key for key, _ in downloads(bus)] == ["host.h2.template.download"]
+    nowhere = bus.call(
+        deploy.DeployTemplate(template_id=template_id, zone_id="zone-1", pool_id="pool-x")
+    )
+    assert nowhere.error is not None and nowhere.error.code == "UNAVAILABLE"
