@@ -283,6 +283,9 @@ def _is_credential(name: str) -> bool:
 
 
 def _redact(url: str) -> str:
-    """The URL without user:password@."""
+    """The URL without user:password@, and without its query, which in a pre-signed URL is
+    the credential itself."""
     parts = urlsplit(url)
-    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    return parts._replace(
+        netloc=parts.netloc.rpartition("@")[2], query="..." if parts.query else ""
+    ).geturl()
