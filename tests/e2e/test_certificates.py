@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from directdl.testing import keytool
 from directdl.testing.certs import make_self_signed
 from directdl.testing.nginx import Nginx
 
@@ -41,25 +42,7 @@ def services(start_service: Callable[..., Any]) -> None:
 
 
 def aliases(data_dir: Path, host_id: str) -> list[str]:
-    store = data_dir / "host_agent" / "truststores" / f"{host_id}.p12"
-    if not store.exists():
-        return []
-    listing = subprocess.run(
-        [
-            "keytool",
-            "-list",
-            "-keystore",
-            str(store),
-            "-storetype",
-            "PKCS12",
-            "-storepass",
-            "changeit",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return sorted(line.split(",")[0] for line in listing.splitlines() if "trustedCertEntry" in line)
+    return keytool.trusted_aliases(data_dir / "host_agent" / "truststores" / f"{host_id}.p12")
 
 
 def template(cli: Any, nginx: Nginx, tmp_path: Path, name: str) -> str:

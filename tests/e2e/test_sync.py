@@ -3,13 +3,13 @@ revoked one, are brought in line; certificate service, scheduler and two agents 
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from directdl.testing import keytool
 from directdl.testing.certs import make_self_signed
 from directdl.testing.waiting import wait_until
 
@@ -17,7 +17,6 @@ pytestmark = pytest.mark.e2e
 
 BEAT = "0.5"
 INTERVAL_HOURS = "0.001"  # 3.6 seconds; fractions are allowed for tests and the impatient
-STORE_PASSWORD = "changeit"
 
 
 def agent_env(host_id: str) -> dict[str, str]:
@@ -33,25 +32,7 @@ def store(data_dir: Path, host_id: str) -> Path:
 
 
 def aliases(data_dir: Path, host_id: str) -> list[str]:
-    path = store(data_dir, host_id)
-    if not path.exists():
-        return []
-    listing = subprocess.run(
-        [
-            "keytool",
-            "-list",
-            "-keystore",
-            str(path),
-            "-storetype",
-            "PKCS12",
-            "-storepass",
-            STORE_PASSWORD,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return sorted(line.split(",")[0] for line in listing.splitlines() if "trustedCertEntry" in line)
+    return keytool.trusted_aliases(store(data_dir, host_id))
 
 
 def pem_file(tmp_path: Path, name: str) -> str:
@@ -100,22 +81,7 @@ def test_hosts_are_brought_in_line_with_their_zone(
     )
 
     # removed by hand with keytool on host 1: the next run puts it back
-    subprocess.run(
-        [
-            "keytool",
-            "-delete",
-            "-alias",
-            "alpha",
-            "-keystore",
-            str(store(data_dir, "host-1")),
-            "-storetype",
-            "PKCS12",
-            "-storepass",
-            STORE_PASSWORD,
-        ],
-        check=True,
-        capture_output=True,
-    )
+    keytool.delete(store(data_dir, "host-1"), "alpha")
     assert aliases(data_dir, "host-1") == []
     wait_until(
         lambda: aliases(data_dir, "host-1") == ["alpha"],

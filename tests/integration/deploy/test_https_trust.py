@@ -14,40 +14,11 @@ from directdl.contracts import certificate as cert
 from directdl.contracts import deploy
 from directdl.contracts import template as tpl
 from directdl.contracts.reply import Reply
+from directdl.testing import keytool
 from directdl.testing.certs import make_self_signed
 from directdl.testing.nginx import Nginx
 
 pytestmark = pytest.mark.integration
-
-PASSWORD = "changeit"
-
-
-def keytool_aliases(store: Path) -> dict[str, str]:
-    """alias -> entry type, as Java's own tool reads the store."""
-    if not store.exists():
-        return {}
-    listing = subprocess.run(
-        [
-            "keytool",
-            "-list",
-            "-keystore",
-            str(store),
-            "-storetype",
-            "PKCS12",
-            "-storepass",
-            PASSWORD,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    # "repo-ca, Nov 25, 2026, trustedCertEntry,"
-    entries = [[p.strip() for p in line.split(",")] for line in listing.splitlines()]
-    return {
-        parts[0]: next(p for p in parts if p.endswith("Entry"))
-        for parts in entries
-        if any(p.endswith("Entry") for p in parts)
-    }
 
 
 def qcow2(path: Path) -> bytes:
@@ -106,7 +77,7 @@ def test_upload_makes_https_deploys_work_on_both_hosts_and_revoke_undoes_it(
     )
     assert hosts_outcome(uploaded) == [("host-1", "UPLOADED"), ("host-2", "UPLOADED")]
     for store in stack.truststores.values():
-        assert keytool_aliases(store) == {"repo-ca": "trustedCertEntry"}
+        assert keytool.entries(store) == {"repo-ca": "trustedCertEntry"}
 
     for host_id, template_id in (("host-1", a), ("host-2", b)):
         done = deploy_to(client, template_id, host_id)
@@ -116,7 +87,7 @@ def test_upload_makes_https_deploys_work_on_both_hosts_and_revoke_undoes_it(
     revoked = client.call(cert.RevokeCertificate(id=certificate_id, zone_id="zone-1"))
     assert hosts_outcome(revoked) == [("host-1", "REVOKED"), ("host-2", "REVOKED")]
     for store in stack.truststores.values():
-        assert keytool_aliases(store) == {}
+        assert keytool.entries(store) == {}
     again = deploy_to(client, c, "host-2")
     assert again.error is not None
     assert again.error.details["attempts"][0]["error_code"] == "TLS"
