@@ -47,16 +47,7 @@ def deploy(
         message_id = session.send(command)
         print(json.dumps({"message_id": message_id}) if as_json else f"submitted {message_id}")
         return
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        disable=as_json,
-        transient=True,
-    ) as bars:
+    with progress_bars(disable=as_json) as bars:
         tasks: dict[str, TaskID] = {}
 
         def on_progress(_key: str, body: bytes) -> None:
@@ -65,7 +56,7 @@ def deploy(
                 return
             job = event["job_id"]
             if job not in tasks:
-                tasks[job] = bars.add_task(f"{event['host_id']}", total=event.get("total"))
+                tasks[job] = bars.add_task(str(event["host_id"]), total=event.get("total"))
             bars.update(tasks[job], completed=event["bytes_done"], total=event.get("total"))
 
         result = session.call(
@@ -75,6 +66,21 @@ def deploy(
         shown = {k: v for k, v in result.items() if k != "attempts"}
         shown["attempts"] = ", ".join(f"{a['host_id']}:{a['state']}" for a in result["attempts"])
         print_record(shown, title="deployed")
+
+
+def progress_bars(disable: bool = False) -> Progress:
+    """One bar a download, on stderr, described by its host id."""
+    return Progress(
+        # The description is a host id: data, so neither markup nor emoji codes.
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=disable,
+        transient=True,
+    )
 
 
 def _template_id(session: Session, id_or_name: str, zone: str) -> str:

@@ -10,11 +10,24 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+
+# What is printed is data (names, URLs, fingerprints, messages): "[/b]" must not be read as
+# markup, nor ":AB:" as an emoji code, nor numbers recoloured. The CLI's own styling is
+# given as styled Text instead.
+def _plain_console(
+    *, stderr: bool = False, width: int | None = None, soft_wrap: bool = False
+) -> Console:
+    return Console(
+        stderr=stderr, width=width, soft_wrap=soft_wrap, markup=False, emoji=False, highlight=False
+    )
+
 
 # Piped output keeps each row on one line, whatever the width, so `| grep` finds whole ids.
-out = Console() if sys.stdout.isatty() else Console(width=100_000)
+out = _plain_console(width=None if sys.stdout.isatty() else 100_000)
 # soft_wrap: an error stays on one line when stderr is a file, so it can be grepped.
-err = Console(stderr=True, soft_wrap=True)
+err = _plain_console(stderr=True, soft_wrap=True)
 
 
 class Exit(IntEnum):
@@ -36,7 +49,7 @@ def print_record(record: dict[str, Any], title: str | None = None) -> None:
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     for key, value in record.items():
-        table.add_row(key, _cell(value))
+        table.add_row(Text(str(key)), _cell(value))
     out.print(table)
 
 
@@ -48,12 +61,17 @@ def print_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], caption: 
 
 
 def print_error(code: str, message: str, details: dict[str, Any] | None = None) -> None:
-    err.print(f"[bold red]error[/] [red]{code}[/]: {message}", highlight=False, markup=True)
+    err.print(Text.assemble(("error", "bold red"), " ", (code, "red"), ": ", message))
     for problem in (details or {}).get("errors", []):
-        err.print(f"  {problem['field']}: {problem['message']}", highlight=False, markup=False)
+        err.print(Text(f"  {problem['field']}: {problem['message']}"))
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any) -> Text:
+    """A Text, not a str: a str cell would be read as markup by any console that allows it."""
+    return Text(_plain(value))
+
+
+def _plain(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, list):

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import requests
 import typer
 from pika.exceptions import AMQPError
+from rich.text import Text
 
 from directdl.bus.client import BusClient
 from directdl.bus.connection import describe_error
@@ -51,6 +52,11 @@ def status(
         raise typer.Exit(Exit.ERROR_REPLY)
 
 
+def event_line(routing_key: str, payload: Any) -> Text:
+    """One published message for `directdl events`: its key in bold, then its body."""
+    return Text.assemble((routing_key, "bold"), " ", json.dumps(payload)[:300])
+
+
 def _readiness(name: str, base: str) -> dict[str, Any]:
     try:
         body = requests.get(f"{base.rstrip('/')}/readyz", timeout=3).json()
@@ -86,12 +92,12 @@ def events(
         if as_json:
             print(json.dumps({"routing_key": routing_key, "body": payload}), flush=True)
         else:
-            out.print(f"[bold]{routing_key}[/] {json.dumps(payload)[:300]}", highlight=False)
+            out.print(event_line(routing_key, payload))
 
     try:
         with BusClient(session.amqp_url, session.topology) as client:
             client.watch((pattern,), show)
-            err.print(f"watching {pattern!r} on exchange {session.topology.exchange!r}")
+            err.print(Text(f"watching {pattern!r} on exchange {session.topology.exchange!r}"))
             while not (count and seen >= count) and not (deadline and time.monotonic() > deadline):
                 client.pump(0.2)
     except (AMQPError, OSError) as error:

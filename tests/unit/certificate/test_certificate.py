@@ -27,13 +27,11 @@ from certificate.domain.certificate import (
     same_certificate,
 )
 from directdl.contracts.errors import InvalidMessage, MessageError, Unsupported
-from directdl.testing.certs import make_self_signed
+from directdl.testing.certs import make_self_signed, resigned
 
 pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
-SHA256_WITH_RSA = bytes.fromhex("06092a864886f70d01010b")  # OID 1.2.840.113549.1.1.11, DER
-RSA_SIGNATURE_OID = bytes.fromhex("06092a864886f70d0101")  # + 05 sha1, 04 md5, 02 md2
 # What CertificateBuilder.sign accepts; SHA-1 and MD5 are not among them.
 Digest = hashes.SHA224 | hashes.SHA256 | hashes.SHA384 | hashes.SHA512
 
@@ -44,6 +42,11 @@ Digest = hashes.SHA224 | hashes.SHA256 | hashes.SHA384 | hashes.SHA512
 @cache
 def rsa_key(bits: int = 2048) -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+
+
+@cache
+def ca_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 @cache
@@ -97,28 +100,13 @@ def build(
     )
 
 
-def der_tlv(tag: int, content: bytes) -> bytes:
-    if len(content) < 0x80:
-        return bytes([tag, len(content)]) + content
-    size = len(content).to_bytes((len(content).bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(size)]) + size + content
-
-
 def rsa_signed_with(last_oid_byte: int, digest: hashes.HashAlgorithm) -> bytes:
-    """DER of a certificate really signed with `digest`, which cryptography will not build.
+    """DER of a leaf that the CA key really signed with `digest`, which cryptography won't build.
 
-    Every RSA signature OID is 1.2.840.113549.1.1.<n>, so the sha256WithRSAEncryption OID in
-    a built TBSCertificate is swapped in place, the TBS signed again, and the outer
-    Certificate SEQUENCE assembled by hand.
+    Issued by another CA, so it is no trust anchor and its signature is what trust rests on.
     """
-    key = rsa_key()
-    oid = RSA_SIGNATURE_OID + bytes([last_oid_byte])
-    tbs = build(key).tbs_certificate_bytes
-    assert tbs.count(SHA256_WITH_RSA) == 1
-    tbs = tbs.replace(SHA256_WITH_RSA, oid)
-    signature = key.sign(tbs, padding.PKCS1v15(), digest)
-    algorithm = der_tlv(0x30, oid + b"\x05\x00")
-    return der_tlv(0x30, tbs + algorithm + der_tlv(0x03, b"\x00" + signature))
+    leaf = build(ca_key(), public_key=rsa_key().public_key(), issuer=name("Example Root CA"))
+    return resigned(leaf, ca_key(), digest, arc=last_oid_byte)
 
 
 def pem_of(cert: x509.Certificate) -> str:
@@ -550,7 +538,7 @@ def test_sha1_and_md5_signatures_are_refused(
     assert cert.signature_hash_algorithm is not None
     assert cert.signature_hash_algorithm.name == shown
     # A genuine signature, not just a relabelled one.
-    rsa_key().public_key().verify(
+    ca_key().public_key().verify(
         cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), digest
     )
     error = refused(pem_from_der(der), f"signed with {shown}; MD5 and SHA-1 signatures are refused")
