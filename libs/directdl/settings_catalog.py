@@ -7,30 +7,38 @@ ones are knobs CloudStack hard-codes.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from directdl.contracts.errors import InvalidMessage, NotFound
 from directdl.contracts.settings import SettingView
+from directdl.destinations import DEFAULT_DENIED, canonical_networks
 
 REGISTRATION = "registration"
 CERTIFICATE = "certificate"
 SCHEDULER = "sync-scheduler"
+
+MAX_MESSAGE_BYTES = "directdl.message.max.bytes"
 
 
 @dataclass(frozen=True)
 class Setting:
     name: str
     owner: str
-    kind: type[int] | type[float]
-    default: int | float
+    kind: type[int] | type[float] | type[str]
+    default: int | float | str
     unit: str
-    minimum: float
+    minimum: float  # for a str setting, bounds on its length
     maximum: float
     description: str
     hidden: bool = False
+    # A str setting's check: the value in canonical form, or ValueError saying what is wrong.
+    normalize: Callable[[str], str] = str
 
-    def parse(self, raw: str | int | float) -> int | float:
+    def parse(self, raw: str | int | float) -> int | float | str:
         """The value as this setting's type, or InvalidMessage naming the value and the range."""
+        if self.kind is str:
+            return self._parse_text(raw)
         value: int | float
         try:
             value = float(raw) if not isinstance(raw, int | float) else raw
@@ -48,7 +56,17 @@ class Setting:
             )
         return value
 
-    def view(self, value: int | float) -> SettingView:
+    def _parse_text(self, raw: str | int | float) -> str:
+        if not isinstance(raw, str):
+            raise self._invalid(raw, "is not text")
+        if not self.minimum <= len(raw) <= self.maximum:
+            raise self._invalid(raw, f"is not {self.minimum:g} to {self.maximum:g} characters")
+        try:
+            return self.normalize(raw)
+        except ValueError as err:
+            raise self._invalid(raw, f"is refused: {err}") from None
+
+    def view(self, value: int | float | str) -> SettingView:
         return SettingView(
             name=self.name,
             value=value,
@@ -71,6 +89,7 @@ def _number(value: float) -> str:
 
 
 MILLIS = (1, 3_600_000)
+CIDR_TEXT = (0, 4096)  # characters
 
 SETTINGS: dict[str, Setting] = {
     s.name: s
@@ -134,6 +153,27 @@ SETTINGS: dict[str, Setting] = {
             "Downloads before a checksum mismatch is final.",
         ),
         Setting(
+            "directdl.download.denied.networks",
+            REGISTRATION,
+            str,
+            ",".join(DEFAULT_DENIED),
+            "CIDRs",
+            *CIDR_TEXT,
+            "Comma-separated networks no download may connect to, even through a redirect "
+            "or a metalink mirror; they win over the allowed ones.",
+            normalize=canonical_networks,
+        ),
+        Setting(
+            "directdl.download.allowed.networks",
+            REGISTRATION,
+            str,
+            "",
+            "CIDRs",
+            *CIDR_TEXT,
+            "Comma-separated networks downloads may connect to; empty allows all not denied.",
+            normalize=canonical_networks,
+        ),
+        Setting(
             "directdl.certificate.expiry.warning.days",
             CERTIFICATE,
             int,
@@ -152,6 +192,17 @@ SETTINGS: dict[str, Setting] = {
             1,
             3600,
             "How long a host has to answer a certificate command before it counts as FAILED.",
+        ),
+        Setting(
+            MAX_MESSAGE_BYTES,
+            REGISTRATION,
+            int,
+            1 << 20,
+            "bytes",
+            256 * 1024,  # room for the largest certificate chain a command may carry
+            128 << 20,  # RabbitMQ's own default limit
+            "A message body larger than this is refused unread, as INVALID_MESSAGE; every "
+            "service that knows the setting applies it.",
         ),
     )
 }

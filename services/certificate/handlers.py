@@ -23,7 +23,7 @@ Outcome = Deferred | msg.CertificateOutcome
 HELD = {msg.HostCertState.UPLOADED.value, msg.HostCertState.FAILED.value, "PENDING"}
 
 
-def _defaults(name: str) -> int | float:
+def _defaults(name: str) -> int | float | str:
     return SETTINGS[name].default
 
 
@@ -31,7 +31,7 @@ def _defaults(name: str) -> int | float:
 class Policy:
     """Read from the live settings at each command, so a change applies at once."""
 
-    setting: Callable[[str], int | float] = _defaults
+    setting: Callable[[str], int | float | str] = _defaults
 
     @property
     def host_timeout(self) -> float:

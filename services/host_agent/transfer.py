@@ -12,6 +12,7 @@ import structlog
 from directdl.contracts.checksum import parse_checksum
 from directdl.contracts.download import DownloadTemplate
 from directdl.contracts.template import Protocol
+from directdl.destinations import DestinationPolicy
 from host_agent.download.core import (
     DownloadRequest,
     ErrorCode,
@@ -80,6 +81,7 @@ class PoolTransfer:
             ),
             expected_size=cmd.expected_size,
             extra_ca_file=self.extra_ca_file(),
+            policy=DestinationPolicy.parse(cmd.denied_networks, cmd.allowed_networks),
         )
         expected = parse_checksum(cmd.checksum) if cmd.checksum else None
         fetcher: Fetcher

@@ -60,11 +60,11 @@ class LiveSettings:
                 if name in self._values:
                     self._values[name] = value
 
-    def _remember(self, name: str, value: int | float) -> None:
+    def _remember(self, name: str, value: int | float | str) -> None:
         with self._lock:
             self._values[name] = value
 
-    def _persist(self, session: Session, name: str, value: int | float, owner: str) -> None:
+    def _persist(self, session: Session, name: str, value: int | float | str, owner: str) -> None:
         row = {"value": value, "owner": owner, "updated_at": datetime.now(UTC)}
         updated = session.execute(
             self.table.update().where(self.table.c.name == name).values(**row)
@@ -116,7 +116,7 @@ class LiveSettings:
         self._persist(uow.session, evt.name, evt.value, evt.owner)
         uow.after_commit(lambda: self._remember(evt.name, evt.value))
 
-    def _apply(self, uow: UnitOfWork, name: str, value: int | float) -> msg.SettingResult:
+    def _apply(self, uow: UnitOfWork, name: str, value: int | float | str) -> msg.SettingResult:
         previous = self(name)
         self._persist(uow.session, name, value, self.service)
         uow.emit(

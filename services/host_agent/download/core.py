@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from directdl.contracts.template import Protocol as UrlProtocol
+from directdl.destinations import DestinationPolicy
 
 
 class ErrorCode(StrEnum):
@@ -20,6 +21,7 @@ class ErrorCode(StrEnum):
     HTTP_CLIENT = "HTTP_CLIENT"  # 4xx: terminal
     TLS = "TLS"  # certificate not trusted, wrong host name: terminal
     UNSAFE_REDIRECT = "UNSAFE_REDIRECT"  # terminal
+    DESTINATION_DENIED = "DESTINATION_DENIED"  # the destination policy refuses it: terminal
     NOT_FOUND = "NOT_FOUND"  # terminal
     NO_SPACE = "NO_SPACE"  # terminal
     CHECKSUM_MISMATCH = "CHECKSUM_MISMATCH"  # terminal once the re-downloads are used up
@@ -74,6 +76,8 @@ class DownloadRequest:
     expected_size: int | None = None
     # For HTTPS: a CA bundle (PEM file) trusted in addition to the system's; None = system only.
     extra_ca_file: str | None = None
+    # Where connections may go: every address, redirects and mirrors included, is checked.
+    policy: DestinationPolicy = field(default_factory=DestinationPolicy)
 
 
 class Sink(Protocol):

@@ -1,4 +1,4 @@
-"""HTTP(S) downloads with requests: streamed, resumed with Range/If-Range, redirects checked."""
+"""HTTP(S) downloads with requests: streamed, resumed, every redirect and address checked."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
 from urllib3.util.ssl_match_hostname import CertificateError as HostnameError
 
+from directdl.destinations import DestinationDenied, DestinationPolicy, PinnedAdapter
+from directdl.redaction import is_credential_header, redact_url
 from host_agent.download.core import (
     DownloadError,
     DownloadRequest,
@@ -28,7 +29,6 @@ CHUNK_SIZE = 1024 * 1024
 MAX_REDIRECTS = 10
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # Headers whose names contain these are not sent on to another host after a redirect.
-CREDENTIAL_WORDS = ("authorization", "cookie", "token", "secret", "api-key", "apikey")
 RETRYABLE_CLIENT_STATUSES = frozenset({408, 429})  # 4xx answers meaning "later", not "never"
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+|\*)(?:-\d+)?/(\d+|\*)", re.IGNORECASE)
 
@@ -64,13 +64,13 @@ class HttpFetcher:
             headers["Range"] = f"bytes={offset}-"
             if self.validator:
                 headers["If-Range"] = self.validator
-        with _session(request.extra_ca_file) as session:
+        with _session(request.extra_ca_file, request.policy) as session:
             response, url = _open(session, request, headers)
             with response:
-                if self._begin(response, _redact(url), sink, offset):
+                if self._begin(response, redact_url(url), sink, offset):
                     _copy(response.iter_content(CHUNK_SIZE), url, request.timeouts, sink, cancelled)
         if self.total is not None and sink.offset != self.total:
-            message = f"{_redact(url)}: got {sink.offset} of {self.total} bytes"
+            message = f"{redact_url(url)}: got {sink.offset} of {self.total} bytes"
             raise TransientError(ErrorCode.CONNECTION, message)
 
     def _begin(self, response: requests.Response, where: str, sink: Sink, offset: int) -> bool:
@@ -105,12 +105,12 @@ class HttpFetcher:
         return True
 
 
-class _TrustAdapter(HTTPAdapter):
+class _TrustAdapter(PinnedAdapter):
     """Verifies against one SSLContext (system CAs plus the extra file) and nothing else."""
 
-    def __init__(self, context: ssl.SSLContext) -> None:
+    def __init__(self, policy: DestinationPolicy, context: ssl.SSLContext) -> None:
         self._context = context
-        super().__init__(pool_connections=1, pool_maxsize=1)
+        super().__init__(policy, pool_connections=1, pool_maxsize=1)
 
     def init_poolmanager(
         self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
@@ -125,11 +125,12 @@ class _TrustAdapter(HTTPAdapter):
         conn.ca_certs = conn.ca_cert_dir = None
 
 
-def _session(extra_ca_file: str | None) -> requests.Session:
+def _session(extra_ca_file: str | None, policy: DestinationPolicy) -> requests.Session:
+    """Connections go only to addresses `policy` checked, redirects included."""
     session = requests.Session()
     session.trust_env = False  # no proxies, .netrc or REQUESTS_CA_BUNDLE from the environment
-    session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=1))
-    session.mount("https://", _TrustAdapter(_ssl_context(extra_ca_file)))
+    session.mount("http://", PinnedAdapter(policy, pool_connections=1, pool_maxsize=1))
+    session.mount("https://", _TrustAdapter(policy, _ssl_context(extra_ca_file)))
     return session
 
 
@@ -164,6 +165,8 @@ def _open(
             )
         except requests.RequestException as err:
             raise _translate(err, url, timeouts, in_body=False) from err
+        except DestinationDenied as err:
+            raise _denied(request.url, url, err) from None
         location = response.headers.get("Location")
         if response.status_code not in REDIRECT_STATUSES or not location:
             return response, url
@@ -171,13 +174,22 @@ def _open(
         target = urljoin(url, location)
         scheme, current = urlsplit(target).scheme.lower(), urlsplit(url).scheme.lower()
         if scheme not in ("http", "https") or (scheme, current) == ("http", "https"):
-            message = f"{_redact(url)} redirects to {_redact(target)}"
+            message = f"{redact_url(url)} redirects to {redact_url(target)}"
             raise TerminalError(ErrorCode.UNSAFE_REDIRECT, message)
         if _origin(target) != _origin(url):
-            headers = {k: v for k, v in headers.items() if not _is_credential(k)}
+            headers = {k: v for k, v in headers.items() if not is_credential_header(k)}
         url = target
-    message = f"more than {MAX_REDIRECTS} redirects starting at {_redact(request.url)}"
+    message = f"more than {MAX_REDIRECTS} redirects starting at {redact_url(request.url)}"
     raise TerminalError(ErrorCode.UNSAFE_REDIRECT, message)
+
+
+def _denied(first: str, url: str, err: DestinationDenied) -> TerminalError:
+    """Refused before connecting; another host would be refused the same."""
+    where = redact_url(first)
+    if url != first:
+        where += f" redirects to {redact_url(url)}, which"
+    message = f"{where} is refused by the download destination policy: {err}"
+    return TerminalError(ErrorCode.DESTINATION_DENIED, message)
 
 
 def _check_status(response: requests.Response, where: str) -> None:
@@ -199,7 +211,7 @@ def _copy(
 ) -> None:
     while True:
         if cancelled():
-            message = f"download of {_redact(url)} cancelled at byte {sink.offset}"
+            message = f"download of {redact_url(url)} cancelled at byte {sink.offset}"
             raise TerminalError(ErrorCode.CANCELLED, message)
         try:
             chunk = next(chunks)
@@ -222,7 +234,7 @@ def _translate(err: BaseException, url: str, timeouts: Timeouts, *, in_body: boo
         return TransientError(ErrorCode.CONNECT_TIMEOUT, message)
     # A stall mid-body comes out of iter_content as ConnectionError(ReadTimeoutError).
     if _find(err, requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError):
-        message = f"no data from {where} for {timeouts.read:g} s ({_redact(url)})"
+        message = f"no data from {where} for {timeouts.read:g} s ({redact_url(url)})"
         return TransientError(ErrorCode.READ_TIMEOUT, message)
     bad_cert = _find(err, ssl.SSLCertVerificationError, HostnameError)
     if bad_cert is not None:
@@ -233,7 +245,7 @@ def _translate(err: BaseException, url: str, timeouts: Timeouts, *, in_body: boo
     if tls is not None and not in_body and not isinstance(tls, ssl.SSLEOFError):
         return TerminalError(ErrorCode.TLS, f"TLS with {where} failed: {tls}")
     if isinstance(err, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema):
-        return TerminalError(ErrorCode.HTTP_CLIENT, f"cannot request {_redact(url)}: {err}")
+        return TerminalError(ErrorCode.HTTP_CLIENT, f"cannot request {redact_url(url)}: {err}")
     retry = _find(err, urllib3.exceptions.MaxRetryError)
     reason = retry.reason if isinstance(retry, urllib3.exceptions.MaxRetryError) else err
     return TransientError(ErrorCode.CONNECTION, f"connection to {where} failed: {reason}")
@@ -276,16 +288,3 @@ def _content_range(value: str) -> tuple[int | None, int | None]:
 def _origin(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
     return (parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
-
-
-def _is_credential(name: str) -> bool:
-    return any(word in name.lower() for word in CREDENTIAL_WORDS)
-
-
-def _redact(url: str) -> str:
-    """The URL without user:password@, and without its query, which in a pre-signed URL is
-    the credential itself."""
-    parts = urlsplit(url)
-    return parts._replace(
-        netloc=parts.netloc.rpartition("@")[2], query="..." if parts.query else ""
-    ).geturl()

@@ -7,6 +7,7 @@ import fcntl
 import os
 import re
 import selectors
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -15,6 +16,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import structlog
 
+from directdl.destinations import DestinationDenied
+from directdl.redaction import redact_url
 from host_agent.download.core import (
     DownloadRequest,
     ErrorCode,
@@ -29,6 +32,7 @@ CHUNK = 1 << 20
 # How often the pump wakes up with no data, to look at cancelled() and the read deadline.
 POLL_S = 0.2
 STDERR_KEEP = 4096
+NFS_PORT = 2049
 
 # Every failure of nfs-cat exits 10 (libnfs-utils 4.0), so the status only says "failed";
 # the libnfs message on stderr says why.
@@ -49,8 +53,9 @@ class LibnfsUrl:
     name: str
 
 
-def libnfs_url(url: str) -> LibnfsUrl:
-    """`nfs://server[:port]/export/dir/file[?opts]` in the form libnfs-utils 4.0 reads.
+def libnfs_url(url: str, address: str | None = None) -> LibnfsUrl:
+    """`nfs://server[:port]/export/dir/file[?opts]` in the form libnfs-utils 4.0 reads, with
+    the server replaced by `address` when given (the one the destination policy checked).
 
     libnfs 4.0 cannot parse `server:port` ("Can not resolv into IPv4/v6 structure"): the
     port moves to `nfsport=`. With no `version=` we ask for NFSv4: one TCP connection to
@@ -75,7 +80,8 @@ def libnfs_url(url: str) -> LibnfsUrl:
     if port is not None and options.setdefault("nfsport", str(port)) != str(port):
         raise _bad_url(url, f"port {port} conflicts with nfsport={options['nfsport']}")
     options.setdefault("version", "4")
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    server = address or parts.hostname
+    host = f"[{server}]" if ":" in server else server
     user = f"{parts.username}@" if parts.username else ""
     query = "&".join(f"{key}={value}" for key, value in options.items())
     return LibnfsUrl(
@@ -111,7 +117,8 @@ class NfsFetcher:
         self._nfs_ls = nfs_ls
 
     def fetch(self, request: DownloadRequest, sink: Sink, cancelled: Callable[[], bool]) -> None:
-        target = libnfs_url(request.url)
+        libnfs_url(request.url)  # a bad URL is refused before anything is resolved
+        target = libnfs_url(request.url, _checked_address(request))
         _check_cancelled(request.url, cancelled)
         size = self._size(request, target)
         if sink.offset > 0:
@@ -252,6 +259,21 @@ def _stalled(request: DownloadRequest) -> TransientError:
         ErrorCode.READ_TIMEOUT,
         f"no data from {request.url} for {request.timeouts.read:g} s",
     )
+
+
+def _checked_address(request: DownloadRequest) -> str:
+    """The server's address, resolved once and checked by the destination policy: libnfs is
+    handed this address, so that a second DNS answer cannot send it elsewhere."""
+    parts = urlsplit(request.url)
+    host = parts.hostname or ""
+    try:
+        return request.policy.resolve(host, parts.port or NFS_PORT)[0]
+    except DestinationDenied as err:
+        message = f"{redact_url(request.url)} is refused by the download destination policy: {err}"
+        raise TerminalError(ErrorCode.DESTINATION_DENIED, message) from None
+    except (socket.gaierror, IndexError) as err:
+        message = f"NFS server {host} of {redact_url(request.url)} does not resolve: {err}"
+        raise TransientError(ErrorCode.NFS, message) from err
 
 
 def _check_cancelled(url: str, cancelled: Callable[[], bool]) -> None:

@@ -1,93 +1,185 @@
 """The registration-time URL check: does the source answer, and how big is the template?
 
 CloudStack only learns that a URL is wrong when a deploy fails. Here a typo fails at once.
+Every connection goes only where the destination policy allows, redirects included, and an
+error says no more of what the source answered than its status code: registering URLs must
+not become a way to read internal hosts.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import socket
+from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 import requests
 import structlog
+import urllib3
 
 from directdl.contracts.errors import ErrorCode, InvalidMessage, MessageError
 from directdl.contracts.template import Protocol
+from directdl.destinations import DestinationDenied, DestinationPolicy, PinnedAdapter
 from directdl.metalink import MAX_BYTES as MAX_METALINK_BYTES
 from directdl.metalink import MetalinkError, parse_metalink
+from directdl.redaction import is_credential_header, redact_url
+from registration.domain.destination import destination_denied
 
 log = structlog.get_logger(__name__)
 
 MAX_REDIRECTS = 10
+NFS_PORT = 2049
 
 
 @dataclass(frozen=True)
 class UrlChecker:
     connect_timeout: float = 5.0
     read_timeout: float = 5.0
+    policy: DestinationPolicy = field(default_factory=DestinationPolicy)
 
     def size_of(self, url: str, protocol: Protocol, headers: dict[str, str]) -> int | None:
         """The size the source announces, None when it does not; raises when it won't answer.
 
-        NFS is not checked here: reading it needs a client on the hosts, not on this service.
-        A TLS failure does not fail the check either, because the hosts may trust certificates
-        uploaded for them that this service does not know.
+        NFS is not read here: that needs a client on the hosts, not on this service; only
+        where its server name points is checked. A TLS failure does not fail the check
+        either, because the hosts may trust certificates uploaded for them that this
+        service does not know.
         """
         if protocol is Protocol.NFS:
+            self._check_nfs_server(url)
             return None
-        try:
-            response = self._head_or_get(url, headers)
-        except requests.exceptions.SSLError as err:
-            log.info("url_check.tls_unverified", url=url, error=str(err))
-            return None
-        except requests.RequestException as err:
-            raise _unreachable(url, f"{type(err).__name__}: {err}") from err
-        if response.status_code >= 400:
-            raise _unreachable(url, f"the server answered {response.status_code} {response.reason}")
-        if protocol is Protocol.METALINK:
-            return self._metalink_size(url, headers)
-        length = response.headers.get("Content-Length")
-        return int(length) if length and length.isdigit() else None
+        with self._session() as session:
+            try:
+                response = self._follow(session, url, headers, body=protocol is Protocol.METALINK)
+            except requests.exceptions.SSLError as err:
+                log.info("url_check.tls_unverified", url=redact_url(url), error=str(err))
+                return None
+            except requests.RequestException as err:
+                raise _unreachable(url, self._why(err)) from err
+            with response:
+                if response.status_code >= 400:
+                    raise _unreachable(url, f"the server answered HTTP {response.status_code}")
+                if protocol is Protocol.METALINK:
+                    return self._metalink_size(url, response)
+            length = response.headers.get("Content-Length")
+            return int(length) if length and length.isdigit() else None
 
-    def _metalink_size(self, url: str, headers: dict[str, str]) -> int | None:
-        """The size the metalink gives its file; a document the agents could not use fails now."""
-        timeout = (self.connect_timeout, self.read_timeout)
+    def _session(self) -> requests.Session:
+        session = requests.Session()
+        session.trust_env = False
+        adapter = PinnedAdapter(self.policy)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        return session
+
+    def _metalink_size(self, url: str, response: requests.Response) -> int | None:
+        """The size the metalink gives its file; a document the agents could not use, or a
+        mirror the policy refuses, fails now."""
         try:
-            with requests.get(url, headers=headers, timeout=timeout, stream=True) as response:
-                response.raise_for_status()
-                data = response.raw.read(MAX_METALINK_BYTES + 1, decode_content=True)
-        except requests.RequestException as err:
-            raise _unreachable(url, f"{type(err).__name__}: {err}") from err
+            data = response.raw.read(MAX_METALINK_BYTES + 1, decode_content=True)
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as err:
+            raise _unreachable(url, self._why(err)) from err
         try:
-            return parse_metalink(data, source=url).size
+            metalink = parse_metalink(data, source=redact_url(url))
         except MetalinkError as err:
-            raise InvalidMessage(str(err), details={"field": "url", "value": url}) from err
+            details = {"field": "url", "value": redact_url(url)}
+            raise InvalidMessage(str(err), details=details) from err
+        for mirror in metalink.mirrors:
+            # Names are left to the hosts, which check each address before they connect.
+            try:
+                self.policy.check_literal(urlsplit(mirror).hostname or "")
+            except DestinationDenied as err:
+                raise destination_denied(url, err, via=mirror) from None
+        return metalink.size
 
-    def _head_or_get(self, url: str, headers: dict[str, str]) -> requests.Response:
+    def _follow(
+        self, session: requests.Session, url: str, headers: dict[str, str], *, body: bool
+    ) -> requests.Response:
+        """The answer at the end of up to MAX_REDIRECTS redirects that stay on http(s); each
+        hop's address is checked before it is connected to. `body`: a GET left unread."""
         timeout = (self.connect_timeout, self.read_timeout)
-        with requests.Session() as session:
-            session.trust_env = False
-            for _ in range(MAX_REDIRECTS + 1):
-                response = session.head(
-                    url, headers=headers, timeout=timeout, allow_redirects=False
-                )
-                if response.status_code in (405, 501):  # no HEAD here: ask for the body, read none
-                    response = session.get(
-                        url, headers=headers, timeout=timeout, stream=True, allow_redirects=False
-                    )
-                    response.close()
-                if not response.is_redirect:
-                    return response
-                target = urljoin(url, response.headers["Location"])
-                if urlsplit(target).scheme not in ("http", "https"):
-                    raise _unreachable(url, f"it redirects to {target!r}, which is not http(s)")
-                url = target
+        hop = url
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                response = _ask(session, hop, headers, timeout, body=body)
+            except DestinationDenied as err:
+                raise destination_denied(url, err, via=None if hop == url else hop) from None
+            if not response.is_redirect:
+                return response
+            response.close()
+            target = urljoin(hop, response.headers["Location"])
+            if urlsplit(target).scheme not in ("http", "https"):
+                raise _unreachable(url, f"it redirects to {redact_url(target)!r}, not http(s)")
+            if _origin(target) != _origin(hop):
+                # The template's credentials are for its own server, as the agents treat them.
+                headers = {k: v for k, v in headers.items() if not is_credential_header(k)}
+            hop = target
         raise _unreachable(url, f"more than {MAX_REDIRECTS} redirects")
+
+    def _check_nfs_server(self, url: str) -> None:
+        parts = urlsplit(url)
+        try:
+            self.policy.resolve(parts.hostname or "", parts.port or NFS_PORT)
+        except socket.gaierror:
+            return  # the hosts may resolve names this service cannot; they check again
+        except DestinationDenied as err:
+            raise destination_denied(url, err) from None
+
+    def _why(self, err: BaseException) -> str:
+        """What went wrong, in words of this side only: the source's own text is left out."""
+        if _find(err, requests.exceptions.ConnectTimeout):
+            return f"connecting timed out after {self.connect_timeout:g} s"
+        if _find(err, requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError):
+            return f"no answer within {self.read_timeout:g} s"
+        if _find(err, urllib3.exceptions.NameResolutionError, socket.gaierror):
+            return "its host name does not resolve"
+        refused = _find(err, ConnectionRefusedError)
+        if refused is not None:
+            return "the connection was refused"
+        if isinstance(err, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema):
+            return "the URL cannot be requested"
+        return f"the connection failed ({type(err).__name__})"
+
+
+def _ask(
+    session: requests.Session,
+    url: str,
+    headers: dict[str, str],
+    timeout: tuple[float, float],
+    *,
+    body: bool,
+) -> requests.Response:
+    if not body:
+        response = session.head(url, headers=headers, timeout=timeout, allow_redirects=False)
+        if response.status_code not in (405, 501):
+            return response
+        response.close()  # no HEAD here: ask for the body, read none
+    return session.get(url, headers=headers, timeout=timeout, stream=True, allow_redirects=False)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+
+
+def _find(err: BaseException, *types: type[BaseException]) -> BaseException | None:
+    """The first exception of `types` in err, its wrapped args, reasons and causes."""
+    seen: set[int] = set()
+    todo: list[object] = [err]
+    while todo:
+        item = todo.pop(0)
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, types):
+            return item
+        todo.extend([*item.args, getattr(item, "reason", None), item.__cause__, item.__context__])
+    return None
 
 
 def _unreachable(url: str, why: str) -> MessageError:
+    shown = redact_url(url)
     return MessageError(
-        f"URL {url!r} cannot be downloaded: {why} (set validate_url false to register it anyway)",
+        f"URL {shown!r} cannot be downloaded: {why} (set validate_url false to register it anyway)",
         code=ErrorCode.URL_UNREACHABLE,
-        details={"field": "url", "value": url},
+        details={"field": "url", "value": shown},
     )

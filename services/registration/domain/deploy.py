@@ -10,9 +10,19 @@ from directdl.liveness import is_up
 
 MAX_HOSTS = 3
 # Failures that lie in the source itself: another host would download the same bad bytes.
-# A TLS failure or a full pool is the host's own, so those are tried elsewhere.
+# A TLS failure or a full pool is the host's own, so those are tried elsewhere. Every host
+# has the same destination policy, so a refused destination is refused everywhere.
+# DIGEST_MISMATCH (a completion whose copy registration does not believe) is not here: the
+# host had the checksum and claims it matched, so the fault is that host's.
 SOURCE_FAILURES = frozenset(
-    {"CHECKSUM_MISMATCH", "UNSAFE_IMAGE", "NOT_FOUND", "BAD_METALINK", "DECOMPRESSION"}
+    {
+        "CHECKSUM_MISMATCH",
+        "UNSAFE_IMAGE",
+        "NOT_FOUND",
+        "BAD_METALINK",
+        "DECOMPRESSION",
+        "DESTINATION_DENIED",
+    }
 )
 
 

@@ -1,0 +1,55 @@
+"""What each download command carries besides the template: timeouts, retries and the
+destination policy, read from the live settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from directdl.contracts.download import Timeouts
+from directdl.destinations import DestinationPolicy, parse_networks
+from directdl.settings_catalog import SETTINGS
+
+
+def _defaults(name: str) -> int | float | str:
+    return SETTINGS[name].default
+
+
+DENIED_NETWORKS = "directdl.download.denied.networks"
+ALLOWED_NETWORKS = "directdl.download.allowed.networks"
+
+
+@dataclass(frozen=True)
+class DownloadPolicy:
+    """What each download command carries besides the template, read from the live settings
+    at each deploy, so that a change applies to the next one without a restart."""
+
+    setting: Callable[[str], int | float | str] = _defaults
+
+    @property
+    def timeouts(self) -> Timeouts:
+        return Timeouts(
+            connect_ms=int(self.setting("direct.download.connect.timeout")),
+            socket_ms=int(self.setting("direct.download.socket.timeout")),
+            connection_request_ms=int(self.setting("direct.download.connection.request.timeout")),
+        )
+
+    @property
+    def max_attempts(self) -> int:
+        return int(self.setting("directdl.download.retries"))
+
+    @property
+    def checksum_attempts(self) -> int:
+        return int(self.setting("directdl.download.checksum.attempts"))
+
+    @property
+    def denied_networks(self) -> list[str]:
+        return [str(n) for n in parse_networks(str(self.setting(DENIED_NETWORKS)))]
+
+    @property
+    def allowed_networks(self) -> list[str]:
+        return [str(n) for n in parse_networks(str(self.setting(ALLOWED_NETWORKS)))]
+
+    @property
+    def destinations(self) -> DestinationPolicy:
+        return DestinationPolicy.parse(self.denied_networks, self.allowed_networks)
