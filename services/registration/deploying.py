@@ -7,56 +7,31 @@ drive it forward, and a watchdog fails attempts on hosts that fall silent.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
+
+import structlog
 
 from directdl.bus.processing import DEFERRED, Deferred
 from directdl.contracts import deploy as msg
+from directdl.contracts.bounds import clip
 from directdl.contracts.download import (
     DownloadCompleted,
     DownloadFailed,
     DownloadTemplate,
-    Timeouts,
 )
 from directdl.contracts.errors import ErrorCode, MessageError, NotFound
 from directdl.contracts.host import HostHeartbeat, HostList, ListHosts, StoredTemplate
 from directdl.contracts.reply import Reply
 from directdl.runtime import metrics
-from directdl.settings_catalog import SETTINGS
 from registration.adapters.deploys import attempt_views, finish
 from registration.adapters.orm import AttemptRow, DeployRow
 from registration.domain.deploy import candidates, retry_elsewhere
 from registration.domain.template import Template, request_headers
+from registration.policy import DownloadPolicy
 from registration.uow import RegistrationUnitOfWork
+from registration.verifying import awaited_attempt, copy_problem
 
-
-def _defaults(name: str) -> int | float:
-    return SETTINGS[name].default
-
-
-@dataclass(frozen=True)
-class DownloadPolicy:
-    """What each download command carries besides the template, read from the live settings
-    at each deploy, so that a change applies to the next one without a restart."""
-
-    setting: Callable[[str], int | float] = _defaults
-
-    @property
-    def timeouts(self) -> Timeouts:
-        return Timeouts(
-            connect_ms=int(self.setting("direct.download.connect.timeout")),
-            socket_ms=int(self.setting("direct.download.socket.timeout")),
-            connection_request_ms=int(self.setting("direct.download.connection.request.timeout")),
-        )
-
-    @property
-    def max_attempts(self) -> int:
-        return int(self.setting("directdl.download.retries"))
-
-    @property
-    def checksum_attempts(self) -> int:
-        return int(self.setting("directdl.download.checksum.attempts"))
+log = structlog.get_logger(__name__)
 
 
 def _now() -> datetime:
@@ -144,16 +119,28 @@ def _try_next_host(
             timeouts=policy.timeouts,
             max_attempts=policy.max_attempts,
             checksum_attempts=policy.checksum_attempts,
+            denied_networks=policy.denied_networks,
+            allowed_networks=policy.allowed_networks,
         ),
         routing_key=DownloadTemplate.address(host_id=host.host_id),
     )
     return True
 
 
-def download_completed(evt: DownloadCompleted, uow: RegistrationUnitOfWork) -> None:
-    attempt = uow.deploys.attempt(evt.job_id)
-    if attempt is None or attempt.state != "RUNNING":
-        return  # not ours, or already settled (a late duplicate)
+def download_completed(
+    evt: DownloadCompleted, uow: RegistrationUnitOfWork, policy: DownloadPolicy
+) -> None:
+    attempt = awaited_attempt(uow, evt)
+    if attempt is None:
+        return
+    problem = copy_problem(uow, uow.templates.get(attempt.deploy.template_id), evt)
+    if problem is not None:
+        # The agent was sent the checksum and checked it, so a copy that does not match is
+        # that host's fault (broken, or lying), not the source's: another host is tried, as
+        # for any failure a host can cause, within the same bound.
+        log.warning("deploy.copy_refused", host_id=evt.host_id, job_id=evt.job_id, error=problem)
+        fail_attempt(uow, attempt, ErrorCode.DIGEST_MISMATCH, problem, policy)
+        return
     now = _now()
     _settle(attempt, "SUCCEEDED", None, None, now)
     uow.hosts.add_template(
@@ -193,8 +180,8 @@ def download_completed(evt: DownloadCompleted, uow: RegistrationUnitOfWork) -> N
 def download_failed(
     evt: DownloadFailed, uow: RegistrationUnitOfWork, policy: DownloadPolicy
 ) -> None:
-    attempt = uow.deploys.attempt(evt.job_id)
-    if attempt is None or attempt.state != "RUNNING":
+    attempt = awaited_attempt(uow, evt)
+    if attempt is None:
         return
     fail_attempt(uow, attempt, evt.code, evt.message, policy)
 
@@ -207,9 +194,11 @@ def fail_attempt(
     policy: DownloadPolicy,
 ) -> None:
     now = _now()
-    _settle(attempt, "FAILED", code, message, now)
     deploy = attempt.deploy
     template = uow.templates.get(deploy.template_id)
+    if template is not None:  # a host's message may quote the URL it was given, secrets and all
+        message = template.hide_secrets(message)
+    _settle(attempt, "FAILED", code, message, now)
     if (
         template is not None
         and retry_elsewhere(code, len(deploy.attempts))
@@ -224,7 +213,7 @@ def fail_attempt(
         template_id=deploy.template_id,
         zone_id=deploy.zone_id,
         code=code,
-        message=f"{summary}; last, {last}",
+        message=clip(f"{summary}; last, {last}"),
         attempts=attempts,
     )
     finish(deploy, "FAILED", failed.model_dump(mode="json"), now)

@@ -39,6 +39,8 @@ class TemplateRow(Base):
     direct_download: Mapped[bool]
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
     size: Mapped[int | None] = mapped_column(BigInteger)
+    # Written once, by TemplateRepository.record_digest, never by a template update.
+    first_digest: Mapped[str | None] = mapped_column(String(160))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from directdl.contracts.template import Protocol, TemplateFormat, TemplateType
@@ -50,6 +50,19 @@ class TemplateRepository:
         row = self.session.get_one(TemplateRow, template.id)
         _copy_into(row, template)
         self.session.flush()
+
+    def record_digest(self, template_id: str, digest: str) -> str | None:
+        """Record the first verified digest of a template without a checksum; return the one on
+        record, which is an earlier host's when another got there first (concurrent deploys:
+        the conditional update waits for theirs), or None when the template is gone."""
+        self.session.execute(
+            update(TemplateRow)
+            .where(TemplateRow.id == template_id, TemplateRow.first_digest.is_(None))
+            .values(first_digest=digest)
+        )
+        return self.session.scalar(
+            select(TemplateRow.first_digest).where(TemplateRow.id == template_id)
+        )
 
     def delete(self, template_id: str) -> None:
         self.session.delete(self.session.get_one(TemplateRow, template_id))
@@ -117,6 +130,7 @@ def _to_domain(row: TemplateRow) -> Template:
         details=dict(row.details),
         direct_download=row.direct_download,
         size=row.size,
+        first_digest=row.first_digest,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
+from directdl.contracts.bounds import HEADER_PREFIX, header_problem
 from directdl.contracts.checksum import parse_checksum
 from directdl.contracts.errors import Unsupported
 from directdl.contracts.template import (
@@ -15,9 +18,10 @@ from directdl.contracts.template import (
     TemplateType,
     TemplateView,
 )
-from registration.domain.source import check_hypervisor, parse_source
+from directdl.redaction import HIDDEN, is_credential_header
+from registration.domain.source import check_hypervisor, parse_source, shown_url
 
-HEADER_PREFIX = "HTTP_HEADER:"
+MIN_SECRET = 4
 
 
 @dataclass(frozen=True)
@@ -34,14 +38,17 @@ class Template:
     details: dict[str, str] = field(default_factory=dict)
     direct_download: bool = True
     size: int | None = None
+    # Without a checksum, the digest of the first copy a host verified: later copies must match.
+    first_digest: str | None = None
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def view(self) -> TemplateView:
+        """What replies and events show: the URL without its secrets."""
         return TemplateView(
             id=self.id,
             name=self.name,
-            url=self.url,
+            url=shown_url(self.url),
             protocol=self.protocol,
             zone_ids=list(self.zone_ids),
             hypervisor=self.hypervisor,
@@ -49,11 +56,24 @@ class Template:
             checksum=self.checksum,
             template_type=self.template_type,
             direct_download=self.direct_download,
-            details=dict(self.details),
+            details=shown_details(self.details),
             size=self.size,
             created_at=self.created_at,
             updated_at=self.updated_at,
         )
+
+    def hide_secrets(self, text: str) -> str:
+        """``text`` (a host's error message, say) with this template's URL redacted, and its
+        password and query hidden wherever they appear on their own: a host may quote the URL
+        in a form of its own, and what it says is passed on to operators."""
+        shown = text.replace(self.url, shown_url(self.url))
+        parts = urlsplit(self.url)
+        userinfo = parts.netloc.rpartition("@")[0]
+        for secret in (userinfo, parts.password, parts.query):
+            # A short secret ("a", "1") would hide ordinary words; those are left as they are.
+            if secret and len(secret) >= MIN_SECRET:
+                shown = shown.replace(secret, HIDDEN)
+        return shown
 
 
 def new_template(cmd: RegisterTemplate) -> Template:
@@ -91,13 +111,26 @@ def change_type(template: Template, new_type: TemplateType) -> Template:
     return replace(template, template_type=new_type, updated_at=datetime.now(UTC))
 
 
-def request_headers(template: Template) -> dict[str, str]:
-    """`HTTP_HEADER:<Name>` details, as CloudStack stores them, become request headers."""
+def shown_details(details: Mapping[str, str]) -> dict[str, str]:
+    """Details as replies and events show them: a credential header's value is hidden, as
+    the template's URL is; the download command alone carries it."""
     return {
+        key: HIDDEN
+        if key.startswith(HEADER_PREFIX) and is_credential_header(key.removeprefix(HEADER_PREFIX))
+        else value
+        for key, value in details.items()
+    }
+
+
+def request_headers(template: Template) -> dict[str, str]:
+    """`HTTP_HEADER:<Name>` details, as CloudStack stores them, become request headers.
+    The contract refuses headers HTTP cannot carry; one stored before it did is left out."""
+    headers = {
         key.removeprefix(HEADER_PREFIX): value
         for key, value in template.details.items()
         if key.startswith(HEADER_PREFIX)
     }
+    return {name: value for name, value in headers.items() if not header_problem(name, value)}
 
 
 def rename(template: Template, name: str) -> Template:

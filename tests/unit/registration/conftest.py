@@ -9,7 +9,7 @@ from directdl.runtime.db import session_factory
 from directdl.testing.memory import memory_engine
 from registration.adapters.orm import Base, store
 from registration.bootstrap import queues
-from registration.deploying import DownloadPolicy
+from registration.policy import DownloadPolicy
 from registration.uow import RegistrationUnitOfWork
 
 

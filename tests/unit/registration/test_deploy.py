@@ -14,6 +14,7 @@ from directdl.contracts import template as tpl
 pytestmark = pytest.mark.unit
 
 CHECKSUM = "{SHA-256}" + "ab" * 32
+SIZE = 4096  # what the conftest's URL check says every source holds
 
 
 def beat(bus: InMemoryBus, host_id: str, zone: str = "zone-1", **kw: Any) -> None:
@@ -66,7 +67,7 @@ def completed(
     return download.DownloadCompleted(
         **report(cmd, host_id),
         path=f"/pools/{host_id}/{cmd['template_id']}",
-        size=1024,
+        size=SIZE,
         digest=CHECKSUM,
         cached=cached,
         duration_s=1.0,

@@ -27,14 +27,15 @@ def register(bus: InMemoryBus, message_id: str | None = None, **overrides: Any) 
 
 
 def test_register_stores_normalised_fields_and_emits_registered(bus: InMemoryBus) -> None:
-    reply = register(bus, details={"HTTP_HEADER:Authorization": "Bearer x"})
+    reply = register(bus, details={"HTTP_HEADER:Authorization": "Bearer x", "HTTP_HEADER:X-A": "1"})
 
     assert reply.ok, reply.error
     template = reply.result["template"]
     assert template["hypervisor"] == "KVM"
     assert template["format"] == "QCOW2"
     assert template["checksum"] == SHA256
-    assert template["details"] == {"HTTP_HEADER:Authorization": "Bearer x"}
+    # A credential header is a secret like the URL's: shown hidden, sent only to the host.
+    assert template["details"] == {"HTTP_HEADER:Authorization": "***", "HTTP_HEADER:X-A": "1"}
     assert bus.published("template.registered") == [{"template": template}]
     assert bus.call(msg.GetTemplate(id=template["id"])).result == {"template": template}
 
