@@ -40,6 +40,7 @@ def bootstrap(settings: CertificateSettings | None = None) -> Service:
             settings=settings,
             queues=with_settings(queues(policy), live),
             shared_queues=live.shared_routes(),
+            live_settings=live,
             store=store,
             uow_factory=CertificateUnitOfWork,
             migrations=MIGRATIONS,

@@ -10,6 +10,7 @@ from directdl.bus.processing import Route
 from directdl.contracts import certificate as certs
 from directdl.contracts import download as msg
 from directdl.contracts.base import Message
+from directdl.contracts.bounds import clip
 from host_agent.truststore import TrustStore, TrustStoreError
 from host_agent.uow import AgentUnitOfWork
 
@@ -77,8 +78,8 @@ def install_certificate(
     try:
         done = agent.truststore.install(cmd.alias, cmd.certificate)
     except TrustStoreError as err:
-        uow.emit(certs.CertificateFailed(**report, reason=str(err)))
-        return {"outcome": "failed", "reason": str(err)}
+        uow.emit(certs.CertificateFailed(**report, reason=clip(str(err))))
+        return {"outcome": "failed", "reason": clip(str(err))}
     uow.emit(
         certs.CertificateInstalled(
             **report, fingerprint_sha256=done.fingerprint, outcome=done.status
@@ -94,8 +95,8 @@ def remove_certificate(
     try:
         done = agent.truststore.remove(cmd.alias)
     except TrustStoreError as err:
-        uow.emit(certs.CertificateFailed(**report, reason=str(err)))
-        return {"outcome": "failed", "reason": str(err)}
+        uow.emit(certs.CertificateFailed(**report, reason=clip(str(err))))
+        return {"outcome": "failed", "reason": clip(str(err))}
     uow.emit(certs.CertificateRemoved(**report, outcome=done.status))
     return {"outcome": done.status}
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 import structlog
 
 from directdl.contracts import download as msg
+from directdl.contracts.bounds import clip
 from directdl.runtime import metrics
 from host_agent.domain import JobState, StoredFile
 from host_agent.download.core import DownloadError, ErrorCode
@@ -129,9 +130,10 @@ class JobRunner:
             return
         except Exception as err:
             log.exception("job.crashed")
-            self._fail(
-                service, job, report, ErrorCode.INTERNAL, f"{type(err).__name__}: {err}", False
-            )
+            # The text of an unexpected error (paths, SQL) is for the log; the failure event
+            # ends up in the deploy's reply.
+            why = f"the download failed unexpectedly ({type(err).__name__}); see the agent's log"
+            self._fail(service, job, report, ErrorCode.INTERNAL, why, False)
             return
         stored = StoredFile(
             job.template_id, self.pool_id, done.path, done.size, done.digest, done.verified_digest
@@ -181,7 +183,9 @@ class JobRunner:
         with service.transaction() as uow:
             assert isinstance(uow, AgentUnitOfWork)
             uow.jobs.set_state(job.job_id, JobState.FAILED, code, message)
-            uow.emit(msg.DownloadFailed(**report, code=code, message=message, terminal=terminal))
+            uow.emit(
+                msg.DownloadFailed(**report, code=code, message=clip(message), terminal=terminal)
+            )
         log.warning("job.failed", code=code, error=message, terminal=terminal)
         metrics.download_seconds.labels(self.host_id, str(code)).observe(0)
 

@@ -17,6 +17,7 @@ from registration.adapters.orm import store
 from registration.adapters.url_check import UrlChecker
 from registration.config import RegistrationSettings
 from registration.handlers import SizeOf, commands
+from registration.policy import DownloadPolicy
 from registration.uow import RegistrationUnitOfWork
 
 NAME = "registration"
@@ -31,15 +32,16 @@ def size_checker(settings: RegistrationSettings, live: LiveSettings) -> SizeOf:
         checker = UrlChecker(
             connect_timeout=live("direct.download.connect.timeout") / 1000,
             read_timeout=live("direct.download.socket.timeout") / 1000,
+            policy=DownloadPolicy(setting=live).destinations,
         )
         return checker.size_of(url, protocol, headers)
 
     return size_of
 
 
-def queues(policy: deploying.DownloadPolicy, size_of: SizeOf) -> dict[str, dict[str, Route]]:
+def queues(policy: DownloadPolicy, size_of: SizeOf) -> dict[str, dict[str, Route]]:
     return {
-        "commands": commands(size_of)
+        "commands": commands(size_of, lambda: policy.destinations)
         | routes(
             (deploy.DeployTemplate, partial(deploying.deploy_template, policy=policy)),
             (host.ListHosts, deploying.list_hosts),
@@ -47,7 +49,7 @@ def queues(policy: deploying.DownloadPolicy, size_of: SizeOf) -> dict[str, dict[
         "events": without_inbox(
             routes(
                 (host.HostHeartbeat, partial(deploying.host_heartbeat, policy=policy)),
-                (download.DownloadCompleted, deploying.download_completed),
+                (download.DownloadCompleted, partial(deploying.download_completed, policy=policy)),
                 (download.DownloadFailed, partial(deploying.download_failed, policy=policy)),
             ),
             host.HostHeartbeat,
@@ -58,7 +60,7 @@ def queues(policy: deploying.DownloadPolicy, size_of: SizeOf) -> dict[str, dict[
 def bootstrap(settings: RegistrationSettings | None = None) -> Service:
     settings = settings or RegistrationSettings()
     live = LiveSettings(NAME, settings_table)
-    policy = deploying.DownloadPolicy(setting=live)
+    policy = DownloadPolicy(setting=live)
 
     def watchdog(service: Service) -> None:
         with service.transaction() as uow:
@@ -71,6 +73,7 @@ def bootstrap(settings: RegistrationSettings | None = None) -> Service:
             settings=settings,
             queues=with_settings(queues(policy, size_checker(settings, live)), live),
             shared_queues=live.shared_routes(),
+            live_settings=live,
             store=store,
             uow_factory=RegistrationUnitOfWork,
             migrations=MIGRATIONS,

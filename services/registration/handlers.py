@@ -10,7 +10,9 @@ from directdl.bus.processing import Route, routes
 from directdl.contracts import template as msg
 from directdl.contracts.errors import Conflict, NotFound
 from directdl.contracts.template import Protocol
+from directdl.destinations import DestinationPolicy
 from registration.adapters.repository import TemplateFilter
+from registration.domain.destination import check_destination
 from registration.domain.template import (
     Template,
     change_type,
@@ -22,12 +24,18 @@ from registration.uow import RegistrationUnitOfWork
 
 SizeOf = Callable[[str, Protocol, dict[str, str]], int | None]
 """Checks that a template's URL answers and returns its size; see adapters.url_check."""
+Destinations = Callable[[], DestinationPolicy]
+"""The download destination policy now, from the live settings."""
 
 
 def register_template(
-    cmd: msg.RegisterTemplate, uow: RegistrationUnitOfWork, size_of: SizeOf
+    cmd: msg.RegisterTemplate,
+    uow: RegistrationUnitOfWork,
+    size_of: SizeOf,
+    destinations: Destinations = DestinationPolicy,
 ) -> msg.TemplateResult:
     template = new_template(cmd)
+    check_destination(template.url, destinations())  # even unvalidated: nothing connects yet
     _check_name_free(uow, template.name, template.zone_ids)
     if cmd.validate_url:
         size = size_of(template.url, template.protocol, request_headers(template))
@@ -92,9 +100,12 @@ def _check_name_free(
         )
 
 
-def commands(size_of: SizeOf) -> dict[str, Route]:
+def commands(size_of: SizeOf, destinations: Destinations = DestinationPolicy) -> dict[str, Route]:
     return routes(
-        (msg.RegisterTemplate, partial(register_template, size_of=size_of)),
+        (
+            msg.RegisterTemplate,
+            partial(register_template, size_of=size_of, destinations=destinations),
+        ),
         (msg.ListTemplates, list_templates),
         (msg.GetTemplate, get_template),
         (msg.UpdateTemplate, update_template),

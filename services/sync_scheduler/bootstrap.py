@@ -42,6 +42,7 @@ def bootstrap(settings: SchedulerSettings | None = None) -> Service:
             uow_factory=SchedulerUnitOfWork,
             migrations=MIGRATIONS,
             shared_queues=live.shared_routes(),
+            live_settings=live,
             # Replicas share the queues; RabbitMQ hands them to one consumer at a time.
             single_active_consumer=True,
             tasks=(

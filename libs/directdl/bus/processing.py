@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -12,12 +11,15 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from directdl.bus.delivery import ACKED, Delivery, Outcome, Verdict, new_message_id
+from directdl.bus.refusals import describe, field_errors
 from directdl.bus.store import MessageStore, Outgoing, Processed
 from directdl.contracts.base import CONTENT_TYPE, Message
 from directdl.contracts.errors import ErrorCode, MessageError
 from directdl.contracts.reply import Reply
+from directdl.runtime import metrics
 from directdl.runtime.faults import Faults
 from directdl.runtime.uow import MessageContext, UnitOfWork
+from directdl.settings_catalog import MAX_MESSAGE_BYTES, SETTINGS
 
 log = structlog.get_logger(__name__)
 
@@ -67,7 +69,13 @@ class Processor:
         exchange: str,
         on_commit: Callable[[], None] = lambda: None,
         faults: Faults | None = None,
+        service: str = "",
+        max_body_bytes: Callable[[], int] | None = None,
     ) -> None:
+        self.service = service
+        # Read on each delivery, so that a change of the setting applies without a restart.
+        default = int(SETTINGS[MAX_MESSAGE_BYTES].default)
+        self.max_body_bytes = max_body_bytes or (lambda: default)
         self.routes = routes
         self.uow_factory = uow_factory
         self.store = store
@@ -83,6 +91,8 @@ class Processor:
             log.warning("message.invalid", code=err.code, error=err.message)
             self._answer_only(delivery, Reply.from_error(err))
             return Outcome(Verdict.DEAD_LETTER, err.message)
+        if not self._sender_allowed(delivery, command):
+            return ACKED
         try:
             outcome = self._handle(delivery, command)
         except Exception as err:
@@ -91,9 +101,30 @@ class Processor:
         log.info("message.handled", duration_ms=round((time.monotonic() - started) * 1000, 1))
         return outcome
 
+    def _sender_allowed(self, delivery: Delivery, message: Message) -> bool:
+        """Only the sender the contract names is believed; RabbitMQ vouches for `user_id`.
+        A forgery is acked and dropped: retrying or answering it would only serve its sender."""
+        refusal = message.sent_by.refusal(delivery.user_id, message)
+        if refusal is None:
+            return True
+        metrics.rejected.labels(self.service, delivery.routing_key, "sender").inc()
+        log.warning(
+            "message.sender_refused",
+            claimed=refusal.required,
+            sender=refusal.sender,
+            error=str(refusal),
+        )
+        return False
+
     def give_up(self, delivery: Delivery, error: str) -> None:
-        """After the last attempt: answer INTERNAL. Not recorded, so a replay from the DLQ runs."""
-        message = f"{delivery.routing_key} failed after {delivery.attempt} attempts: {error}"
+        """After the last attempt: answer INTERNAL. Not recorded, so a replay from the DLQ runs.
+        The error stays in the log: its text may hold SQL, paths or a caller's data."""
+        log.error("message.gave_up", attempts=delivery.attempt, error=error)
+        where = f"the {self.service} service's log" if self.service else "the service's log"
+        message = (
+            f"{delivery.routing_key} failed after {delivery.attempt} attempts; "
+            f"see {where}, message_id {delivery.message_id}"
+        )
         self._answer_only(delivery, Reply.failure(ErrorCode.INTERNAL, message))
 
     def _validate(self, delivery: Delivery) -> Message:
@@ -116,13 +147,29 @@ class Processor:
                 code=ErrorCode.INVALID_MESSAGE,
                 details={"property": "content_type", "value": delivery.content_type},
             )
+        for name in ("message_id", "correlation_id", "reply_to"):
+            if "\x00" in (getattr(delivery, name) or ""):
+                raise MessageError(
+                    f"the {name} property contains a NUL character",
+                    code=ErrorCode.INVALID_MESSAGE,
+                    details={"property": name},
+                )
+        size, limit = len(delivery.body or b""), self.max_body_bytes()
+        if size > limit:
+            # Refused unread: parsing it is the cost, and quoting any of it would echo it.
+            raise MessageError(
+                f"the {delivery.routing_key} body is {size} bytes; at most {limit} are accepted "
+                f"({MAX_MESSAGE_BYTES})",
+                code=ErrorCode.INVALID_MESSAGE,
+                details={"size": size, "limit": limit},
+            )
         try:
             return route.model.model_validate_json(delivery.body or b"null")
         except ValidationError as err:
             raise MessageError(
-                _describe(delivery.routing_key, err),
+                describe(delivery.routing_key, err),
                 code=ErrorCode.INVALID_MESSAGE,
-                details={"errors": _field_errors(err)},
+                details={"errors": field_errors(err)},
             ) from err
 
     def _handle(self, delivery: Delivery, command: Message) -> Outcome:
@@ -218,7 +265,8 @@ class Processor:
             self.on_commit()
 
     def _answer_only(self, delivery: Delivery, reply: Reply) -> None:
-        if not delivery.reply_to:
+        # A NUL in the reply's address cannot be stored in the outbox, nor routed anyway.
+        if not delivery.reply_to or "\x00" in delivery.reply_to + (delivery.correlation_id or ""):
             return
         with self.uow_factory() as uow:
             self.store.enqueue(uow.session, self._reply(delivery, reply.to_json()))
@@ -234,33 +282,3 @@ class Processor:
             body=body,
             correlation_id=delivery.correlation_id,
         )
-
-
-def _field_errors(err: ValidationError) -> list[dict[str, Any]]:
-    return [
-        {
-            "field": ".".join(str(part) for part in e["loc"]) or "(body)",
-            "message": e["msg"],
-            "input": _jsonable(e.get("input")),
-        }
-        for e in err.errors(include_url=False)
-    ]
-
-
-def _describe(routing_key: str, err: ValidationError) -> str:
-    first = err.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in first["loc"]) or "body"
-    value = _jsonable(first.get("input"))
-    shown = json.dumps(value)[:120] if value is not None else "nothing"
-    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-    return f"invalid {routing_key} message: {where}: {first['msg']}, got {shown}{more}"
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
-    return value

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic_core import PydanticCustomError
+
+from directdl.contracts.bounds import nul_at
+from directdl.contracts.senders import ANY_OPERATOR, SenderRule
 
 EXCHANGE = "directdl"
 CONTENT_TYPE = "application/json"
@@ -29,10 +33,25 @@ class Message(BaseModel):
     # Who consumes it and what it leads to; feeds the generated message reference.
     consumers: ClassVar[tuple[str, ...]] = ()
     producers: ClassVar[tuple[str, ...]] = ()
+    # Whose validated `user_id` the consumer believes; anything else is dropped unread.
+    sent_by: ClassVar[SenderRule] = ANY_OPERATOR
 
     @classmethod
     def address(cls, **params: str) -> str:
         return cls.routing_key.format(**params)
+
+    @model_validator(mode="after")
+    def _no_nul(self) -> Self:
+        # PostgreSQL text cannot hold NUL, and no name, id or header needs one; checked here
+        # once for every field, nested ones and map keys included, so none can be forgotten.
+        where = nul_at(self)
+        if where is not None:
+            raise PydanticCustomError(
+                "nul_character",
+                "{field} contains a NUL character, which no field may hold",
+                {"field": where},
+            )
+        return self
 
 
 class Command(Message):

@@ -8,12 +8,14 @@ from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from directdl.contracts import senders
 from directdl.contracts.base import Command, Event, Result
+from directdl.contracts.bounds import MANY, Digest, Dn, Id, Pem, Short, Text, Token
 
 CERTIFICATE = "certificate"
 AGENT = "host-agent"
 
-Pem = Annotated[str, Field(min_length=1, max_length=1 << 17)]
+Hosts = Annotated[list["HostOutcome"], Field(max_length=MANY)]
 
 
 class HostCertState(StrEnum):
@@ -28,16 +30,16 @@ class HostCertState(StrEnum):
 class CertificateView(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str
-    alias: str
-    zone_id: str
-    hypervisor: str
-    subject: str
-    issuer: str
-    serial: str
+    id: Id
+    alias: Short
+    zone_id: Id
+    hypervisor: Token
+    subject: Dn
+    issuer: Dn
+    serial: Short
     not_before: datetime
     not_after: datetime
-    fingerprint_sha256: str
+    fingerprint_sha256: Digest
     revoked: bool
     created_at: datetime
 
@@ -45,9 +47,9 @@ class CertificateView(BaseModel):
 class HostOutcome(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    host_id: str
+    host_id: Id
     state: HostCertState
-    reason: str | None = None
+    reason: Text | None = None
     updated_at: datetime | None = None
 
 
@@ -55,7 +57,7 @@ class CertificateOutcome(Result):
     """The certificate and each host's outcome, recorded from the host's real answer."""
 
     certificate: CertificateView
-    hosts: list[HostOutcome]
+    hosts: Hosts
 
 
 class UploadCertificate(Command):
@@ -67,11 +69,11 @@ class UploadCertificate(Command):
     emits = ("cert.uploaded",)
     result = CertificateOutcome
 
-    name: str = Field(description="The alias on the hosts' trust stores.")
-    zone_id: str = Field(min_length=1)
-    hypervisor: str = Field(min_length=1)
+    name: Short = Field(description="The alias on the hosts' trust stores.")
+    zone_id: Id
+    hypervisor: Token
     certificate: Pem
-    host_id: str | None = None
+    host_id: Id | None = None
 
 
 class RevokeCertificate(Command):
@@ -83,11 +85,11 @@ class RevokeCertificate(Command):
     emits = ("cert.revoked",)
     result = CertificateOutcome
 
-    id: str | None = None
-    name: str | None = None
-    hypervisor: str | None = None
-    zone_id: str = Field(min_length=1)
-    host_id: str | None = None
+    id: Id | None = None
+    name: Short | None = None
+    hypervisor: Token | None = None
+    zone_id: Id
+    host_id: Id | None = None
 
     @model_validator(mode="after")
     def _named(self) -> RevokeCertificate:
@@ -100,11 +102,11 @@ class CertificateEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     certificate: CertificateView
-    hosts: list[HostOutcome] | None = None
+    hosts: Hosts | None = None
 
 
 class CertificateList(Result):
-    items: list[CertificateEntry]
+    items: Annotated[list[CertificateEntry], Field(max_length=MANY)]
 
 
 class ListCertificates(Command):
@@ -114,8 +116,8 @@ class ListCertificates(Command):
     consumers = (CERTIFICATE,)
     result = CertificateList
 
-    id: str | None = None
-    zone_id: str | None = None
+    id: Id | None = None
+    zone_id: Id | None = None
     list_hosts: bool = False
 
 
@@ -126,8 +128,8 @@ class ProvisionCertificate(Command):
     consumers = (CERTIFICATE,)
     result = CertificateOutcome
 
-    id: str = Field(min_length=1)
-    host_id: str = Field(min_length=1)
+    id: Id
+    host_id: Id
 
 
 class DeleteCertificate(Command):
@@ -138,29 +140,32 @@ class DeleteCertificate(Command):
     emits = ("cert.deleted",)
     result = CertificateOutcome
 
-    id: str = Field(min_length=1)
+    id: Id
 
 
 class CertificateUploaded(Event):
     routing_key: ClassVar[str] = "cert.uploaded"
+    sent_by = senders.Services((senders.CERTIFICATE,))
     producers = (CERTIFICATE,)
 
     certificate: CertificateView
-    hosts: list[HostOutcome]
-    host_id: str | None = Field(None, description="The one host it was for, when named.")
+    hosts: Hosts
+    host_id: Id | None = Field(None, description="The one host it was for, when named.")
 
 
 class CertificateRevoked(Event):
     routing_key: ClassVar[str] = "cert.revoked"
+    sent_by = senders.Services((senders.CERTIFICATE,))
     producers = (CERTIFICATE,)
 
     certificate: CertificateView
-    hosts: list[HostOutcome]
-    host_id: str | None = Field(None, description="The one host it was for, when named.")
+    hosts: Hosts
+    host_id: Id | None = Field(None, description="The one host it was for, when named.")
 
 
 class CertificateDeleted(Event):
     routing_key: ClassVar[str] = "cert.deleted"
+    sent_by = senders.Services((senders.CERTIFICATE,))
     producers = (CERTIFICATE,)
 
     certificate: CertificateView
@@ -170,23 +175,25 @@ class CertificateExpiring(Event):
     """Published some days before `not_after`: an expired certificate breaks every HTTPS deploy."""
 
     routing_key: ClassVar[str] = "cert.expiring"
+    sent_by = senders.Services((senders.CERTIFICATE,))
     producers = (CERTIFICATE,)
 
     certificate: CertificateView
-    days_left: int
+    days_left: Annotated[int, Field(ge=0, le=100_000)]
 
 
 class InstallCertificate(Command):
     """Put a certificate into this host's trust store under `alias`."""
 
     routing_key: ClassVar[str] = "host.{host_id}.cert.install"
+    sent_by = senders.Services((senders.CERTIFICATE,))
     producers = (CERTIFICATE,)
     consumers = (AGENT,)
     emits = ("cert.host.installed", "cert.host.failed")
 
-    operation_id: str
-    certificate_id: str
-    alias: str
+    operation_id: Id
+    certificate_id: Id
+    alias: Short
     certificate: Pem
 
 
@@ -194,46 +201,50 @@ class RemoveCertificate(Command):
     """Take `alias` out of this host's trust store."""
 
     routing_key: ClassVar[str] = "host.{host_id}.cert.remove"
+    sent_by = senders.Services((senders.CERTIFICATE,))
     producers = (CERTIFICATE,)
     consumers = (AGENT,)
     emits = ("cert.host.removed", "cert.host.failed")
 
-    operation_id: str
-    certificate_id: str
-    alias: str
+    operation_id: Id
+    certificate_id: Id
+    alias: Short
 
 
 class HostCertReport(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    operation_id: str
-    certificate_id: str
-    host_id: str
-    alias: str
+    operation_id: Id
+    certificate_id: Id
+    host_id: Id
+    alias: Short
 
 
 class CertificateInstalled(Event, HostCertReport):
     """The host's trust store now holds the certificate, read back to be sure."""
 
     routing_key: ClassVar[str] = "cert.host.installed"
+    sent_by = senders.THE_HOST
     producers = (AGENT,)
     consumers = (CERTIFICATE,)
 
-    fingerprint_sha256: str
-    outcome: str = Field(description="installed, replaced or unchanged")
+    fingerprint_sha256: Digest
+    outcome: Token = Field(description="installed, replaced or unchanged")
 
 
 class CertificateRemoved(Event, HostCertReport):
     routing_key: ClassVar[str] = "cert.host.removed"
+    sent_by = senders.THE_HOST
     producers = (AGENT,)
     consumers = (CERTIFICATE,)
 
-    outcome: str = Field(description="removed or absent")
+    outcome: Token = Field(description="removed or absent")
 
 
 class CertificateFailed(Event, HostCertReport):
     routing_key: ClassVar[str] = "cert.host.failed"
+    sent_by = senders.THE_HOST
     producers = (AGENT,)
     consumers = (CERTIFICATE,)
 
-    reason: str
+    reason: Text

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from directdl.contracts import senders
 from directdl.contracts.base import Command, Event, Result
+from directdl.contracts.bounds import Bytes, Digest, Id, Path, Seconds, Text, Token
+
+# A deploy makes at most 3; the bound leaves room should that number grow.
+Attempts = Annotated[list["DeployAttempt"], Field(max_length=20)]
 
 REGISTRATION = "registration"
 
@@ -24,11 +29,11 @@ class DeployAttempt(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    job_id: str
-    host_id: str
+    job_id: Id
+    host_id: Id
     state: AttemptState
-    error_code: str | None = None
-    message: str | None = None
+    error_code: Token | None = None
+    message: Text | None = None
     started_at: datetime
     finished_at: datetime | None = None
 
@@ -36,17 +41,17 @@ class DeployAttempt(BaseModel):
 class TemplateDeployedFields(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    deploy_id: str
-    template_id: str
-    zone_id: str
-    host_id: str
-    pool_id: str
-    path: str
-    size: int
-    digest: str = Field(description="The digest the agent verified, {ALGO}hex")
+    deploy_id: Id
+    template_id: Id
+    zone_id: Id
+    host_id: Id
+    pool_id: Id
+    path: Path
+    size: Bytes
+    digest: Digest = Field(description="The digest the agent verified, {ALGO}hex")
     cached: bool = Field(description="The template was already on the pool; nothing was fetched.")
-    duration_s: float
-    attempts: list[DeployAttempt]
+    duration_s: Seconds
+    attempts: Attempts
 
 
 class DeployResult(Result, TemplateDeployedFields):
@@ -63,16 +68,17 @@ class DeployTemplate(Command):
     emits = ("template.deployed", "template.deploy.failed")
     result = DeployResult
 
-    template_id: str = Field(min_length=1)
-    zone_id: str = Field(min_length=1)
-    host_id: str | None = None
-    pool_id: str | None = None
+    template_id: Id
+    zone_id: Id
+    host_id: Id | None = None
+    pool_id: Id | None = None
 
 
 class TemplateDeployed(Event, TemplateDeployedFields):
     """A template is on a pool, verified."""
 
     routing_key: ClassVar[str] = "template.deployed"
+    sent_by = senders.Services((senders.REGISTRATION,))
     producers = (REGISTRATION,)
 
 
@@ -80,11 +86,12 @@ class TemplateDeployFailed(Event):
     """Every attempt failed, or one failed in a way no other host can fix."""
 
     routing_key: ClassVar[str] = "template.deploy.failed"
+    sent_by = senders.Services((senders.REGISTRATION,))
     producers = (REGISTRATION,)
 
-    deploy_id: str
-    template_id: str
-    zone_id: str
-    code: str
-    message: str
-    attempts: list[DeployAttempt]
+    deploy_id: Id
+    template_id: Id
+    zone_id: Id
+    code: Token
+    message: Text
+    attempts: Attempts

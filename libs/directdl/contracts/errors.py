@@ -16,6 +16,8 @@ class ErrorCode(StrEnum):
     UNAVAILABLE = "UNAVAILABLE"  # no Up host could take the work
     DOWNLOAD_FAILED = "DOWNLOAD_FAILED"  # every attempt failed; details list them
     URL_UNREACHABLE = "URL_UNREACHABLE"  # the registration-time check could not fetch the URL
+    DESTINATION_DENIED = "DESTINATION_DENIED"  # the download destination policy refuses it
+    DIGEST_MISMATCH = "DIGEST_MISMATCH"  # a reported copy does not match the expected digest
 
 
 class MessageError(Exception):

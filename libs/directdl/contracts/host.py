@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from directdl.contracts import senders
 from directdl.contracts.base import Command, Event, Result
+from directdl.contracts.bounds import MANY, Bytes, Digest, Id, Interval, Path, Short
 
 AGENT = "host-agent"
 REGISTRATION = "registration"
@@ -22,9 +24,9 @@ class HostState(StrEnum):
 class PoolStatus(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    pool_id: str
-    capacity_bytes: int
-    free_bytes: int
+    pool_id: Id
+    capacity_bytes: Bytes
+    free_bytes: Bytes
 
 
 class StoredTemplate(BaseModel):
@@ -32,11 +34,11 @@ class StoredTemplate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    template_id: str
-    pool_id: str
-    path: str
-    size: int
-    digest: str = Field(description="{SHA-256}hex of the downloaded bytes")
+    template_id: Id
+    pool_id: Id
+    path: Path
+    size: Bytes
+    digest: Digest = Field(description="{SHA-256}hex of the downloaded bytes")
 
 
 class TrustedCertificate(BaseModel):
@@ -44,8 +46,8 @@ class TrustedCertificate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    alias: str
-    fingerprint_sha256: str
+    alias: Short
+    fingerprint_sha256: Digest
 
 
 class HostHeartbeat(Event):
@@ -53,34 +55,38 @@ class HostHeartbeat(Event):
     A host that stops cleanly sends one last heartbeat with state Down."""
 
     routing_key: ClassVar[str] = "host.heartbeat"
+    sent_by = senders.THE_HOST
     producers = (AGENT,)
     consumers = (REGISTRATION, "certificate")
 
-    host_id: str
-    zone_id: str
-    cluster_id: str
+    host_id: Id
+    zone_id: Id
+    cluster_id: Id
     state: HostState
-    interval_seconds: float
-    pools: list[PoolStatus]
-    templates: list[StoredTemplate]
-    certificates: list[TrustedCertificate] = Field(default_factory=list)
-    sent_at: datetime
+    interval_seconds: Interval
+    pools: Annotated[list[PoolStatus], Field(max_length=64)]
+    templates: Annotated[list[StoredTemplate], Field(max_length=10_000)]
+    certificates: Annotated[list[TrustedCertificate], Field(max_length=1000)] = Field(
+        default_factory=list
+    )
+    # Liveness is arithmetic on it, against the receiver's aware clock.
+    sent_at: AwareDatetime
 
 
 class HostView(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    host_id: str
-    zone_id: str
-    cluster_id: str
+    host_id: Id
+    zone_id: Id
+    cluster_id: Id
     state: HostState
     last_seen: datetime
-    pools: list[PoolStatus]
-    templates: list[StoredTemplate]
+    pools: Annotated[list[PoolStatus], Field(max_length=64)]
+    templates: Annotated[list[StoredTemplate], Field(max_length=10_000)]
 
 
 class HostList(Result):
-    items: list[HostView]
+    items: Annotated[list[HostView], Field(max_length=MANY)]
 
 
 class ListHosts(Command):
@@ -90,4 +96,4 @@ class ListHosts(Command):
     consumers = (REGISTRATION,)
     result = HostList
 
-    zone_id: str | None = None
+    zone_id: Id | None = None

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from directdl.contracts.bounds import Short, Text, clip
 from directdl.contracts.errors import ErrorCode, MessageError
 
 
@@ -13,8 +14,9 @@ class ErrorBody(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     code: ErrorCode
-    message: str
-    details: dict[str, Any] = Field(default_factory=dict)
+    message: Text
+    # A few named things each; their values are bounded by the models they come from.
+    details: dict[Short, Any] = Field(default_factory=dict, max_length=64)
 
 
 class Reply(BaseModel):
@@ -23,7 +25,7 @@ class Reply(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     ok: bool
-    result: dict[str, Any] | None = None
+    result: dict[Short, Any] | None = Field(None, max_length=64)
     error: ErrorBody | None = None
 
     @classmethod
@@ -34,7 +36,9 @@ class Reply(BaseModel):
 
     @classmethod
     def failure(cls, code: ErrorCode, message: str, details: dict[str, Any] | None = None) -> Reply:
-        return cls(ok=False, error=ErrorBody(code=code, message=message, details=details or {}))
+        # An error's text may quote what it refused; cut, it still fits the bounded field.
+        body = ErrorBody(code=code, message=clip(message), details=details or {})
+        return cls(ok=False, error=body)
 
     @classmethod
     def from_error(cls, err: MessageError) -> Reply:

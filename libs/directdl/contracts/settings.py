@@ -7,28 +7,30 @@ from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from directdl.contracts import senders
 from directdl.contracts.base import Command, Event, Result
+from directdl.contracts.bounds import MANY, Id, Name, Number, Short, Text, Token
 
 ANY = "any service"  # settings commands go to one shared queue; whichever service takes one
 
-Name = Annotated[str, Field(min_length=1, max_length=255)]
-Value = str | int | float
+# Numbers, or text (comma-separated CIDRs for the download destination networks).
+Value = Text | Number
 
 
 class SettingView(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str
-    value: int | float
-    default: int | float
-    unit: str
-    owner: str = Field(description="The service that persists it and acts on it.")
+    name: Name
+    value: Value
+    default: Value
+    unit: Token
+    owner: Token = Field(description="The service that persists it and acts on it.")
     hidden: bool
-    description: str
+    description: Text
 
 
 class SettingList(Result):
-    items: list[SettingView]
+    items: Annotated[list[SettingView], Field(max_length=MANY)]
 
 
 class SettingResult(Result):
@@ -43,7 +45,7 @@ class ListSettings(Command):
     result = SettingList
 
     show_hidden: bool = False
-    keyword: str | None = None
+    keyword: Short | None = None
 
 
 class GetSetting(Command):
@@ -70,25 +72,27 @@ class ApplySetting(Command):
     """An update handed on to the service that owns the setting, which answers the caller."""
 
     routing_key: ClassVar[str] = "settings.{owner}.apply"
+    sent_by = senders.Services(senders.SERVICES)
     producers = (ANY,)
     consumers = (ANY,)
     emits = ("settings.changed",)
 
     name: Name
-    value: int | float
-    reply_to: str | None = None
-    correlation_id: str | None = None
+    value: Value
+    reply_to: Id | None = None
+    correlation_id: Id | None = None
 
 
 class SettingsChanged(Event):
     """A setting's value, from its owner: on each change, and when the owner starts."""
 
     routing_key: ClassVar[str] = "settings.changed"
+    sent_by = senders.Services(senders.SERVICES)
     producers = (ANY,)
     consumers = (ANY,)
 
-    name: str
-    value: int | float
-    previous: int | float | None
-    owner: str
+    name: Name
+    value: Value
+    previous: Value | None
+    owner: Token
     changed_at: datetime

@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 from pydantic import Field
 
+from directdl.contracts import senders
 from directdl.contracts.base import Command, Event, Result
+from directdl.contracts.bounds import MANY, Count, Id, Seconds, Token
 
 SCHEDULER = "sync-scheduler"
 
 
 class SyncReport(Result):
-    run_id: str
-    trigger: str = Field(description="timer, request, or host (a host that came Up)")
-    zones: list[str]
-    hosts_checked: int
-    pushed: int = Field(description="cert.provision requests sent for missing certificates")
-    removed: int = Field(description="cert.revoke requests sent for revoked ones still present")
-    failed: int = Field(description="requests that could not be sent")
+    run_id: Id
+    trigger: Token = Field(description="timer, request, or host (a host that came Up)")
+    zones: Annotated[list[Id], Field(max_length=MANY)]
+    hosts_checked: Count
+    pushed: Count = Field(description="cert.provision requests sent for missing certificates")
+    removed: Count = Field(description="cert.revoke requests sent for revoked ones still present")
+    failed: Count = Field(description="requests that could not be sent")
     started_at: datetime
-    duration_s: float
+    duration_s: Seconds
 
 
 class RunSync(Command):
@@ -32,24 +34,26 @@ class RunSync(Command):
     emits = ("sync.run.completed", "cert.provision", "cert.revoke")
     result = SyncReport
 
-    zone_id: str | None = Field(None, description="Only this zone (enabled or not).")
+    zone_id: Id | None = Field(None, description="Only this zone (enabled or not).")
 
 
 class SyncTick(Command):
     """The timer's nudge. Every replica's timer sends one; the one active consumer runs."""
 
     routing_key: ClassVar[str] = "sync.tick"
+    sent_by = senders.Services((senders.SYNC_SCHEDULER,))
     producers = (SCHEDULER,)
     consumers = (SCHEDULER,)
 
 
 class SyncRunCompleted(Event, SyncReport):
     routing_key: ClassVar[str] = "sync.run.completed"
+    sent_by = senders.Services((senders.SYNC_SCHEDULER,))
     producers = (SCHEDULER,)
 
 
 class ZoneSync(Result):
-    zone_id: str
+    zone_id: Id
     enabled: bool
 
 
@@ -60,7 +64,7 @@ class EnableZone(Command):
     consumers = (SCHEDULER,)
     result = ZoneSync
 
-    zone_id: str = Field(min_length=1)
+    zone_id: Id
 
 
 class DisableZone(Command):
@@ -70,4 +74,4 @@ class DisableZone(Command):
     consumers = (SCHEDULER,)
     result = ZoneSync
 
-    zone_id: str = Field(min_length=1)
+    zone_id: Id

@@ -8,12 +8,27 @@ from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from directdl.contracts import senders
 from directdl.contracts.base import Command, Event, Result
+from directdl.contracts.bounds import (
+    MANY,
+    ZONES_MAX,
+    Bytes,
+    Count,
+    Details,
+    Digest,
+    Id,
+    Name,
+    Page,
+    Short,
+    Token,
+    Url,
+)
 
 REGISTRATION = "registration"
 
-Name = Annotated[str, Field(min_length=1, max_length=255)]
-ZoneId = Annotated[str, Field(min_length=1, max_length=255)]
+ZoneId = Id
+Zones = Annotated[list[ZoneId], Field(min_length=1, max_length=ZONES_MAX)]
 
 
 class TemplateFormat(StrEnum):
@@ -44,20 +59,23 @@ class TemplateView(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str
-    name: str
-    url: str
+    id: Id
+    name: Name
+    url: Url = Field(
+        description="The source with its user-info and query shown as ***, as in "
+        "https://***@host/t.qcow2?***: only the host sent to download it sees the full URL."
+    )
     protocol: Protocol
-    zone_ids: list[str]
-    hypervisor: str
+    zone_ids: Annotated[list[ZoneId], Field(max_length=ZONES_MAX)]
+    hypervisor: Token
     format: TemplateFormat
-    checksum: str | None = Field(
+    checksum: Digest | None = Field(
         None, description="Normalised as {ALGO}hex, for example {SHA-256}ab12..."
     )
     template_type: TemplateType
     direct_download: bool
-    details: dict[str, str]
-    size: int | None = Field(None, description="Bytes, as the source said at registration.")
+    details: Details
+    size: Bytes | None = Field(None, description="Bytes, as the source said at registration.")
     created_at: datetime
     updated_at: datetime
 
@@ -67,10 +85,10 @@ class TemplateResult(Result):
 
 
 class TemplatePage(Result):
-    items: list[TemplateView]
-    total: int
-    page: int
-    page_size: int
+    items: Annotated[list[TemplateView], Field(max_length=MANY)]
+    total: Count
+    page: Page
+    page_size: Count
 
 
 class RegisterTemplate(Command):
@@ -82,16 +100,17 @@ class RegisterTemplate(Command):
     emits = ("template.registered",)
 
     name: Name
-    url: Annotated[str, Field(min_length=1, max_length=2048)]
-    zone_id: ZoneId | Annotated[list[ZoneId], Field(min_length=1)]
+    url: Url
+    zone_id: ZoneId | Zones
     hypervisor: Annotated[str, Field(min_length=1, max_length=32)]
     format: TemplateFormat
-    checksum: str | None = None
+    checksum: Digest | None = None
     template_type: TemplateType = TemplateType.USER
     direct_download: bool = True
-    details: dict[str, str] = Field(
+    details: Details = Field(
         default_factory=dict,
-        description="HTTP_HEADER:<Name> entries become request headers at download time.",
+        description="HTTP_HEADER:<Name> entries become request headers at download time; "
+        "they must be headers HTTP can carry (a token name, a latin-1 value without CR or LF).",
     )
     validate_url: bool = Field(
         True, description="Check now that the URL answers, and learn the template's size."
@@ -115,8 +134,8 @@ class ListTemplates(Command):
     zone_id: ZoneId | None = None
     template_type: TemplateType | None = None
     name: Name | None = Field(None, description="Exact name.")
-    keyword: str | None = Field(None, description="Substring of the name.")
-    page: Annotated[int, Field(ge=1)] = 1
+    keyword: Short | None = Field(None, description="Substring of the name.")
+    page: Page = 1
     page_size: Annotated[int, Field(ge=1, le=500)] = 50
 
     _upper_type = field_validator("template_type", mode="before")(_upper)
@@ -129,7 +148,7 @@ class GetTemplate(Command):
     consumers = (REGISTRATION,)
     result = TemplateResult
 
-    id: Annotated[str, Field(min_length=1)]
+    id: Id
 
 
 class UpdateTemplate(Command):
@@ -140,7 +159,7 @@ class UpdateTemplate(Command):
     result = TemplateResult
     emits = ("template.updated",)
 
-    id: Annotated[str, Field(min_length=1)]
+    id: Id
     name: Name | None = None
     template_type: TemplateType | None = None
 
@@ -155,13 +174,14 @@ class DeleteTemplate(Command):
     result = TemplateResult
     emits = ("template.deleted",)
 
-    id: Annotated[str, Field(min_length=1)]
+    id: Id
 
 
 class TemplateRegistered(Event):
     """A template was registered; nothing has been downloaded yet."""
 
     routing_key: ClassVar[str] = "template.registered"
+    sent_by = senders.Services((senders.REGISTRATION,))
     producers = (REGISTRATION,)
 
     template: TemplateView
@@ -171,18 +191,20 @@ class TemplateUpdated(Event):
     """A template was renamed or changed type; `changed` names the fields."""
 
     routing_key: ClassVar[str] = "template.updated"
+    sent_by = senders.Services((senders.REGISTRATION,))
     producers = (REGISTRATION,)
 
     template: TemplateView
-    changed: list[str]
+    changed: Annotated[list[Short], Field(max_length=16)]
 
 
 class TemplateDeleted(Event):
     """A template left the catalogue."""
 
     routing_key: ClassVar[str] = "template.deleted"
+    sent_by = senders.Services((senders.REGISTRATION,))
     producers = (REGISTRATION,)
 
-    id: str
-    name: str
-    zone_ids: list[str]
+    id: Id
+    name: Name
+    zone_ids: Annotated[list[ZoneId], Field(max_length=ZONES_MAX)]

@@ -19,6 +19,12 @@ dead_lettered = Counter(
     "Messages sent to the dead-letter queue: invalid, or failing every attempt.",
     ["service", "routing_key"],
 )
+rejected = Counter(
+    "directdl_messages_rejected",
+    "Messages acked and dropped without effect: a sender not allowed to send them, or an "
+    "outcome that names no attempt the service is waiting for.",
+    ["service", "routing_key", "reason"],
+)
 handler_seconds = Histogram(
     "directdl_handler_seconds",
     "Time from taking a message to its commit.",

@@ -15,17 +15,20 @@ import structlog
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from directdl.bus.connection import broker_user
 from directdl.bus.consumer import Consumer, ConsumerConfig, QueueSpec
 from directdl.bus.processing import Processor, Route
 from directdl.bus.relay import OutboxRelay
 from directdl.bus.store import MessageStore
 from directdl.bus.topology import Topology
+from directdl.contracts.senders import SERVICES, is_host_user
 from directdl.runtime import db
 from directdl.runtime.faults import Faults
 from directdl.runtime.health import Check, HealthServer
 from directdl.runtime.migrate import upgrade
 from directdl.runtime.settings import ServiceSettings
 from directdl.runtime.uow import UnitOfWork
+from directdl.settings_catalog import MAX_MESSAGE_BYTES
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +60,8 @@ class ServiceDefinition:
     shared_queues: Mapping[str, Mapping[str, Route]] = field(default_factory=dict)
     # Replicas take turns: RabbitMQ delivers each own queue to one consumer at a time.
     single_active_consumer: bool = False
+    # The global settings as they are now (a LiveSettings); without it, their defaults apply.
+    live_settings: Callable[[str], Any] | None = None
 
     @property
     def routes(self) -> dict[str, Route]:
@@ -70,6 +75,7 @@ class Service:
     def __init__(self, definition: ServiceDefinition) -> None:
         self.definition = definition
         settings = definition.settings
+        _check_identity(definition.name, settings.amqp_url)
         self.database_url = settings.resolved_database_url(
             definition.database_name or definition.name
         )
@@ -84,6 +90,8 @@ class Service:
             definition.store,
             self.topology.exchange,
             faults=faults,
+            service=definition.name,
+            max_body_bytes=self._max_body_bytes(),
         )
         self.consumer = Consumer(
             ConsumerConfig(
@@ -105,7 +113,12 @@ class Service:
                 max_attempts=settings.max_attempts,
             ),
             self.processor,
-            OutboxRelay(definition.store, self.sessions, app_id=definition.name),
+            OutboxRelay(
+                definition.store,
+                self.sessions,
+                app_id=definition.name,
+                user_id=broker_user(settings.amqp_url),
+            ),
             faults,
         )
         self.health = HealthServer(
@@ -118,6 +131,10 @@ class Service:
         if definition.on_stopping is not None:
             hook = definition.on_stopping
             self.consumer.on_stopping = lambda: hook(self)
+
+    def _max_body_bytes(self) -> Callable[[], int] | None:
+        live = self.definition.live_settings
+        return None if live is None else lambda: int(live(MAX_MESSAGE_BYTES))
 
     def unit_of_work(self) -> UnitOfWork:
         return self.definition.uow_factory(self.sessions)
@@ -157,6 +174,21 @@ class Service:
 
     def stop(self) -> None:
         self.stop_event.set()
+
+
+class IdentityMismatch(ValueError):
+    """A service would connect as another broker user than its own name."""
+
+
+def _check_identity(name: str, amqp_url: str) -> None:
+    """Consumers believe a service's messages only from the broker user named after it, so a
+    service connecting as anyone else would be ignored by all; better to refuse to start."""
+    user = broker_user(amqp_url)
+    if (name in SERVICES or is_host_user(name)) and user != name:
+        raise IdentityMismatch(
+            f"{name} connects to the broker as {user!r}, but the others believe its messages "
+            f"only from the user {name!r}: set AMQP_URL to that user's credentials"
+        )
 
 
 def run_until_signalled(service: Service) -> None:

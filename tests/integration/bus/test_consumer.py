@@ -12,6 +12,7 @@ import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
 from directdl.bus.client import BusClient
+from directdl.bus.connection import broker_user
 from directdl.bus.publisher import Unroutable
 from directdl.bus.topology import Topology
 from directdl.runtime.db import make_engine, session_factory
@@ -53,12 +54,17 @@ def test_a_handler_that_keeps_failing_is_retried_then_answered_and_dead_lettered
 
     assert handlers.explosions == 3
     assert reply.error is not None and reply.error.code == "INTERNAL"
-    assert "disk on fire" in reply.error.message
+    # What the exception said stays with the operators (log, dead letter), not the caller.
+    assert "disk on fire" not in reply.error.message
+    assert reply.error.message.startswith("test.explode failed after 3 attempts")
     [(props, body)] = list(dead_letters(amqp_url, topology))
     assert b"disk on fire" in body
     assert "RuntimeError: disk on fire" in props.headers["x-directdl-error"]
     assert props.headers["x-directdl-attempts"] == 3
     assert props.headers["x-directdl-original-routing-key"] == "test.explode"
+    # The copy is the consumer's to send (the broker checks user_id); the sender is kept.
+    assert props.user_id == broker_user(amqp_url)
+    assert props.headers["x-directdl-original-user-id"] == broker_user(amqp_url)
 
 
 def test_a_long_handler_does_not_starve_heartbeats(
