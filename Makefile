@@ -55,8 +55,9 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-docs: install ## regenerate the AsyncAPI document and the message reference
+docs: install ## regenerate the AsyncAPI document, the message reference and the broker users
 	$(BIN)/python -m directdl.contracts.asyncapi --out-dir docs
+	$(BIN)/python -m directdl.runtime.accounts host-1 host-2 > deploy/rabbitmq/definitions.json
 
 bench: install ## benchmarks; each prints its figure
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

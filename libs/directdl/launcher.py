@@ -14,7 +14,19 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from urllib.parse import unquote, urlsplit
 
+from directdl.bus.connection import broker_user
+from directdl.bus.topology import Topology
+from directdl.contracts.base import EXCHANGE
+from directdl.runtime.accounts import (
+    ADMIN,
+    ProvisioningError,
+    account_url,
+    deployment,
+    provision,
+)
+from directdl.runtime.settings import DEFAULT_AMQP_URL
 from directdl.testing.nginx import Nginx
 
 SAMPLE = "sample.raw"
@@ -77,13 +89,43 @@ def sample_bytes() -> bytes:
     return block * (SAMPLE_SIZE // len(block))
 
 
+def provision_users(base_url: str) -> dict[str, str]:
+    """Every process's own broker user, created on the local broker as compose's
+    definitions.json creates them; returns each process's AMQP URL. The user of `base_url`
+    keeps administering the vhost, so that the CLI and the README's pika example work."""
+    topology = Topology(
+        os.environ.get("DIRECTDL_EXCHANGE", EXCHANGE), os.environ.get("DIRECTDL_QUEUE_PREFIX", "")
+    )
+    hosts = [p.env["HOST_AGENT_HOST_ID"] for p in PROCESSES if "HOST_AGENT_HOST_ID" in p.env]
+    accounts = [a for a in deployment(hosts, topology) if a.user != ADMIN]
+    vhost = unquote(urlsplit(base_url).path[1:]) or "/"
+    administrator = {"user": broker_user(base_url), "vhost": vhost} | {
+        "configure": ".*",
+        "write": ".*",
+        "read": ".*",
+    }
+    provision(accounts, vhost, extra={"permissions": [administrator]})
+    return {a.user: account_url(base_url, a) for a in accounts}
+
+
 def main() -> int:
+    base_url = os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
+    try:
+        urls = provision_users(base_url)
+    except (ProvisioningError, OSError) as err:
+        print(
+            f"cannot create the services' broker users on the local broker: {err}. "
+            "`make run` administers the broker at AMQP_URL with rabbitmqctl, as root "
+            "(`make deps` installs and starts one).",
+            file=sys.stderr,
+        )
+        return 1
     with ExitStack() as stack:
         serve_samples(Path(os.environ.get("DIRECTDL_DATA_DIR", "var")), stack)
-        return supervise()
+        return supervise(urls)
 
 
-def supervise() -> int:
+def supervise(urls: dict[str, str]) -> int:
     children: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
 
@@ -94,7 +136,8 @@ def supervise() -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     for process in PROCESSES:
-        env = os.environ | process.env
+        # Each process connects as its own user: what it publishes carries that name.
+        env = os.environ | process.env | {"AMQP_URL": urls[process.name]}
         children[process.name] = subprocess.Popen([sys.executable, "-m", process.module], env=env)
         print(f"started {process.name} (pid {children[process.name].pid})", file=sys.stderr)
     status = 0

@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 
 from directdl.bus.topology import Topology
+from directdl.contracts.senders import host_user
+from directdl.testing.accounts import TestAccounts
 from directdl.testing.waiting import wait_until
 
 READY_TIMEOUT_S = 20.0
@@ -233,7 +235,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 @pytest.fixture
 def start_service(
-    request: pytest.FixtureRequest, amqp_url: str, topology: Topology, data_dir: Path
+    request: pytest.FixtureRequest,
+    broker_accounts: TestAccounts,
+    topology: Topology,
+    data_dir: Path,
 ) -> Iterator[StartService]:
     """A factory: `start_service("registration", extra_env={...})` returns a ready process.
 
@@ -250,7 +255,8 @@ def start_service(
     ) -> ServiceProcess:
         port = free_port()
         env = clean_env(
-            AMQP_URL=amqp_url,
+            # Each service connects as its own broker user, as in a deployment.
+            AMQP_URL=broker_accounts.url(broker_user_of(module, extra_env or {})),
             DIRECTDL_EXCHANGE=topology.exchange,
             DIRECTDL_QUEUE_PREFIX=topology.queue_prefix,
             DIRECTDL_DATA_DIR=str(data_dir / module),
@@ -277,6 +283,12 @@ def start_service(
             print(f"\n{service.module} exited with {code}; {service.log_tail()}", file=sys.stderr)
     if errors:
         raise errors[0]
+
+
+def broker_user_of(module: str, env: Mapping[str, str]) -> str:
+    if module == "host_agent":
+        return host_user(env["HOST_AGENT_HOST_ID"])
+    return module.replace("_", "-")
 
 
 @pytest.fixture
@@ -316,14 +328,14 @@ def directdl_script() -> str:
 
 
 @pytest.fixture
-def cli(directdl_script: str, amqp_url: str, topology: Topology) -> Cli:
+def cli(directdl_script: str, broker_accounts: TestAccounts, topology: Topology) -> Cli:
     """`cli("template", "list")` runs `directdl` on the test's broker and exchange.
 
     Its output is not a TTY, so rich renders 80 columns wide unless `env` sets COLUMNS.
     """
 
     def run(*args: str, env: Mapping[str, str] | None = None) -> CliResult:
-        base = clean_env(AMQP_URL=amqp_url, DIRECTDL_EXCHANGE=topology.exchange)
+        base = clean_env(AMQP_URL=broker_accounts.url("cli"), DIRECTDL_EXCHANGE=topology.exchange)
         done = subprocess.run(
             [directdl_script, *args],
             env=base | dict(env or {}),

@@ -8,13 +8,16 @@ import re
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import requests
 
 from directdl.bus.topology import Topology
+from directdl.testing.accounts import TestAccounts
 from directdl.testing.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -40,11 +43,20 @@ def workdir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def env(amqp_url: str, topology: Topology) -> dict[str, str]:
+def vhost_url(broker_accounts: TestAccounts) -> Iterator[str]:
+    """A vhost of this test's own: the launcher grants its users there as it would on `/`,
+    which must not change what the other tests' users may do in theirs."""
+    vhost = f"directdl-readme-{uuid.uuid4().hex[:8]}"
+    yield urlunsplit(urlsplit(broker_accounts.base_url)._replace(path=f"/{vhost}"))
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, check=False)
+
+
+@pytest.fixture
+def env(vhost_url: str, topology: Topology) -> dict[str, str]:
     return {
         "PATH": os.environ["PATH"],
         "HOME": os.environ.get("HOME", "/root"),
-        "AMQP_URL": amqp_url,
+        "AMQP_URL": vhost_url,
         "DIRECTDL_EXCHANGE": topology.exchange,
         "DIRECTDL_QUEUE_PREFIX": topology.queue_prefix,
         "HOST_AGENT_HEARTBEAT_INTERVAL": "1",

@@ -13,7 +13,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import ChannelClosedByBroker
 from pika.spec import Basic
 
-from directdl.bus.connection import connect
+from directdl.bus.connection import broker_user, connect
 from directdl.bus.delivery import new_message_id
 from directdl.bus.publisher import ConfirmingPublisher, Unroutable, properties
 from directdl.bus.topology import Topology
@@ -34,6 +34,7 @@ class BusClient:
     def __init__(self, url: str, topology: Topology | None = None, app_id: str = "directdl-cli"):
         self.topology = topology or Topology()
         self.app_id = app_id
+        self.user_id = broker_user(url)
         self._connection = connect(url, app_id)
         self._replies: dict[str, Reply] = {}
         self._open_channel()
@@ -126,6 +127,7 @@ class BusClient:
             correlation_id=correlation_id,
             reply_to=reply_to,
             headers=headers,
+            user_id=self.user_id,
         )
         if content_type is not None:
             props.content_type = content_type

@@ -33,6 +33,12 @@ def connect(url: str, name: str) -> pika.BlockingConnection:
     return pika.BlockingConnection(connection_parameters(url, name))
 
 
+def broker_user(url: str) -> str:
+    """The user a connection to ``url`` authenticates as: the `user_id` its messages carry."""
+    credentials = pika.URLParameters(url).credentials
+    return str(getattr(credentials, "username", ""))
+
+
 def redact(url: str) -> str:
     """``url`` with its password replaced, so it can go into messages and logs."""
     parts = urlsplit(url)

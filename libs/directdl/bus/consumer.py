@@ -22,7 +22,13 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import ConnectionWrongStateError
 from pika.spec import Basic
 
-from directdl.bus.connection import RECONNECTABLE, connect, describe_error, redact
+from directdl.bus.connection import (
+    RECONNECTABLE,
+    broker_user,
+    connect,
+    describe_error,
+    redact,
+)
 from directdl.bus.delivery import Delivery, Outcome, Verdict
 from directdl.bus.processing import Processor
 from directdl.bus.publisher import ConfirmingPublisher, PublishError
@@ -195,6 +201,7 @@ class Consumer:
             correlation_id=props.correlation_id,
             reply_to=props.reply_to,
             content_type=props.content_type,
+            user_id=props.user_id,
             headers=props.headers or {},
         )
         self._inflight += 1
@@ -279,9 +286,12 @@ class Consumer:
                 "x-directdl-attempts": delivery.attempt,
                 "x-directdl-original-routing-key": delivery.routing_key,
                 "x-directdl-service": self.config.service,
+                "x-directdl-original-user-id": props.user_id or "",
             }
         )
         props.headers = headers
+        # The broker refuses a publish that names another user; the copy is ours to send.
+        props.user_id = broker_user(self.config.url)
         try:
             publisher.publish(
                 topology.dead_letter_exchange,

@@ -17,6 +17,8 @@ class Delivery:
     correlation_id: str | None = None
     reply_to: str | None = None
     content_type: str | None = None
+    # The broker user that published it, as RabbitMQ validated it; None when not given.
+    user_id: str | None = None
     headers: Mapping[str, Any] = field(default_factory=dict)
 
     @property

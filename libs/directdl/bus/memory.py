@@ -15,9 +15,24 @@ from directdl.bus.store import MessageStore
 from directdl.bus.topology import topic_matches
 from directdl.contracts.base import Command, Message
 from directdl.contracts.reply import Reply
+from directdl.contracts.senders import HostNamed, Services, host_user
 from directdl.runtime.uow import UnitOfWork
 
 MEMORY_REPLY_TO = "memory.reply"
+
+
+# Who sends raw bytes, unless a test says otherwise: an operator, as the CLI would.
+OPERATOR = "cli"
+
+
+def rightful_sender(message: Message) -> str:
+    """The broker user the contract believes for this message."""
+    rule = message.sent_by
+    if isinstance(rule, HostNamed):
+        return host_user(str(getattr(message, rule.field)))
+    if isinstance(rule, Services):
+        return rule.names[0]
+    return OPERATOR
 
 
 class InMemoryBus:
@@ -50,12 +65,24 @@ class InMemoryBus:
         assert reply is not None, f"{routing_key} was not answered (is its reply deferred?)"
         return reply
 
-    def submit(self, message: Message, routing_key: str | None = None) -> str:
-        """Deliver without waiting for an answer; returns the correlation id to ask later."""
+    def submit(
+        self, message: Message, routing_key: str | None = None, *, user_id: str | None = None
+    ) -> str:
+        """Deliver without waiting for an answer; returns the correlation id to ask later.
+        `user_id` is the broker user it comes from, as RabbitMQ would vouch; by default the
+        one the contract believes, so that a test of a forgery names its forger."""
         body = message.model_dump_json(exclude_none=True).encode()
-        return self.submit_raw(routing_key or message.routing_key, body)
+        sender = user_id or rightful_sender(message)
+        return self.submit_raw(routing_key or message.routing_key, body, user_id=sender)
 
-    def submit_raw(self, routing_key: str, body: bytes, *, message_id: str | None = None) -> str:
+    def submit_raw(
+        self,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str | None = None,
+        user_id: str | None = OPERATOR,
+    ) -> str:
         correlation_id = str(uuid.uuid4())
         delivery = Delivery(
             routing_key=routing_key,
@@ -63,6 +90,7 @@ class InMemoryBus:
             message_id=message_id or str(uuid.uuid4()),
             correlation_id=correlation_id,
             reply_to=MEMORY_REPLY_TO,
+            user_id=user_id,
         )
         self.outcomes.append(self.processor.process(delivery))
         self.drain_outbox()

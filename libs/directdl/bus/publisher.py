@@ -27,7 +27,10 @@ def properties(
     correlation_id: str | None = None,
     reply_to: str | None = None,
     headers: dict[str, object] | None = None,
+    user_id: str | None = None,
 ) -> pika.BasicProperties:
+    """Every message names its sender in `user_id`: RabbitMQ refuses the publish unless that
+    is the connection's own user, so consumers can believe it."""
     return pika.BasicProperties(
         content_type=CONTENT_TYPE,
         delivery_mode=pika.DeliveryMode.Persistent,
@@ -38,6 +41,7 @@ def properties(
         correlation_id=correlation_id,
         reply_to=reply_to,
         headers=headers,
+        user_id=user_id or None,
     )
 
 

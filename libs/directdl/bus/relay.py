@@ -25,10 +25,17 @@ class OutboxRelay:
     """At least once: a crash between a publish and its commit, or two replicas relaying one
     database, re-sends a message with the same message_id, which consumers' inboxes recognise."""
 
-    def __init__(self, store: MessageStore, sessions: sessionmaker[Session], app_id: str) -> None:
+    def __init__(
+        self,
+        store: MessageStore,
+        sessions: sessionmaker[Session],
+        app_id: str,
+        user_id: str | None = None,
+    ) -> None:
         self.store = store
         self.sessions = sessions
         self.app_id = app_id
+        self.user_id = user_id
 
     def flush(self, publisher: ConfirmingPublisher) -> int:
         """Publish everything pending; returns how many went out. Stops at the first refusal."""
@@ -87,6 +94,7 @@ class OutboxRelay:
                 REPLY_TYPE if is_reply else message.routing_key,
                 app_id=self.app_id,
                 correlation_id=message.correlation_id,
+                user_id=self.user_id,
             ),
             # RabbitMQ returns direct reply-to messages it did deliver when they are mandatory.
             mandatory=not is_reply,

@@ -14,7 +14,9 @@ from certificate.config import CertificateSettings
 from directdl.bus.client import BusClient
 from directdl.bus.topology import Topology
 from directdl.contracts.host import ListHosts
+from directdl.contracts.senders import host_user
 from directdl.runtime.service import Service
+from directdl.testing.accounts import TestAccounts
 from directdl.testing.nginx import Nginx
 from directdl.testing.services import running
 from directdl.testing.waiting import wait_until
@@ -36,10 +38,10 @@ class Stack:
 
 
 def agent_settings(
-    amqp_url: str, topology: Topology, data_dir: Path, host_id: str
+    accounts: TestAccounts, topology: Topology, data_dir: Path, host_id: str
 ) -> HostAgentSettings:
     return HostAgentSettings(
-        AMQP_URL=amqp_url,
+        AMQP_URL=accounts.url(host_user(host_id)),
         DIRECTDL_EXCHANGE=topology.exchange,
         DIRECTDL_QUEUE_PREFIX=topology.queue_prefix,
         DIRECTDL_DATA_DIR=data_dir,
@@ -52,9 +54,11 @@ def agent_settings(
 
 
 @pytest.fixture
-def stack(amqp_url: str, topology: Topology, data_dir: Path, client: BusClient) -> Iterator[Stack]:
+def stack(
+    broker_accounts: TestAccounts, topology: Topology, data_dir: Path, client: BusClient
+) -> Iterator[Stack]:
     settings = RegistrationSettings(
-        AMQP_URL=amqp_url,
+        AMQP_URL=broker_accounts.url("registration"),
         DIRECTDL_EXCHANGE=topology.exchange,
         DIRECTDL_QUEUE_PREFIX=topology.queue_prefix,
         DIRECTDL_DATA_DIR=data_dir,
@@ -67,7 +71,7 @@ def stack(amqp_url: str, topology: Topology, data_dir: Path, client: BusClient) 
             running(
                 certificate_bootstrap(
                     CertificateSettings(
-                        AMQP_URL=amqp_url,
+                        AMQP_URL=broker_accounts.url("certificate"),
                         DIRECTDL_EXCHANGE=topology.exchange,
                         DIRECTDL_QUEUE_PREFIX=topology.queue_prefix,
                         DIRECTDL_DATA_DIR=data_dir,
@@ -79,7 +83,7 @@ def stack(amqp_url: str, topology: Topology, data_dir: Path, client: BusClient) 
         )
         agents, pools, truststores = {}, {}, {}
         for host_id in ("host-1", "host-2"):
-            config = agent_settings(amqp_url, topology, data_dir, host_id)
+            config = agent_settings(broker_accounts, topology, data_dir, host_id)
             agents[host_id] = stack.enter_context(running(agent_bootstrap(config)))
             pools[host_id] = config.resolved_pool_path()
             truststores[host_id] = config.resolved_truststore_path()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ from directdl.bus.client import BusClient
 from directdl.bus.topology import Topology
 from directdl.contracts.download import DownloadTemplate
 from directdl.contracts.template import Protocol, TemplateFormat
+from directdl.testing.accounts import TestAccounts
 from directdl.testing.nginx import Nginx
 from directdl.testing.recorder import MessageRecorder
 from directdl.testing.services import running
@@ -31,15 +32,15 @@ def nginx() -> Iterator[Nginx]:
 
 
 def test_an_interrupted_job_starts_again_and_completes(
-    amqp_url: str,
+    broker_accounts: TestAccounts,
     topology: Topology,
     data_dir: Path,
     nginx: Nginx,
-    client: BusClient,
+    client_as: Callable[[str], BusClient],
     recorder: MessageRecorder,
 ) -> None:
     settings = HostAgentSettings(
-        AMQP_URL=amqp_url,
+        AMQP_URL=broker_accounts.url("host-agent-host-1"),
         DIRECTDL_EXCHANGE=topology.exchange,
         DIRECTDL_QUEUE_PREFIX=topology.queue_prefix,
         DIRECTDL_DATA_DIR=data_dir,
@@ -61,7 +62,7 @@ def test_an_interrupted_job_starts_again_and_completes(
     pool = settings.resolved_pool_path()
 
     with running(bootstrap(settings)):
-        client.publish(
+        client_as("registration").publish(
             DownloadTemplate.address(host_id="host-1"), command.model_dump_json().encode()
         )
         recorder.expect("template.download.progress", timeout=10)

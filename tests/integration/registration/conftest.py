@@ -10,6 +10,7 @@ import pytest
 
 from directdl.bus.topology import Topology
 from directdl.runtime.service import Service
+from directdl.testing.accounts import TestAccounts
 from directdl.testing.services import running
 from registration.bootstrap import bootstrap
 from registration.config import RegistrationSettings
@@ -18,10 +19,12 @@ SettingsFactory = Callable[..., RegistrationSettings]
 
 
 @pytest.fixture
-def registration_settings(amqp_url: str, topology: Topology, data_dir: Path) -> SettingsFactory:
+def registration_settings(
+    broker_accounts: TestAccounts, topology: Topology, data_dir: Path
+) -> SettingsFactory:
     def make(**overrides: Any) -> RegistrationSettings:
         return RegistrationSettings(
-            AMQP_URL=amqp_url,
+            AMQP_URL=broker_accounts.url("registration"),
             DIRECTDL_EXCHANGE=topology.exchange,
             DIRECTDL_QUEUE_PREFIX=topology.queue_prefix,
             DIRECTDL_DATA_DIR=data_dir,

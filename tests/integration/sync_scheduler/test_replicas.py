@@ -14,6 +14,7 @@ from directdl.bus.delivery import Delivery, Outcome
 from directdl.bus.topology import Topology
 from directdl.contracts.sync import RunSync
 from directdl.runtime.service import Service
+from directdl.testing.accounts import TestAccounts
 from directdl.testing.services import running
 from sync_scheduler.bootstrap import bootstrap
 from sync_scheduler.config import SchedulerSettings
@@ -47,11 +48,23 @@ def counted(service: Service, name: str, handled: Counter[str]) -> Service:
 
 
 def test_only_one_replica_acts_and_the_other_takes_over(
-    amqp_url: str, topology: Topology, data_dir: Path, postgres_url: str, client: BusClient
+    broker_accounts: TestAccounts,
+    topology: Topology,
+    data_dir: Path,
+    postgres_url: str,
+    client: BusClient,
 ) -> None:
     handled: Counter[str] = Counter()
-    first = counted(replica(amqp_url, topology, data_dir, postgres_url), "first", handled)
-    second = counted(replica(amqp_url, topology, data_dir, postgres_url), "second", handled)
+    first = counted(
+        replica(broker_accounts.url("sync-scheduler"), topology, data_dir, postgres_url),
+        "first",
+        handled,
+    )
+    second = counted(
+        replica(broker_accounts.url("sync-scheduler"), topology, data_dir, postgres_url),
+        "second",
+        handled,
+    )
     with ExitStack() as stack:
         stop_first = stack.enter_context(ExitStack())
         stop_first.enter_context(running(first))  # consumes first: the active one

@@ -1,0 +1,305 @@
+"""Forgeries on the bus, as an operator and as another host: refused by the broker, or
+ignored by the service they were meant to fool. Services run as processes, each as its own
+broker user with a deployment's permissions on this test's exchange."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pika.exceptions import ChannelClosedByBroker
+
+from directdl.bus.client import BusClient
+from directdl.bus.topology import Topology
+from directdl.contracts import deploy
+from directdl.contracts.host import HostList, ListHosts
+from directdl.contracts.senders import host_user
+from directdl.testing.accounts import TestAccounts
+from directdl.testing.nginx import Nginx
+from directdl.testing.recorder import MessageRecorder
+from directdl.testing.waiting import wait_until
+
+pytestmark = pytest.mark.e2e
+
+BEAT = "0.5"
+ACCESS_REFUSED = 403
+PRECONDITION_FAILED = 406
+HOSTS = ("host-1", "host-2", "host-3")
+FORGED_DIGEST = "{SHA-256}" + "0" * 64
+
+
+@pytest.fixture
+def restricted(broker_accounts: TestAccounts, topology: Topology) -> Iterator[TestAccounts]:
+    """The host agents' and the operator's topic permissions, as compose gives them."""
+    broker_accounts.restrict_topics(topology)
+    yield broker_accounts
+    for user in ("cli", *(host_user(h) for h in ("host-1", "host-2", "host-3"))):
+        subprocess.run(
+            ["rabbitmqctl", "-q", "clear_topic_permissions", "-p", broker_accounts.vhost, user],
+            capture_output=True,
+            check=False,
+        )
+
+
+@pytest.fixture
+def nginx() -> Iterator[Nginx]:
+    with Nginx(slow_rate="2m") as server:
+        yield server
+
+
+@pytest.fixture
+def stack(start_service: Callable[..., Any], restricted: TestAccounts) -> dict[str, Any]:
+    services = {
+        "registration": start_service(
+            "registration", extra_env={"REGISTRATION_WATCHDOG_INTERVAL": BEAT}
+        ),
+        "certificate": start_service("certificate", env_prefix="CERTIFICATE"),
+    }
+    for host_id in ("host-1", "host-2"):
+        services[host_id] = start_service(
+            "host_agent",
+            env_prefix="HOST_AGENT",
+            extra_env={
+                "HOST_AGENT_HOST_ID": host_id,
+                "HOST_AGENT_ZONE_ID": "zone-1",
+                "HOST_AGENT_POOL_ID": f"pool-{host_id}",
+                "HOST_AGENT_HEARTBEAT_INTERVAL": BEAT,
+            },
+        )
+    return services
+
+
+class Attackers:
+    """One client per kind of attacker; `forge` tries a message as each, and says what the
+    broker did with it."""
+
+    def __init__(self, accounts: TestAccounts, admin_url: str, topology: Topology) -> None:
+        self.clients = {
+            # An operator with the CLI's rights, and one with every right on the vhost.
+            "operator": BusClient(accounts.url("cli"), topology),
+            "administrator": BusClient(admin_url, topology),
+        }
+        self.hosts = {h: BusClient(accounts.url(host_user(h)), topology) for h in HOSTS}
+        self.accepted_by_broker = 0
+
+    def close(self) -> None:
+        for client in [*self.clients.values(), *self.hosts.values()]:
+            client.close()
+
+    def forge(self, routing_key: str, body: dict[str, Any], victim: str) -> dict[str, str]:
+        """Publish as each attacker, the host agent among them being one that is not the
+        victim; return who got it past the broker."""
+        outcome = {}
+        other = next(h for h in HOSTS if h != victim)
+        impostor = self.hosts[other]
+        for name, client in [*self.clients.items(), ("another host", impostor)]:
+            try:
+                client.publish(routing_key, json.dumps(body).encode())
+            except ChannelClosedByBroker as err:
+                assert err.reply_code == ACCESS_REFUSED, err
+                outcome[name] = "refused by the broker"
+            else:
+                self.accepted_by_broker += 1
+                outcome[name] = "published"
+        # Claiming to be the victim in `user_id` itself: the broker checks that property.
+        impostor.user_id = host_user(victim)
+        try:
+            with pytest.raises(ChannelClosedByBroker) as refused:
+                impostor.publish(routing_key, json.dumps(body).encode())
+            assert refused.value.reply_code in (ACCESS_REFUSED, PRECONDITION_FAILED)
+        finally:
+            impostor.user_id = host_user(other)
+        return outcome
+
+
+@pytest.fixture
+def attackers(restricted: TestAccounts, amqp_url: str, topology: Topology) -> Iterator[Attackers]:
+    forgers = Attackers(restricted, amqp_url, topology)
+    yield forgers
+    forgers.close()
+
+
+def metric(port: int, name: str, **labels: str) -> float:
+    import urllib.request
+
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(f"{name}{{") and all(p in line for p in wanted.split(","))
+    )
+
+
+def heartbeat(host_id: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "host_id": host_id,
+        "zone_id": "zone-1",
+        "cluster_id": "cluster-1",
+        "state": "Up",
+        "interval_seconds": 0.5,
+        "pools": [{"pool_id": f"pool-{host_id}", "capacity_bytes": 2**40, "free_bytes": 2**40}],
+        "templates": [],
+        "sent_at": datetime.now(UTC).isoformat(),
+    } | overrides
+
+
+def hosts(client: BusClient) -> dict[str, str]:
+    reply = client.call(ListHosts(zone_id="zone-1"))
+    assert reply.ok, reply.error
+    return {h.host_id: h.state for h in HostList.model_validate(reply.result).items}
+
+
+def test_forged_reports_and_commands_are_refused_or_ignored_while_a_deploy_runs(
+    stack: dict[str, Any],
+    attackers: Attackers,
+    client: BusClient,
+    recorder: MessageRecorder,
+    nginx: Nginx,
+    data_dir: Path,
+) -> None:
+    data = os.urandom(6 * 2**20)  # three seconds at the slow location's 2 MB/s
+    nginx.add_file("real.raw", data)
+    nginx.add_file("evil.raw", b"attacker's bytes" * 4096)
+    checksum = "{SHA-256}" + hashlib.sha256(data).hexdigest()
+    registered = client.call_raw(
+        "template.register",
+        json.dumps(
+            {
+                "name": "real",
+                "url": f"{nginx.http_url}/slow/real.raw",
+                "zone_id": "zone-1",
+                "hypervisor": "KVM",
+                "format": "RAW",
+                "checksum": checksum,
+            }
+        ).encode(),
+    )
+    assert registered.ok, registered.error
+    assert registered.result is not None
+    template_id = registered.result["template"]["id"]
+    wait_until(lambda: hosts(client) == {"host-1": "Up", "host-2": "Up"}, timeout=15)
+    rejected_before = metric(
+        stack["registration"].health_port, "directdl_messages_rejected_total", reason="sender"
+    )
+
+    client.publish(
+        "template.deploy",
+        deploy.DeployTemplate(template_id=template_id, zone_id="zone-1").model_dump_json().encode(),
+        reply_to="amq.rabbitmq.reply-to",
+        correlation_id="the-deploy",
+    )
+    running = recorder.expect("template.download.progress", timeout=15)[0].body
+    busy = running["host_id"]
+    idle = next(h for h in ("host-1", "host-2") if h != busy)
+    report = {k: running[k] for k in ("job_id", "deploy_id", "template_id", "host_id", "pool_id")}
+
+    outcomes = {
+        "a completion for the running job, path and digest forged": attackers.forge(
+            "template.download.completed",
+            report
+            | {
+                "path": "/nonexistent/forged",
+                "size": 1,
+                "digest": FORGED_DIGEST,
+                "cached": False,
+                "duration_s": 0.1,
+            },
+            busy,
+        ),
+        "a failure of the running job": attackers.forge(
+            "template.download.failed",
+            report | {"code": "CHECKSUM", "message": "forged", "terminal": True},
+            busy,
+        ),
+        "the busy host going Down": attackers.forge(
+            "host.heartbeat", heartbeat(busy, state="Down"), busy
+        ),
+        "a host that does not exist": attackers.forge(
+            "host.heartbeat", heartbeat("host-3"), "host-3"
+        ),
+        "an interval that overflows": attackers.forge(
+            "host.heartbeat", heartbeat(idle, interval_seconds=1e300), idle
+        ),
+        "the attacker's bytes under a real template id": attackers.forge(
+            f"host.{idle}.template.download",
+            {
+                "job_id": "forged-job",
+                "deploy_id": "forged-deploy",
+                "template_id": template_id,
+                "url": f"{nginx.http_url}/evil.raw",
+                "protocol": "http",
+                "format": "RAW",
+            },
+            idle,
+        ),
+        "a certificate removed from a host": attackers.forge(
+            "cert.host.removed",
+            {
+                "operation_id": "forged",
+                "certificate_id": "forged",
+                "alias": "forged",
+                "host_id": busy,
+                "outcome": "removed",
+            },
+            busy,
+        ),
+    }
+
+    reply = client.wait_reply("the-deploy", timeout=60)
+
+    # The deploy ended as the real download did, on the host that did it, with its bytes.
+    assert reply.ok, reply.error
+    assert reply.result is not None
+    assert (reply.result["host_id"], reply.result["digest"]) == (busy, checksum)
+    assert (data_dir / "host_agent" / "pools" / busy / template_id).read_bytes() == data
+    assert [a["state"] for a in reply.result["attempts"]] == ["SUCCEEDED"]
+    # Every host is as it really is; no attacker's file, no request for it.
+    assert hosts(client) == {"host-1": "Up", "host-2": "Up"}
+    assert not (data_dir / "host_agent" / "pools" / idle / template_id).exists()
+    assert not [e for e in nginx.access_log_lines() if "evil" in e.uri]
+    again = client.call(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1"))
+    assert again.ok and again.result is not None
+    assert (again.result["cached"], again.result["digest"]) == (True, checksum)
+    # What got past the broker was dropped by the consumer it was meant for, and counted:
+    # every forgery registration consumes, but the one that fails validation first.
+    for_registration = [
+        "a completion for the running job, path and digest forged",
+        "a failure of the running job",
+        "the busy host going Down",
+        "a host that does not exist",
+    ]
+    published = [
+        sum(v == "published" for v in outcomes[what].values()) for what in for_registration
+    ]
+    dropped = metric(
+        stack["registration"].health_port, "directdl_messages_rejected_total", reason="sender"
+    )
+    assert dropped - rejected_before == sum(published) == 2 * len(for_registration)
+    assert metric(stack[idle].health_port, "directdl_messages_rejected_total", reason="sender") == 1
+    removed = outcomes["a certificate removed from a host"]
+    assert removed == {
+        "operator": "refused by the broker",
+        "administrator": "published",
+        "another host": "published",
+    }
+    assert (
+        metric(
+            stack["certificate"].health_port,
+            "directdl_messages_rejected_total",
+            routing_key="cert.host.removed",
+        )
+        == 2
+    )
+    for what, outcome in outcomes.items():
+        assert outcome["operator"] == "refused by the broker", what
+    tried = 4 * len(outcomes)
+    print(f"\nforgeries: {tried} tried, {attackers.accepted_by_broker} past the broker, 0 believed")

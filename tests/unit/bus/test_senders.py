@@ -1,0 +1,118 @@
+"""Who may send what: the contract's sender rules, checked where a message enters."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from directdl.bus.memory import InMemoryBus, rightful_sender
+from directdl.contracts import catalog, certificate, download, host, settings, template
+from directdl.contracts.senders import THE_HOST, HostNamed, Operators, Services, host_user
+from directdl.runtime import metrics
+from directdl.runtime.db import session_factory
+from directdl.testing.memory import memory_engine
+from registration.adapters.orm import Base, store
+from registration.bootstrap import queues
+from registration.policy import DownloadPolicy
+from registration.uow import RegistrationUnitOfWork
+
+pytestmark = pytest.mark.unit
+
+
+def heartbeat(host_id: str, **kw: Any) -> host.HostHeartbeat:
+    return host.HostHeartbeat(
+        host_id=host_id,
+        zone_id="zone-1",
+        cluster_id="c1",
+        state=host.HostState.UP,
+        interval_seconds=5,
+        pools=[host.PoolStatus(pool_id="p", capacity_bytes=10**12, free_bytes=10**11)],
+        templates=[],
+        sent_at=datetime.now(UTC),
+        **kw,
+    )
+
+
+@pytest.fixture
+def bus() -> InMemoryBus:
+    sessions = session_factory(memory_engine(Base.metadata))
+    every_route = {
+        k: r
+        for table in queues(DownloadPolicy(), lambda *_: 4096).values()
+        for k, r in table.items()
+    }
+    return InMemoryBus(every_route, lambda: RegistrationUnitOfWork(sessions), store, sessions)
+
+
+def known_hosts(bus: InMemoryBus) -> list[str]:
+    reply = bus.call(host.ListHosts())
+    assert reply.ok and reply.result is not None
+    return [h["host_id"] for h in reply.result["items"]]
+
+
+def test_a_host_reports_only_about_itself() -> None:
+    beat = heartbeat("host-1")
+    assert THE_HOST.refusal("host-agent-host-1", beat) is None
+    for sender in ("host-agent-host-2", "cli", "registration", None):
+        refusal = THE_HOST.refusal(sender, beat)
+        assert refusal is not None and refusal.required == "host-agent-host-1", sender
+
+
+def test_what_a_host_executes_comes_only_from_the_service_that_owns_it() -> None:
+    assert download.DownloadTemplate.sent_by == Services(("registration",))
+    assert certificate.InstallCertificate.sent_by == Services(("certificate",))
+    assert certificate.RemoveCertificate.sent_by == Services(("certificate",))
+    rule = download.DownloadTemplate.sent_by
+    for sender in ("cli", "certificate", "host-agent-host-1", "guest", None):
+        assert rule.refusal(sender, None) is not None, sender
+
+
+def test_operators_commands_come_from_anyone_but_a_host() -> None:
+    rule = template.RegisterTemplate.sent_by
+    assert isinstance(rule, Operators)
+    for sender in ("cli", "admin", "guest", "registration", None):
+        assert rule.refusal(sender, None) is None, sender
+    assert rule.refusal("host-agent-host-1", None) is not None
+
+
+def test_every_host_scoped_message_names_its_host_and_every_service_event_its_service() -> None:
+    for message in catalog.MESSAGES:
+        rule = message.sent_by
+        if isinstance(rule, HostNamed):
+            assert rule.field in message.model_fields, message.__name__
+            assert message.routing_key.startswith(
+                ("host.heartbeat", "template.download.", "cert.host.")
+            )
+        elif message.routing_key.startswith("host.") and "{host_id}" in message.routing_key:
+            assert isinstance(rule, Services), message.__name__
+    assert settings.SettingsChanged.sent_by == Services(
+        ("registration", "certificate", "sync-scheduler")
+    )
+
+
+def test_a_forged_heartbeat_is_dropped_counted_and_logged_with_both_names(
+    bus: InMemoryBus,
+) -> None:
+    counter = metrics.rejected.labels("", "host.heartbeat", "sender")
+    before = counter._value.get()
+    with capture_logs() as logs:
+        bus.submit(heartbeat("host-9"), user_id="host-agent-host-2")
+        bus.submit(heartbeat("host-8"), user_id="cli")
+    assert known_hosts(bus) == []
+    assert counter._value.get() == before + 2
+    refused = [e for e in logs if e["event"] == "message.sender_refused"]
+    assert [(e["claimed"], e["sender"], e["log_level"]) for e in refused] == [
+        ("host-agent-host-9", "host-agent-host-2", "warning"),
+        ("host-agent-host-8", "cli", "warning"),
+    ]
+    assert all(o.verdict.value == "ack" for o in bus.outcomes)
+
+
+def test_the_rightful_host_is_believed(bus: InMemoryBus) -> None:
+    beat = heartbeat("host-9")
+    assert rightful_sender(beat) == host_user("host-9")
+    bus.submit(beat, user_id="host-agent-host-9")
+    assert known_hosts(bus) == ["host-9"]
