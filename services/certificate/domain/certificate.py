@@ -11,14 +11,13 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa, x448, x25519
-from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import SignatureAlgorithmOID
 
+from certificate.domain.anchors import is_self_signed
 from directdl.contracts.errors import InvalidMessage, Unsupported
 
 MAX_SIZE = 64 * 1024
@@ -32,10 +31,6 @@ _PRIVATE_KEY = re.compile(r"BEGIN[^-\r\n]*PRIVATE[ \t]+KEY", re.IGNORECASE)
 _MARKER = re.compile(r"-----(BEGIN|END) ([^-\r\n]*)-----")
 _LABEL = "CERTIFICATE"
 _BASE64 = frozenset(string.ascii_letters + string.digits + "+/=")
-# The signature algorithms whose weak-hash forms are verified by hand: cryptography gives no
-# padding for MD5 and SHA-1 ones, so which scheme each uses is read from its OID.
-_RSA_PKCS1 = frozenset({SignatureAlgorithmOID.RSA_WITH_MD5, SignatureAlgorithmOID.RSA_WITH_SHA1})
-_ECDSA = frozenset({SignatureAlgorithmOID.ECDSA_WITH_SHA1})
 _KEY_NAMES: tuple[tuple[type[Any], str], ...] = (
     (ed25519.Ed25519PublicKey, "Ed25519"),
     (ed448.Ed448PublicKey, "Ed448"),
@@ -257,38 +252,6 @@ def _check_signature(cert: x509.Certificate) -> None:
             "unless the certificate is self-signed",
             signature_hash=algorithm.name,
         )
-
-
-def is_self_signed(cert: x509.Certificate) -> bool:
-    """Whether the issuer is the subject and the signature verifies with the certificate's key."""
-    if cert.issuer != cert.subject:
-        return False
-    try:
-        cert.verify_directly_issued_by(cert)
-    except InvalidSignature:
-        return False
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        # cryptography refuses to verify MD5 and SHA-1 at all, so check those by hand.
-        return _signed_by_own_key(cert)
-    return True
-
-
-def _signed_by_own_key(cert: x509.Certificate) -> bool:
-    try:
-        key = cert.public_key()
-        algorithm = cert.signature_hash_algorithm
-        oid = cert.signature_algorithm_oid
-        if algorithm is None:
-            return False
-        if isinstance(key, rsa.RSAPublicKey) and oid in _RSA_PKCS1:
-            key.verify(cert.signature, cert.tbs_certificate_bytes, PKCS1v15(), algorithm)
-        elif isinstance(key, ec.EllipticCurvePublicKey) and oid in _ECDSA:
-            key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(algorithm))
-        else:
-            return False
-    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
-        return False
-    return True
 
 
 def _describe_key(key: CertificatePublicKeyTypes) -> str:

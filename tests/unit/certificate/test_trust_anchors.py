@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from certificate.domain.certificate import is_self_signed, parse_certificate
+from certificate.domain.anchors import is_self_signed
+from certificate.domain.certificate import parse_certificate
 from directdl.contracts.errors import InvalidMessage
 from directdl.testing.certs import resigned
 
