@@ -1,6 +1,8 @@
-"""Forgeries on the bus, as an operator and as another host: refused by the broker, or
-ignored by the service they were meant to fool. Services run as processes, each as its own
-broker user with a deployment's permissions on this test's exchange."""
+"""Attacks on the bus, as an operator and as another host: refused, answered, or ignored.
+
+Services run as processes, each as its own broker user with a deployment's permissions on
+this test's exchange, so both the broker's checks and the consumers' are in play.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import hashlib
 import json
 import os
 import subprocess
+import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,9 +22,11 @@ from pika.exceptions import ChannelClosedByBroker
 from directdl.bus.client import BusClient
 from directdl.bus.topology import Topology
 from directdl.contracts import deploy
+from directdl.contracts.certificate import UploadCertificate
 from directdl.contracts.host import HostList, ListHosts
 from directdl.contracts.senders import host_user
 from directdl.testing.accounts import TestAccounts
+from directdl.testing.certs import make_self_signed
 from directdl.testing.nginx import Nginx
 from directdl.testing.recorder import MessageRecorder
 from directdl.testing.waiting import wait_until
@@ -32,6 +37,7 @@ BEAT = "0.5"
 ACCESS_REFUSED = 403
 PRECONDITION_FAILED = 406
 HOSTS = ("host-1", "host-2", "host-3")
+CLEAR_TOPICS = ("rabbitmqctl", "-q", "clear_topic_permissions", "-p")
 FORGED_DIGEST = "{SHA-256}" + "0" * 64
 
 
@@ -42,7 +48,7 @@ def restricted(broker_accounts: TestAccounts, topology: Topology) -> Iterator[Te
     yield broker_accounts
     for user in ("cli", *(host_user(h) for h in ("host-1", "host-2", "host-3"))):
         subprocess.run(
-            ["rabbitmqctl", "-q", "clear_topic_permissions", "-p", broker_accounts.vhost, user],
+            [*CLEAR_TOPICS, broker_accounts.vhost, user, topology.exchange],
             capture_output=True,
             check=False,
         )
@@ -127,8 +133,7 @@ def attackers(restricted: TestAccounts, amqp_url: str, topology: Topology) -> It
 
 
 def metric(port: int, name: str, **labels: str) -> float:
-    import urllib.request
-
+    """The sum of one metric's series that carry these labels, on a service's /metrics."""
     wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
@@ -269,6 +274,16 @@ def test_forged_reports_and_commands_are_refused_or_ignored_while_a_deploy_runs(
     again = client.call(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1"))
     assert again.ok and again.result is not None
     assert (again.result["cached"], again.result["digest"]) == (True, checksum)
+    # The zone still works for certificates too: the overflowing interval blocked nothing.
+    pem, _ = make_self_signed("repo", ["DNS:repo.test"])
+    uploaded = client.call(
+        UploadCertificate(name="repo", zone_id="zone-1", hypervisor="KVM", certificate=pem.decode())
+    )
+    assert uploaded.ok and uploaded.result is not None, uploaded.error
+    assert sorted((h["host_id"], h["state"]) for h in uploaded.result["hosts"]) == [
+        ("host-1", "UPLOADED"),
+        ("host-2", "UPLOADED"),
+    ]
     # What got past the broker was dropped by the consumer it was meant for, and counted:
     # every forgery registration consumes, but the one that fails validation first.
     for_registration = [
@@ -303,3 +318,105 @@ def test_forged_reports_and_commands_are_refused_or_ignored_while_a_deploy_runs(
         assert outcome["operator"] == "refused by the broker", what
     tried = 4 * len(outcomes)
     print(f"\nforgeries: {tried} tried, {attackers.accepted_by_broker} past the broker, 0 believed")
+
+
+def register_body(**overrides: Any) -> dict[str, Any]:
+    return {
+        "name": "hostile",
+        "url": "http://127.0.0.1:1/t.raw",
+        "zone_id": "zone-1",
+        "hypervisor": "KVM",
+        "format": "RAW",
+        "validate_url": False,
+    } | overrides
+
+
+def call_as(client: BusClient, routing_key: str, body: bytes) -> dict[str, Any] | str:
+    """The reply as JSON, or "refused by the broker" when the publish itself was."""
+    try:
+        reply = client.call_raw(routing_key, body, timeout=20)
+    except ChannelClosedByBroker as err:
+        assert err.reply_code == ACCESS_REFUSED, err
+        return "refused by the broker"
+    answered: dict[str, Any] = json.loads(reply.to_json())
+    return answered
+
+
+def test_hostile_commands_get_a_stable_code_and_leak_nothing(
+    start_service: Callable[..., Any],
+    restricted: TestAccounts,
+    topology: Topology,
+    postgres_url: str,
+    cli: Any,
+) -> None:
+    start_service("registration", extra_env={"REGISTRATION_DATABASE_URL": postgres_url})
+    operator = BusClient(restricted.url("cli"), topology)
+    host = BusClient(restricted.url(host_user("host-2")), topology)
+    twenty_mib = "x" * (20 * 2**20)
+    attacks: dict[str, tuple[str, dict[str, Any] | bytes, str]] = {
+        "the cloud metadata address": (
+            "template.register",
+            register_body(url="http://169.254.169.254/latest/meta-data/x.raw"),
+            "DESTINATION_DENIED",
+        ),
+        "a page past any number": ("template.list", {"page": 10**20}, "INVALID_MESSAGE"),
+        "a header HTTP cannot carry": (
+            "template.register",
+            register_body(details={"HTTP_HEADER:X-Name": "Grüße ✓"}),
+            "INVALID_MESSAGE",
+        ),
+        "a NUL byte in a name": (
+            "template.register",
+            register_body(name="a\0b"),
+            "INVALID_MESSAGE",
+        ),
+        "a NUL byte in a keyword": ("template.list", {"keyword": "a\0"}, "INVALID_MESSAGE"),
+        "a NUL byte in an id": ("template.get", {"id": "\0"}, "INVALID_MESSAGE"),
+        "20 MiB of details": (
+            "template.register",
+            register_body(details={"big": twenty_mib}),
+            "INVALID_MESSAGE",
+        ),
+        "a 20 MB body that is not JSON": (
+            "template.register",
+            b"{" + twenty_mib.encode(),
+            "INVALID_MESSAGE",
+        ),
+    }
+    try:
+        for what, (key, body, code) in attacks.items():
+            raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+            assert call_as(host, key, raw) == "refused by the broker", what
+            answer = call_as(operator, key, raw)
+            assert isinstance(answer, dict), what
+            assert answer["ok"] is False and answer["error"]["code"] == code, (what, answer)
+            text = json.dumps(answer)
+            assert len(text) < 4096, (what, len(text))
+            for leak in ("SELECT", "INSERT", "Traceback", "psycopg", "sqlalchemy"):
+                assert leak not in text, (what, leak)
+
+        # What the list shows of a signed URL, and names rich would read as markup.
+        for name, url in [
+            ("signed", "https://user:s3cret@127.0.0.1:1/t.raw?X-Amz-Signature=abc123"),
+            ("a[/b]", "http://127.0.0.1:1/a.raw"),
+            ("x:smile:y", "http://127.0.0.1:1/x.raw"),
+        ]:
+            answer = call_as(
+                operator,
+                "template.register",
+                json.dumps(register_body(name=name, url=url)).encode(),
+            )
+            assert isinstance(answer, dict) and answer["ok"], answer
+        listed = call_as(operator, "template.list", b"{}")
+        assert isinstance(listed, dict) and "s3cret" not in json.dumps(listed)
+        assert "abc123" not in json.dumps(listed)
+        table = cli("template", "list", env={"COLUMNS": "200"})
+        assert table.code == 0, table
+        assert "a[/b]" in table.stdout and "x:smile:y" in table.stdout
+        assert (
+            "s3cret" not in table.stdout
+            and "\N{SMILING FACE WITH SMILING EYES}" not in table.stdout
+        )
+    finally:
+        operator.close()
+        host.close()

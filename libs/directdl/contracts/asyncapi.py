@@ -64,6 +64,11 @@ class AmqpProperties(BaseModel):
         json_schema_extra={"const": PERSISTENT},
     )
     app_id: str | None = Field(None, description="The service or client that published it.")
+    user_id: str | None = Field(
+        None,
+        description="The broker user that published it, which RabbitMQ validates; consumers "
+        "act only on messages from the sender `x-sent-by` names.",
+    )
     reply_to: str | None = Field(
         None, description="Commands only: the queue that gets exactly one reply."
     )
@@ -126,6 +131,7 @@ def _message(model: type[Message], schemas: dict[str, Any]) -> dict[str, Any]:
         "tags": [{"name": "command" if issubclass(model, Command) else "event"}],
         "x-consumers": sorted(model.consumers),
         "x-producers": sorted(model.producers),
+        "x-sent-by": model.sent_by.describe(),
     }
     if issubclass(model, Command):
         message["x-emits"] = sorted(model.emits)

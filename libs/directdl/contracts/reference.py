@@ -147,6 +147,7 @@ def _message(
         facts.append(f"produced by {_code(m['x-producers'])}")
     if m.get("x-emits"):
         facts.append(f"emits {_code(m['x-emits'])}")
+    facts.append(f"believed only from {m['x-sent-by']}")
     described = "; ".join(facts) + "."
     if "description" in m:
         described += f"\n\n{m['description']}"

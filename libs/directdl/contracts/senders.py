@@ -42,6 +42,9 @@ class Operators:
     """Operators, their tools and the services; never a host agent, which may send only what
     it reports about itself."""
 
+    def describe(self) -> str:
+        return "any broker user but a host agent's"
+
     def refusal(self, user_id: str | None, message: Any) -> Refusal | None:
         if is_host_user(user_id):
             return Refusal(user_id, "an operator or a service")
@@ -54,6 +57,9 @@ class Services:
 
     names: tuple[str, ...]
 
+    def describe(self) -> str:
+        return "the broker user " + " or ".join(f"`{name}`" for name in self.names)
+
     def refusal(self, user_id: str | None, message: Any) -> Refusal | None:
         if user_id in self.names:
             return None
@@ -65,6 +71,9 @@ class HostNamed:
     """Only the host agent the message is about: its `host_id` field names the sender."""
 
     field: str = "host_id"
+
+    def describe(self) -> str:
+        return f"the broker user `{HOST_USER_PREFIX}{{{self.field}}}` of the host it names"
 
     def refusal(self, user_id: str | None, message: Any) -> Refusal | None:
         required = host_user(str(getattr(message, self.field)))
