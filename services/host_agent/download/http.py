@@ -13,6 +13,7 @@ import urllib3
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
 from urllib3.util.ssl_match_hostname import CertificateError as HostnameError
 
+from directdl.causes import find_cause
 from directdl.destinations import DestinationDenied, DestinationPolicy, PinnedAdapter
 from directdl.redaction import is_credential_header, redact_url
 from host_agent.download.core import (
@@ -225,7 +226,7 @@ def _copy(
 def _translate(err: BaseException, url: str, timeouts: Timeouts, *, in_body: bool) -> DownloadError:
     host, port = _origin(url)
     where = f"{host}:{port}"
-    timed_out = _find(
+    timed_out = find_cause(
         err, requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError
     )
     # urllib3's NewConnectionError (refused, unreachable) subclasses ConnectTimeoutError.
@@ -233,37 +234,22 @@ def _translate(err: BaseException, url: str, timeouts: Timeouts, *, in_body: boo
         message = f"connecting to {where} timed out after {timeouts.connect:g} s"
         return TransientError(ErrorCode.CONNECT_TIMEOUT, message)
     # A stall mid-body comes out of iter_content as ConnectionError(ReadTimeoutError).
-    if _find(err, requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError):
+    if find_cause(err, requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError):
         message = f"no data from {where} for {timeouts.read:g} s ({redact_url(url)})"
         return TransientError(ErrorCode.READ_TIMEOUT, message)
-    bad_cert = _find(err, ssl.SSLCertVerificationError, HostnameError)
+    bad_cert = find_cause(err, ssl.SSLCertVerificationError, HostnameError)
     if bad_cert is not None:
         reason = getattr(bad_cert, "verify_message", None) or bad_cert
         return TerminalError(ErrorCode.TLS, f"{where}: certificate verify failed: {reason}")
-    tls = _find(err, ssl.SSLError)
+    tls = find_cause(err, ssl.SSLError)
     # A failed handshake is terminal; once the body flows, a TLS error is a broken connection.
     if tls is not None and not in_body and not isinstance(tls, ssl.SSLEOFError):
         return TerminalError(ErrorCode.TLS, f"TLS with {where} failed: {tls}")
     if isinstance(err, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema):
         return TerminalError(ErrorCode.HTTP_CLIENT, f"cannot request {redact_url(url)}: {err}")
-    retry = _find(err, urllib3.exceptions.MaxRetryError)
+    retry = find_cause(err, urllib3.exceptions.MaxRetryError)
     reason = retry.reason if isinstance(retry, urllib3.exceptions.MaxRetryError) else err
     return TransientError(ErrorCode.CONNECTION, f"connection to {where} failed: {reason}")
-
-
-def _find(err: BaseException, *types: type[BaseException]) -> BaseException | None:
-    """The first exception of `types` in err, its wrapped args, reasons and causes."""
-    seen: set[int] = set()
-    todo: list[object] = [err]
-    while todo:
-        item = todo.pop(0)
-        if not isinstance(item, BaseException) or id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, types):
-            return item
-        todo.extend([*item.args, getattr(item, "reason", None), item.__cause__])
-    return None
 
 
 def _validator(headers: Mapping[str, str]) -> str | None:

@@ -16,6 +16,7 @@ import requests
 import structlog
 import urllib3
 
+from directdl.causes import find_cause
 from directdl.contracts.errors import ErrorCode, InvalidMessage, MessageError
 from directdl.contracts.template import Protocol
 from directdl.destinations import DestinationDenied, DestinationPolicy, PinnedAdapter
@@ -126,13 +127,13 @@ class UrlChecker:
 
     def _why(self, err: BaseException) -> str:
         """What went wrong, in words of this side only: the source's own text is left out."""
-        if _find(err, requests.exceptions.ConnectTimeout):
+        if find_cause(err, requests.exceptions.ConnectTimeout):
             return f"connecting timed out after {self.connect_timeout:g} s"
-        if _find(err, requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError):
+        if find_cause(err, requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError):
             return f"no answer within {self.read_timeout:g} s"
-        if _find(err, urllib3.exceptions.NameResolutionError, socket.gaierror):
+        if find_cause(err, urllib3.exceptions.NameResolutionError, socket.gaierror):
             return "its host name does not resolve"
-        refused = _find(err, ConnectionRefusedError)
+        refused = find_cause(err, ConnectionRefusedError)
         if refused is not None:
             return "the connection was refused"
         if isinstance(err, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema):
@@ -159,21 +160,6 @@ def _ask(
 def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
-
-
-def _find(err: BaseException, *types: type[BaseException]) -> BaseException | None:
-    """The first exception of `types` in err, its wrapped args, reasons and causes."""
-    seen: set[int] = set()
-    todo: list[object] = [err]
-    while todo:
-        item = todo.pop(0)
-        if not isinstance(item, BaseException) or id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, types):
-            return item
-        todo.extend([*item.args, getattr(item, "reason", None), item.__cause__, item.__context__])
-    return None
 
 
 def _unreachable(url: str, why: str) -> MessageError:

@@ -1,4 +1,5 @@
-"""Who may send what: the contract's sender rules, checked where a message enters."""
+"""Who may send what: the contract's sender rules, checked where registration's messages
+enter."""
 
 from __future__ import annotations
 
@@ -12,12 +13,6 @@ from directdl.bus.memory import InMemoryBus, rightful_sender
 from directdl.contracts import catalog, certificate, download, host, settings, template
 from directdl.contracts.senders import THE_HOST, HostNamed, Operators, Services, host_user
 from directdl.runtime import metrics
-from directdl.runtime.db import session_factory
-from directdl.testing.memory import memory_engine
-from registration.adapters.orm import Base, store
-from registration.bootstrap import queues
-from registration.policy import DownloadPolicy
-from registration.uow import RegistrationUnitOfWork
 
 pytestmark = pytest.mark.unit
 
@@ -34,17 +29,6 @@ def heartbeat(host_id: str, **kw: Any) -> host.HostHeartbeat:
         sent_at=datetime.now(UTC),
         **kw,
     )
-
-
-@pytest.fixture
-def bus() -> InMemoryBus:
-    sessions = session_factory(memory_engine(Base.metadata))
-    every_route = {
-        k: r
-        for table in queues(DownloadPolicy(), lambda *_: 4096).values()
-        for k, r in table.items()
-    }
-    return InMemoryBus(every_route, lambda: RegistrationUnitOfWork(sessions), store, sessions)
 
 
 def known_hosts(bus: InMemoryBus) -> list[str]:
