@@ -8,7 +8,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from directdl.contracts.bounds import HEADER_PREFIX, header_problem
+from directdl.contracts.bounds import (
+    DETAILS_TOTAL_MAX,
+    HEADER_PREFIX,
+    HEADER_VALUE_MAX,
+    HEADERS_MAX,
+    ID_MAX,
+    header_problem,
+)
 from directdl.contracts.checksum import parse_checksum
 from directdl.contracts.errors import Unsupported
 from directdl.contracts.template import (
@@ -113,13 +120,23 @@ def change_type(template: Template, new_type: TemplateType) -> Template:
 
 def shown_details(details: Mapping[str, str]) -> dict[str, str]:
     """Details as replies and events show them: a credential header's value is hidden, as
-    the template's URL is; the download command alone carries it."""
-    return {
-        key: HIDDEN
-        if key.startswith(HEADER_PREFIX) and is_credential_header(key.removeprefix(HEADER_PREFIX))
-        else value
-        for key, value in details.items()
-    }
+    the template's URL is; the download command alone carries it. Details stored before
+    they had bounds are shown only as far as the bounds allow, so a view never fails."""
+    shown: dict[str, str] = {}
+    total = 0
+    for key, stored in details.items():
+        name = key.removeprefix(HEADER_PREFIX)
+        secret = key.startswith(HEADER_PREFIX) and is_credential_header(name)
+        value = HIDDEN if secret else stored
+        size = len(key) + len(value)
+        fits = len(key) <= ID_MAX and len(value) <= HEADER_VALUE_MAX
+        if not fits or total + size > DETAILS_TOTAL_MAX or len(shown) == HEADERS_MAX:
+            continue
+        if key.startswith(HEADER_PREFIX) and header_problem(name, value):
+            continue
+        shown[key] = value
+        total += size
+    return shown
 
 
 def request_headers(template: Template) -> dict[str, str]:
