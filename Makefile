@@ -9,10 +9,11 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 export DIRECTDL_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: help deps install lock run test test-unit test-integration test-e2e lint format docs bench clean
+.PHONY: help deps install lock run check test test-unit test-slow test-integration test-e2e lint format docs \
+	bench clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 deps: ## as root: RabbitMQ, nginx, nfs-ganesha, aria2, qemu-utils from Debian when missing; start the broker
 	bash .ci/deps
@@ -34,24 +35,32 @@ lock: ## re-resolve the lock files (pinned, hashed): runtime, and runtime + dev
 run: install ## start every service locally against the broker at AMQP_URL (Ctrl-C stops)
 	$(BIN)/python -m directdl.launcher
 
+check: lint test-unit ## before a commit: lint, then the unit tests (under a minute)
+
 test: install ## the whole suite: unit, integration and e2e
 	$(BIN)/pytest
 
-test-unit: install
+test-unit: install ## the unit tests: in-memory fakes only, no broker or server
 	$(BIN)/pytest -m unit
 
-test-integration: install
+# "not unit" rather than "integration or e2e", so that a test with neither marker still runs
+# somewhere: test-unit and test-slow together are exactly `make test`.
+test-slow: install ## every test but the unit ones: integration, e2e and any unmarked test
+	$(BIN)/pytest -m "not unit"
+
+test-integration: install ## the integration tests: real RabbitMQ, PostgreSQL, nginx, NFS, aria2
 	$(BIN)/pytest -m integration
 
-test-e2e: install
+test-e2e: install ## the end-to-end tests: services running as separate processes
 	$(BIN)/pytest -m e2e
 
-lint: install ## ruff and mypy
+lint: install ## ruff, mypy and the import contracts in pyproject.toml
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
-format: install
+format: install ## rewrite the code to ruff's format and apply ruff's fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
@@ -62,5 +71,5 @@ docs: install ## regenerate the AsyncAPI document, the message reference and the
 bench: install ## benchmarks; each prints its figure
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-clean:
-	rm -rf $(VENV) var .tools .pytest_cache .mypy_cache .ruff_cache
+clean: ## remove the virtualenv, uv, var/ and the tools' caches
+	rm -rf $(VENV) var .tools .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache

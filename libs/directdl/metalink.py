@@ -6,10 +6,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
-from xml.etree.ElementTree import Element, TreeBuilder
+from xml.etree.ElementTree import Element
 from xml.parsers import expat
 
 import structlog
+from defusedxml import DefusedXmlException, ElementTree
 
 log = structlog.get_logger(__name__)
 
@@ -81,40 +82,20 @@ def parse_metalink(data: bytes, source: str | None = None) -> Metalink:
 
 
 def _parse_xml(data: bytes) -> Element:
-    """expat without DTDs: a DOCTYPE aborts the parse, so no entity is ever defined.
+    """defusedxml with DTDs forbidden: a DOCTYPE aborts the parse, so no entity is ever defined.
 
-    Checked through expat's own events rather than by searching the bytes, so a
-    UTF-16 document cannot smuggle one past. defusedxml does the same.
+    It refuses through expat's own events rather than by searching the bytes, so a
+    UTF-16 document cannot smuggle one past.
     """
     if len(data) > MAX_BYTES:
         raise _Bad(f"document of {len(data)} bytes is larger than {MAX_BYTES}")
-    builder = TreeBuilder()
-    parser = expat.ParserCreate(namespace_separator="}")
-
-    def refuse(*_: object) -> int:
-        raise _Bad("DOCTYPE and ENTITY declarations are not allowed")
-
-    def start(tag: str, attrs: dict[str, str]) -> None:
-        builder.start(_qualified(tag), {_qualified(k): v for k, v in attrs.items()})
-
-    parser.StartDoctypeDeclHandler = refuse
-    parser.EntityDeclHandler = refuse
-    parser.UnparsedEntityDeclHandler = refuse
-    parser.ExternalEntityRefHandler = refuse
-    parser.StartElementHandler = start
-    parser.EndElementHandler = lambda tag: builder.end(_qualified(tag))
-    parser.CharacterDataHandler = builder.data
     try:
-        parser.Parse(data, True)
-    except expat.ExpatError as err:
-        why = f"not well-formed XML ({expat.ErrorString(err.code)} at line {err.lineno})"
+        return ElementTree.fromstring(data, forbid_dtd=True)
+    except DefusedXmlException as err:
+        raise _Bad("DOCTYPE and ENTITY declarations are not allowed") from err
+    except ElementTree.ParseError as err:
+        why = f"not well-formed XML ({expat.ErrorString(err.code)} at line {err.position[0]})"
         raise _Bad(why) from err
-    return builder.close()
-
-
-def _qualified(name: str) -> str:
-    # expat gives "uri}local" for namespaced names; ElementTree spells them "{uri}local".
-    return f"{{{name}" if "}" in name else name
 
 
 def _read(

@@ -1,0 +1,1 @@
+"""The registration service: owns the template catalogue and deploys templates to KVM hosts."""
