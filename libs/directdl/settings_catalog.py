@@ -84,10 +84,6 @@ class Setting:
         )
 
 
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
 MILLIS = (1, 3_600_000)
 CIDR_TEXT = (0, 4096)  # characters
 

@@ -20,7 +20,7 @@ from directdl.settings_catalog import SETTINGS
 
 Outcome = Deferred | msg.CertificateOutcome
 # A host that holds a certificate by our record, or by its own heartbeat, is asked to drop it.
-HELD = {msg.HostCertState.UPLOADED.value, msg.HostCertState.FAILED.value, "PENDING"}
+HELD = frozenset({msg.HostCertState.UPLOADED, msg.HostCertState.FAILED})
 
 
 def _defaults(name: str) -> int | float | str:

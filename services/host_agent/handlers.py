@@ -37,9 +37,8 @@ def download_template(
                 template_id=cmd.template_id,
                 host_id=agent.host_id,
                 pool_id=pool_id,
-                code="NOT_FOUND",
+                code=msg.DownloadFailure.NO_SUCH_POOL,
                 message=reason,
-                terminal=False,
             )
         )
         return msg.DownloadAccepted(job_id=cmd.job_id, state="FAILED")

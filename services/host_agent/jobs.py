@@ -14,7 +14,7 @@ from directdl.contracts import download as msg
 from directdl.contracts.bounds import clip
 from directdl.runtime import metrics
 from host_agent.domain import JobState, StoredFile
-from host_agent.download.core import DownloadError, ErrorCode
+from host_agent.download.core import DownloadError
 from host_agent.uow import AgentUnitOfWork
 
 if TYPE_CHECKING:
@@ -126,14 +126,14 @@ class JobRunner:
         try:
             done = self.transfer(job, self._progress(service, report), self._stop.is_set)
         except DownloadError as err:
-            self._fail(service, job, report, err.code, err.message, err.terminal)
+            self._fail(service, job, report, err.code, err.message)
             return
         except Exception as err:
             log.exception("job.crashed")
             # The text of an unexpected error (paths, SQL) is for the log; the failure event
             # ends up in the deploy's reply.
             why = f"the download failed unexpectedly ({type(err).__name__}); see the agent's log"
-            self._fail(service, job, report, ErrorCode.INTERNAL, why, False)
+            self._fail(service, job, report, msg.DownloadFailure.INTERNAL, why)
             return
         stored = StoredFile(
             job.template_id, self.pool_id, done.path, done.size, done.digest, done.verified_digest
@@ -174,19 +174,16 @@ class JobRunner:
         service: Service,
         job: msg.DownloadTemplate,
         report: dict[str, str],
-        code: str,
+        code: msg.DownloadFailure,
         message: str,
-        terminal: bool,
     ) -> None:
-        if self._stop.is_set() and code == ErrorCode.CANCELLED:
+        if self._stop.is_set() and code is msg.DownloadFailure.CANCELLED:
             return  # stopping: the job stays RUNNING and is resumed at the next start
         with service.transaction() as uow:
             assert isinstance(uow, AgentUnitOfWork)
             uow.jobs.set_state(job.job_id, JobState.FAILED, code, message)
-            uow.emit(
-                msg.DownloadFailed(**report, code=code, message=clip(message), terminal=terminal)
-            )
-        log.warning("job.failed", code=code, error=message, terminal=terminal)
+            uow.emit(msg.DownloadFailed(**report, code=code, message=clip(message)))
+        log.warning("job.failed", code=code, error=message)
         metrics.download_seconds.labels(self.host_id, str(code)).observe(0)
 
     def _progress(

@@ -10,12 +10,11 @@ from urllib.parse import urlsplit
 import structlog
 
 from directdl.contracts.checksum import parse_checksum
-from directdl.contracts.download import DownloadTemplate
+from directdl.contracts.download import DownloadFailure, DownloadTemplate
 from directdl.contracts.template import Protocol
 from directdl.destinations import DestinationPolicy
 from host_agent.download.core import (
     DownloadRequest,
-    ErrorCode,
     Fetcher,
     Sink,
     TerminalError,
@@ -131,7 +130,7 @@ class PoolTransfer:
             # Leaving the block discarded the bad bytes; a fresh fetcher starts from zero.
             fetcher = _fresh(fetcher)
         raise TerminalError(
-            ErrorCode.CHECKSUM_MISMATCH,
+            DownloadFailure.CHECKSUM_MISMATCH,
             f"checksum mismatch for template {cmd.template_id} from {cmd.url}: {mismatch} "
             f"({cmd.checksum_attempts} downloads)",
         )

@@ -14,13 +14,15 @@ import structlog
 from directdl.bus.processing import DEFERRED, Deferred
 from directdl.contracts import deploy as msg
 from directdl.contracts.bounds import clip
+from directdl.contracts.deploy import AttemptState
 from directdl.contracts.download import (
     DownloadCompleted,
     DownloadFailed,
+    DownloadFailure,
     DownloadTemplate,
 )
 from directdl.contracts.errors import ErrorCode, MessageError, NotFound
-from directdl.contracts.host import HostHeartbeat, HostList, ListHosts, StoredTemplate
+from directdl.contracts.host import HostHeartbeat, HostList, HostState, ListHosts, StoredTemplate
 from directdl.contracts.reply import Reply
 from directdl.runtime import metrics
 from registration.adapters.deploys import attempt_views, finish
@@ -70,7 +72,7 @@ def deploy_template(
             zone_id=cmd.zone_id,
             requested_host_id=cmd.host_id,
             requested_pool_id=cmd.pool_id,
-            state="RUNNING",
+            state=AttemptState.RUNNING,
             reply_to=uow.message.reply_to,
             correlation_id=uow.message.correlation_id,
             created_at=now,
@@ -139,10 +141,10 @@ def download_completed(
         # that host's fault (broken, or lying), not the source's: another host is tried, as
         # for any failure a host can cause, within the same bound.
         log.warning("deploy.copy_refused", host_id=evt.host_id, job_id=evt.job_id, error=problem)
-        fail_attempt(uow, attempt, ErrorCode.DIGEST_MISMATCH, problem, policy)
+        fail_attempt(uow, attempt, DownloadFailure.DIGEST_MISMATCH, problem, policy)
         return
     now = _now()
-    _settle(attempt, "SUCCEEDED", None, None, now)
+    _settle(attempt, AttemptState.SUCCEEDED, None, None, now)
     uow.hosts.add_template(
         evt.host_id,
         StoredTemplate(
@@ -168,7 +170,7 @@ def download_completed(
         duration_s=round((now - started).total_seconds(), 3),
         attempts=attempt_views(deploy),
     )
-    finish(deploy, "SUCCEEDED", fields.model_dump(mode="json"), now)
+    finish(deploy, AttemptState.SUCCEEDED, fields.model_dump(mode="json"), now)
     outcome = "cached" if evt.cached else "succeeded"
     uow.after_commit(metrics.deploys.labels(outcome).inc)
     uow.emit(msg.TemplateDeployed(**fields.model_dump()))
@@ -189,7 +191,7 @@ def download_failed(
 def fail_attempt(
     uow: RegistrationUnitOfWork,
     attempt: AttemptRow,
-    code: str,
+    code: DownloadFailure,
     message: str,
     policy: DownloadPolicy,
 ) -> None:
@@ -198,7 +200,7 @@ def fail_attempt(
     template = uow.templates.get(deploy.template_id)
     if template is not None:  # a host's message may quote the URL it was given, secrets and all
         message = template.hide_secrets(message)
-    _settle(attempt, "FAILED", code, message, now)
+    _settle(attempt, AttemptState.FAILED, code, message, now)
     if (
         template is not None
         and retry_elsewhere(code, len(deploy.attempts))
@@ -216,7 +218,7 @@ def fail_attempt(
         message=clip(f"{summary}; last, {last}"),
         attempts=attempts,
     )
-    finish(deploy, "FAILED", failed.model_dump(mode="json"), now)
+    finish(deploy, AttemptState.FAILED, failed.model_dump(mode="json"), now)
     uow.after_commit(metrics.deploys.labels("failed").inc)
     uow.emit(failed)
     if deploy.reply_to:
@@ -229,7 +231,11 @@ def fail_attempt(
 
 
 def _settle(
-    attempt: AttemptRow, state: str, code: str | None, message: str | None, now: datetime
+    attempt: AttemptRow,
+    state: AttemptState,
+    code: DownloadFailure | None,
+    message: str | None,
+    now: datetime,
 ) -> None:
     attempt.state = state
     attempt.error_code = code
@@ -239,7 +245,7 @@ def _settle(
 
 def host_heartbeat(evt: HostHeartbeat, uow: RegistrationUnitOfWork, policy: DownloadPolicy) -> None:
     uow.hosts.record(evt)
-    if evt.state != "Up":
+    if evt.state is not HostState.UP:
         fail_silent_hosts(uow, policy, gone={evt.host_id})
 
 
@@ -252,7 +258,8 @@ def fail_silent_hosts(
     for attempt in uow.deploys.running_attempts():
         host = uow.hosts.get(attempt.host_id)
         if attempt.host_id in (gone or set()) or host is None or not host.is_up(now):
-            fail_attempt(uow, attempt, "HOST_DOWN", f"host {attempt.host_id} is not Up", policy)
+            why = f"host {attempt.host_id} is not Up"
+            fail_attempt(uow, attempt, DownloadFailure.HOST_DOWN, why, policy)
             failed += 1
     return failed
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import structlog
 
 from directdl.contracts.checksum import parse_checksum
+from directdl.contracts.deploy import AttemptState
 from directdl.contracts.download import DownloadCompleted, DownloadReport
 from directdl.runtime import metrics
 from registration.adapters.orm import AttemptRow
@@ -39,7 +40,7 @@ def awaited_attempt(uow: RegistrationUnitOfWork, report: DownloadReport) -> Atte
             template_id=attempt.deploy.template_id,
             host_id=attempt.host_id,
             pool_id=attempt.deploy.requested_pool_id,
-            running=attempt.state == "RUNNING",
+            running=attempt.state == AttemptState.RUNNING,
         )
     reason = refusal(report, awaited)
     if reason is None:

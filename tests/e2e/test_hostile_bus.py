@@ -222,7 +222,7 @@ def test_forged_reports_and_commands_are_refused_or_ignored_while_a_deploy_runs(
         ),
         "a failure of the running job": attackers.forge(
             "template.download.failed",
-            report | {"code": "CHECKSUM", "message": "forged", "terminal": True},
+            report | {"code": "CHECKSUM_MISMATCH", "message": "forged"},
             busy,
         ),
         "the busy host going Down": attackers.forge(

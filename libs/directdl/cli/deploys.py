@@ -20,6 +20,7 @@ from rich.progress import (
 from directdl.cli.output import Exit, err, print_error, print_record, print_rows
 from directdl.cli.session import Session
 from directdl.contracts import deploy as msg
+from directdl.contracts.errors import ErrorCode
 from directdl.contracts.host import ListHosts
 from directdl.contracts.template import ListTemplates
 
@@ -90,7 +91,7 @@ def _template_id(session: Session, id_or_name: str, zone: str) -> str:
     except ValueError:
         found = session.call(ListTemplates(name=id_or_name, zone_id=zone), as_json=False)
         if found["total"] != 1:
-            print_error("NOT_FOUND", f"no template named {id_or_name!r} in zone {zone!r}")
+            print_error(ErrorCode.NOT_FOUND, f"no template named {id_or_name!r} in zone {zone!r}")
             raise typer.Exit(Exit.ERROR_REPLY) from None
         return str(found["items"][0]["id"])
     return id_or_name

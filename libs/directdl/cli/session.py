@@ -15,6 +15,7 @@ from directdl.bus.publisher import PublishError, Unroutable
 from directdl.bus.topology import Topology
 from directdl.cli.output import Exit, print_error, print_json
 from directdl.contracts.base import Command
+from directdl.contracts.errors import ErrorCode
 
 Watch = tuple[tuple[str, ...], Callable[[str, bytes], None]]
 
@@ -45,7 +46,7 @@ class Session:
                 Exit.UNREACHABLE, "UNREACHABLE", f"{err}; is the service running (`make run`)?"
             )
         except ReplyTimeout as err:
-            self._fail(Exit.NO_REPLY, "TIMEOUT", f"{err}; it may still take effect")
+            self._fail(Exit.NO_REPLY, ErrorCode.TIMEOUT, f"{err}; it may still take effect")
         except (AMQPError, PublishError, OSError) as err:
             self._fail(
                 Exit.UNREACHABLE,

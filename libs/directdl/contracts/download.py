@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -30,6 +31,75 @@ Millis = Annotated[int, Field(ge=1, le=3_600_000)]
 # One network in CIDR form ("169.254.0.0/16"; a bare address is one host), made canonical.
 Cidr = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(canonical_network)]
 Networks = Annotated[list[Cidr], Field(max_length=1024)]
+
+
+class DownloadFailure(StrEnum):
+    """Why a download failed: the code of `template.download.failed` and of a failed attempt."""
+
+    CONNECT_TIMEOUT = "CONNECT_TIMEOUT"
+    READ_TIMEOUT = "READ_TIMEOUT"
+    CONNECTION = "CONNECTION"  # refused, reset, dropped half-way
+    HTTP_SERVER = "HTTP_SERVER"  # 5xx
+    HTTP_CLIENT = "HTTP_CLIENT"  # 4xx other than 404/410, or a URL that cannot be requested
+    TLS = "TLS"  # certificate not trusted, wrong host name, failed handshake
+    UNSAFE_REDIRECT = "UNSAFE_REDIRECT"  # to another scheme, down to http, or too many
+    DESTINATION_DENIED = "DESTINATION_DENIED"  # the destination policy refuses it
+    NOT_FOUND = "NOT_FOUND"  # the source has no such file (404, 410, NFS ENOENT)
+    NO_SPACE = "NO_SPACE"
+    NO_SUCH_POOL = "NO_SUCH_POOL"  # the host has no pool of the requested id
+    CHECKSUM_MISMATCH = "CHECKSUM_MISMATCH"  # after every configured re-download
+    SIZE_MISMATCH = "SIZE_MISMATCH"  # fewer or more bytes than the source announced
+    UNSAFE_IMAGE = "UNSAFE_IMAGE"
+    BAD_METALINK = "BAD_METALINK"
+    NFS = "NFS"  # the NFS server failed or refused this client
+    DECOMPRESSION = "DECOMPRESSION"
+    CANCELLED = "CANCELLED"
+    INTERNAL = "INTERNAL"
+    # Recorded by registration, never sent by a host.
+    HOST_DOWN = "HOST_DOWN"  # the host stopped or fell silent during the attempt
+    DIGEST_MISMATCH = "DIGEST_MISMATCH"  # a reported copy is not the template
+
+    @property
+    def another_host_may_succeed(self) -> bool:
+        """Whether the deploy should try this template on another host."""
+        return self in ANOTHER_HOST_MAY_SUCCEED
+
+
+ANOTHER_HOST_MAY_SUCCEED = frozenset(
+    {
+        # The network between this host and the source: another host has another path.
+        DownloadFailure.CONNECT_TIMEOUT,
+        DownloadFailure.READ_TIMEOUT,
+        DownloadFailure.CONNECTION,
+        DownloadFailure.HTTP_SERVER,
+        DownloadFailure.SIZE_MISMATCH,
+        DownloadFailure.NFS,
+        # Trust is per host: each has its own trust store and extra CA file.
+        DownloadFailure.TLS,
+        # This host itself: its pool, its process, its liveness, or the copy it vouched for.
+        DownloadFailure.NO_SPACE,
+        DownloadFailure.NO_SUCH_POOL,
+        DownloadFailure.CANCELLED,
+        DownloadFailure.INTERNAL,
+        DownloadFailure.HOST_DOWN,
+        DownloadFailure.DIGEST_MISMATCH,
+    }
+)
+EVERY_HOST_WOULD_FAIL = frozenset(
+    {
+        # The source's own answer, the same to every host's identical request.
+        DownloadFailure.HTTP_CLIENT,
+        DownloadFailure.NOT_FOUND,
+        DownloadFailure.UNSAFE_REDIRECT,
+        DownloadFailure.BAD_METALINK,
+        # The source's bytes: every host would download the same ones.
+        DownloadFailure.CHECKSUM_MISMATCH,
+        DownloadFailure.UNSAFE_IMAGE,
+        DownloadFailure.DECOMPRESSION,
+        # Every host is sent the same destination policy.
+        DownloadFailure.DESTINATION_DENIED,
+    }
+)
 
 
 class Timeouts(BaseModel):
@@ -124,13 +194,12 @@ class DownloadCompleted(Event, DownloadReport):
 
 
 class DownloadFailed(Event, DownloadReport):
-    """Nothing was left on the pool. `terminal` means another host would fail the same way."""
+    """Nothing was left on the pool; the code says whether another host may succeed."""
 
     routing_key: ClassVar[str] = "template.download.failed"
     sent_by = senders.THE_HOST
     producers = (AGENT,)
     consumers = (REGISTRATION,)
 
-    code: Token
+    code: DownloadFailure
     message: Text
-    terminal: bool

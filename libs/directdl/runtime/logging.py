@@ -7,12 +7,9 @@ import sys
 
 import structlog
 
-_configured = False
-
 
 def configure_logging(service: str, level: str = "INFO") -> None:
     """Set up structlog and route stdlib logging (pika, alembic) through it."""
-    global _configured  # noqa: PLW0603 - one configuration per process is the point
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -53,4 +50,3 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     # It also warns for every event nobody is bound to; the outbox relay logs those itself.
     logging.getLogger("pika.adapters.blocking_connection").setLevel(logging.ERROR)
     structlog.contextvars.bind_contextvars(service=service)
-    _configured = True

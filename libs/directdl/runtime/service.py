@@ -52,7 +52,6 @@ class ServiceDefinition:
     store: MessageStore
     uow_factory: Callable[[sessionmaker[Session]], UnitOfWork]
     migrations: Path
-    database_name: str = ""  # the SQLite file's name; defaults to the service's name
     tasks: Sequence[BackgroundTask] = ()
     extra_checks: Mapping[str, Check] = field(default_factory=dict)
     on_stopping: Callable[[Service], None] | None = None
@@ -76,9 +75,7 @@ class Service:
         self.definition = definition
         settings = definition.settings
         _check_identity(definition.name, settings.amqp_url)
-        self.database_url = settings.resolved_database_url(
-            definition.database_name or definition.name
-        )
+        self.database_url = settings.resolved_database_url(definition.name)
         upgrade(definition.migrations, self.database_url)
         self.engine: Engine = db.make_engine(self.database_url)
         self.sessions = db.session_factory(self.engine)

@@ -70,10 +70,6 @@ class UnitOfWork:
         """Answer a command handled earlier, whose reply was deferred."""
         self.replies.append(LaterReply(reply_to, correlation_id, reply))
 
-    @property
-    def events(self) -> list[Message]:
-        return [message for message, _ in self.outgoing]
-
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once this transaction has committed, e.g. to wake a worker."""
         self._after_commit.append(callback)

@@ -93,12 +93,6 @@ class PoolRepository:
         self.session.add(row)
         self.session.flush()
 
-    def forget(self, template_id: str) -> None:
-        row = self.session.get(StoredTemplateRow, template_id)
-        if row is not None:
-            self.session.delete(row)
-            self.session.flush()
-
 
 def _to_file(row: StoredTemplateRow) -> StoredFile:
     return StoredFile(

@@ -4,40 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Protocol
 
+from directdl.contracts.download import DownloadFailure
 from directdl.contracts.template import Protocol as UrlProtocol
 from directdl.destinations import DestinationPolicy
 
 
-class ErrorCode(StrEnum):
-    """Why a download failed; `template.download.failed` carries one of these."""
-
-    CONNECT_TIMEOUT = "CONNECT_TIMEOUT"
-    READ_TIMEOUT = "READ_TIMEOUT"
-    CONNECTION = "CONNECTION"  # refused, reset, dropped half-way
-    HTTP_SERVER = "HTTP_SERVER"  # 5xx
-    HTTP_CLIENT = "HTTP_CLIENT"  # 4xx: terminal
-    TLS = "TLS"  # certificate not trusted, wrong host name: terminal
-    UNSAFE_REDIRECT = "UNSAFE_REDIRECT"  # terminal
-    DESTINATION_DENIED = "DESTINATION_DENIED"  # the destination policy refuses it: terminal
-    NOT_FOUND = "NOT_FOUND"  # terminal
-    NO_SPACE = "NO_SPACE"  # terminal
-    CHECKSUM_MISMATCH = "CHECKSUM_MISMATCH"  # terminal once the re-downloads are used up
-    SIZE_MISMATCH = "SIZE_MISMATCH"
-    UNSAFE_IMAGE = "UNSAFE_IMAGE"  # terminal
-    BAD_METALINK = "BAD_METALINK"  # terminal
-    NFS = "NFS"
-    DECOMPRESSION = "DECOMPRESSION"  # terminal
-    CANCELLED = "CANCELLED"
-    INTERNAL = "INTERNAL"
-
-
 class DownloadError(Exception):
-    """A failure with a code and a message that names the bad value."""
+    """A failure with a code and a message that names the bad value. `terminal` is about this
+    host only: retrying here cannot help; the code alone says whether another host may."""
 
-    def __init__(self, code: ErrorCode, message: str, *, terminal: bool) -> None:
+    def __init__(self, code: DownloadFailure, message: str, *, terminal: bool) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -47,14 +25,14 @@ class DownloadError(Exception):
 class TransientError(DownloadError):
     """Worth retrying: the retry loop backs off and resumes from the sink's offset."""
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: DownloadFailure, message: str) -> None:
         super().__init__(code, message, terminal=False)
 
 
 class TerminalError(DownloadError):
-    """Retrying cannot help: a 404, an untrusted certificate, an unsafe image, no space."""
+    """Retrying on this host cannot help: a 404, an untrusted certificate, an unsafe image."""
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: DownloadFailure, message: str) -> None:
         super().__init__(code, message, terminal=True)
 
 

@@ -8,7 +8,8 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
-from host_agent.download.core import ErrorCode, TerminalError
+from directdl.contracts.download import DownloadFailure
+from host_agent.download.core import TerminalError
 
 CHUNK = 1 << 20
 COMPRESSIONS = ("gz", "bz2", "xz")
@@ -43,7 +44,7 @@ class Decompressor:
             raise self._error(f"empty {self.kind} stream")
 
     def _error(self, message: str) -> TerminalError:
-        return TerminalError(ErrorCode.DECOMPRESSION, f"{self.label}: {message}")
+        return TerminalError(DownloadFailure.DECOMPRESSION, f"{self.label}: {message}")
 
     def _new(self) -> Any:
         if self.kind == "gz":

@@ -14,12 +14,12 @@ from requests.utils import DEFAULT_CA_BUNDLE_PATH
 from urllib3.util.ssl_match_hostname import CertificateError as HostnameError
 
 from directdl.causes import find_cause
+from directdl.contracts.download import DownloadFailure
 from directdl.destinations import DestinationDenied, DestinationPolicy, PinnedAdapter
 from directdl.redaction import is_credential_header, redact_url
 from host_agent.download.core import (
     DownloadError,
     DownloadRequest,
-    ErrorCode,
     Sink,
     TerminalError,
     Timeouts,
@@ -72,7 +72,7 @@ class HttpFetcher:
                     _copy(response.iter_content(CHUNK_SIZE), url, request.timeouts, sink, cancelled)
         if self.total is not None and sink.offset != self.total:
             message = f"{redact_url(url)}: got {sink.offset} of {self.total} bytes"
-            raise TransientError(ErrorCode.CONNECTION, message)
+            raise TransientError(DownloadFailure.CONNECTION, message)
 
     def _begin(self, response: requests.Response, where: str, sink: Sink, offset: int) -> bool:
         """Check the status and the range; tell the sink the size. False: nothing to copy."""
@@ -85,14 +85,14 @@ class HttpFetcher:
         if status == 416 and offset > 0:
             sink.restart()
             message = f"{where} has no bytes={offset}- (size now {total}); starting again"
-            raise TransientError(ErrorCode.CONNECTION, message)
+            raise TransientError(DownloadFailure.CONNECTION, message)
         _check_status(response, where)
         if status == 206:
             etag = headers.get("ETag")
             if start != offset or (_is_etag(self.validator) and etag not in (None, self.validator)):
                 sink.restart()
                 message = f"{where} answered bytes={offset}- from {start} (ETag {etag} is not "
-                raise TransientError(ErrorCode.CONNECTION, f"{message}{self.validator})")
+                raise TransientError(DownloadFailure.CONNECTION, f"{message}{self.validator})")
             self.validator = self.validator or _validator(headers)
         else:
             if offset > 0:  # the server ignored the range, or If-Range saw a new version
@@ -146,7 +146,7 @@ def _ssl_context(extra_ca_file: str | None) -> ssl.SSLContext:
             context.load_verify_locations(cafile=extra_ca_file)
         except (OSError, ssl.SSLError) as err:
             message = f"cannot load the extra CA file {extra_ca_file}: {err}"
-            raise TerminalError(ErrorCode.TLS, message) from err
+            raise TerminalError(DownloadFailure.TLS, message) from err
     return context
 
 
@@ -176,12 +176,12 @@ def _open(
         scheme, current = urlsplit(target).scheme.lower(), urlsplit(url).scheme.lower()
         if scheme not in ("http", "https") or (scheme, current) == ("http", "https"):
             message = f"{redact_url(url)} redirects to {redact_url(target)}"
-            raise TerminalError(ErrorCode.UNSAFE_REDIRECT, message)
+            raise TerminalError(DownloadFailure.UNSAFE_REDIRECT, message)
         if _origin(target) != _origin(url):
             headers = {k: v for k, v in headers.items() if not is_credential_header(k)}
         url = target
     message = f"more than {MAX_REDIRECTS} redirects starting at {redact_url(request.url)}"
-    raise TerminalError(ErrorCode.UNSAFE_REDIRECT, message)
+    raise TerminalError(DownloadFailure.UNSAFE_REDIRECT, message)
 
 
 def _denied(first: str, url: str, err: DestinationDenied) -> TerminalError:
@@ -190,7 +190,7 @@ def _denied(first: str, url: str, err: DestinationDenied) -> TerminalError:
     if url != first:
         where += f" redirects to {redact_url(url)}, which"
     message = f"{where} is refused by the download destination policy: {err}"
-    return TerminalError(ErrorCode.DESTINATION_DENIED, message)
+    return TerminalError(DownloadFailure.DESTINATION_DENIED, message)
 
 
 def _check_status(response: requests.Response, where: str) -> None:
@@ -199,12 +199,12 @@ def _check_status(response: requests.Response, where: str) -> None:
         return
     what = f"HTTP {status} {response.reason or ''}".rstrip() + f" for {where}"
     if status in (404, 410):
-        raise TerminalError(ErrorCode.NOT_FOUND, what)
+        raise TerminalError(DownloadFailure.NOT_FOUND, what)
     if status in RETRYABLE_CLIENT_STATUSES:
-        raise TransientError(ErrorCode.HTTP_CLIENT, what)
+        raise TransientError(DownloadFailure.HTTP_CLIENT, what)
     if 400 <= status < 500:
-        raise TerminalError(ErrorCode.HTTP_CLIENT, what)
-    raise TransientError(ErrorCode.HTTP_SERVER, what)  # 5xx, or a status we cannot use
+        raise TerminalError(DownloadFailure.HTTP_CLIENT, what)
+    raise TransientError(DownloadFailure.HTTP_SERVER, what)  # 5xx, or a status we cannot use
 
 
 def _copy(
@@ -213,7 +213,7 @@ def _copy(
     while True:
         if cancelled():
             message = f"download of {redact_url(url)} cancelled at byte {sink.offset}"
-            raise TerminalError(ErrorCode.CANCELLED, message)
+            raise TerminalError(DownloadFailure.CANCELLED, message)
         try:
             chunk = next(chunks)
         except StopIteration:
@@ -232,24 +232,26 @@ def _translate(err: BaseException, url: str, timeouts: Timeouts, *, in_body: boo
     # urllib3's NewConnectionError (refused, unreachable) subclasses ConnectTimeoutError.
     if timed_out and not isinstance(timed_out, urllib3.exceptions.NewConnectionError):
         message = f"connecting to {where} timed out after {timeouts.connect:g} s"
-        return TransientError(ErrorCode.CONNECT_TIMEOUT, message)
+        return TransientError(DownloadFailure.CONNECT_TIMEOUT, message)
     # A stall mid-body comes out of iter_content as ConnectionError(ReadTimeoutError).
     if find_cause(err, requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError):
         message = f"no data from {where} for {timeouts.read:g} s ({redact_url(url)})"
-        return TransientError(ErrorCode.READ_TIMEOUT, message)
+        return TransientError(DownloadFailure.READ_TIMEOUT, message)
     bad_cert = find_cause(err, ssl.SSLCertVerificationError, HostnameError)
     if bad_cert is not None:
         reason = getattr(bad_cert, "verify_message", None) or bad_cert
-        return TerminalError(ErrorCode.TLS, f"{where}: certificate verify failed: {reason}")
+        return TerminalError(DownloadFailure.TLS, f"{where}: certificate verify failed: {reason}")
     tls = find_cause(err, ssl.SSLError)
     # A failed handshake is terminal; once the body flows, a TLS error is a broken connection.
     if tls is not None and not in_body and not isinstance(tls, ssl.SSLEOFError):
-        return TerminalError(ErrorCode.TLS, f"TLS with {where} failed: {tls}")
+        return TerminalError(DownloadFailure.TLS, f"TLS with {where} failed: {tls}")
     if isinstance(err, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema):
-        return TerminalError(ErrorCode.HTTP_CLIENT, f"cannot request {redact_url(url)}: {err}")
+        return TerminalError(
+            DownloadFailure.HTTP_CLIENT, f"cannot request {redact_url(url)}: {err}"
+        )
     retry = find_cause(err, urllib3.exceptions.MaxRetryError)
     reason = retry.reason if isinstance(retry, urllib3.exceptions.MaxRetryError) else err
-    return TransientError(ErrorCode.CONNECTION, f"connection to {where} failed: {reason}")
+    return TransientError(DownloadFailure.CONNECTION, f"connection to {where} failed: {reason}")
 
 
 def _validator(headers: Mapping[str, str]) -> str | None:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from oslo_utils.imageutils import format_inspector as fi
 
+from directdl.contracts.download import DownloadFailure
 from directdl.contracts.template import TemplateFormat
-from host_agent.download.core import ErrorCode, TerminalError
+from host_agent.download.core import TerminalError
 
 # Every check looks at the start of the file only: oslo's qcow2 checks need 512 bytes, and the
 # backing-file and data-file names that the messages quote sit in the first cluster (64 KiB).
@@ -50,7 +51,9 @@ class ImageInspector:
         self._judged = True
         problems = refusals(bytes(self._head), self.fmt)
         if problems:
-            raise TerminalError(ErrorCode.UNSAFE_IMAGE, f"{self.label}: {'; '.join(problems)}")
+            raise TerminalError(
+                DownloadFailure.UNSAFE_IMAGE, f"{self.label}: {'; '.join(problems)}"
+            )
 
 
 def check_image(path: Path, fmt: TemplateFormat, label: str | None = None) -> None:

@@ -7,12 +7,12 @@ from dataclasses import replace
 
 import structlog
 
+from directdl.contracts.download import DownloadFailure
 from directdl.contracts.template import Protocol
 from directdl.metalink import Metalink, MetalinkError, parse_metalink
 from host_agent.download.core import (
     DownloadError,
     DownloadRequest,
-    ErrorCode,
     Sink,
     TerminalError,
     TransientError,
@@ -26,7 +26,12 @@ MAX_METALINK_BYTES = 1 << 20
 # Verdicts on the file or the pool, not on the mirror (the sink raises them): the next mirror
 # would only resume into the same sink and meet them again, after downloading the rest.
 NOT_THE_MIRROR = frozenset(
-    {ErrorCode.CANCELLED, ErrorCode.NO_SPACE, ErrorCode.UNSAFE_IMAGE, ErrorCode.DECOMPRESSION}
+    {
+        DownloadFailure.CANCELLED,
+        DownloadFailure.NO_SPACE,
+        DownloadFailure.UNSAFE_IMAGE,
+        DownloadFailure.DECOMPRESSION,
+    }
 )
 
 
@@ -51,7 +56,7 @@ class _Buffer:
     def expect_size(self, size: int | None) -> None:
         if size is not None and size > MAX_METALINK_BYTES:
             raise TerminalError(
-                ErrorCode.BAD_METALINK,
+                DownloadFailure.BAD_METALINK,
                 f"metalink {self.url} is {size} bytes; more than {MAX_METALINK_BYTES} is refused",
             )
 
@@ -69,7 +74,7 @@ def fetch_metalink(
     try:
         return parse_metalink(bytes(buffer.data), source=request.url)
     except MetalinkError as err:
-        raise TerminalError(ErrorCode.BAD_METALINK, str(err)) from err
+        raise TerminalError(DownloadFailure.BAD_METALINK, str(err)) from err
 
 
 class MirrorFetcher:
@@ -100,7 +105,7 @@ class MirrorFetcher:
                 continue
             if self.metalink.size is not None and sink.offset != self.metalink.size:
                 raise TerminalError(
-                    ErrorCode.SIZE_MISMATCH,
+                    DownloadFailure.SIZE_MISMATCH,
                     f"mirror {url} gave {sink.offset} bytes, not {self.metalink.size}",
                 )
             return

@@ -16,11 +16,11 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import structlog
 
+from directdl.contracts.download import DownloadFailure
 from directdl.destinations import DestinationDenied
 from directdl.redaction import redact_url
 from host_agent.download.core import (
     DownloadRequest,
-    ErrorCode,
     Sink,
     TerminalError,
     TransientError,
@@ -96,13 +96,13 @@ def classify(url: str, status: int, stderr: str) -> TerminalError | TransientErr
     detail = " ".join(stderr.split()) or "no message"
     what = f"{url}: nfs client exited {status} ({detail})"
     if any(marker in stderr for marker in _NOT_FOUND):
-        return TerminalError(ErrorCode.NOT_FOUND, f"no such file on the NFS server: {what}")
+        return TerminalError(DownloadFailure.NOT_FOUND, f"no such file on the NFS server: {what}")
     if any(marker in stderr for marker in _REFUSED):
-        return TerminalError(ErrorCode.NFS, f"permission denied by the NFS server: {what}")
+        return TerminalError(DownloadFailure.NFS, f"permission denied by the NFS server: {what}")
     if any(marker in stderr for marker in _NOT_A_FILE):
-        return TerminalError(ErrorCode.NFS, f"not a regular file: {what}")
+        return TerminalError(DownloadFailure.NFS, f"not a regular file: {what}")
     # Unreachable, refused, name not resolved, connection lost half-way, NFS4ERR_GRACE...
-    return TransientError(ErrorCode.NFS, f"NFS server failed: {what}")
+    return TransientError(DownloadFailure.NFS, f"NFS server failed: {what}")
 
 
 class NfsFetcher:
@@ -128,7 +128,7 @@ class NfsFetcher:
         received = self._stream(request, target, sink, cancelled)
         if size is not None and received != size:
             raise TransientError(
-                ErrorCode.SIZE_MISMATCH,
+                DownloadFailure.SIZE_MISMATCH,
                 f"short read from {request.url}: got {received} of {size} bytes",
             )
 
@@ -150,7 +150,7 @@ class NfsFetcher:
             )
         except subprocess.TimeoutExpired as err:
             raise TransientError(
-                ErrorCode.CONNECT_TIMEOUT,
+                DownloadFailure.CONNECT_TIMEOUT,
                 f"{request.url}: the NFS server did not answer within {budget:g} s",
             ) from err
         except OSError as err:
@@ -158,7 +158,7 @@ class NfsFetcher:
         if done.returncode != 0:
             # nfs-ls prints a failed opendir on stdout, a failed mount on stderr.
             error = classify(request.url, done.returncode, done.stdout + done.stderr)
-            if error.code is not ErrorCode.NFS or not error.terminal:
+            if error.code is not DownloadFailure.NFS or not error.terminal:
                 raise error  # no such directory, or the server is unreachable
             # A directory we may not list can still hold a file we may read.
             log.info("nfs.size_unknown", url=request.url, reason=error.message)
@@ -169,7 +169,7 @@ class NfsFetcher:
                 continue
             kind = entry["mode"][0]
             if kind == "d":
-                raise TerminalError(ErrorCode.NFS, f"{request.url} is a directory")
+                raise TerminalError(DownloadFailure.NFS, f"{request.url} is a directory")
             # A symbolic link lists its own size; nfs-cat reads its target.
             return int(entry["size"]) if kind == "-" else None
         # Not in the listing. A server's directory cache can lag behind a file that a
@@ -256,7 +256,7 @@ def _stalled(request: DownloadRequest) -> TransientError:
     # libnfs 4.0 has no RPC timeout: against a server that stops answering, or a file that
     # shrank (nfs-cat then loops on zero-byte reads), nfs-cat would wait forever.
     return TransientError(
-        ErrorCode.READ_TIMEOUT,
+        DownloadFailure.READ_TIMEOUT,
         f"no data from {request.url} for {request.timeouts.read:g} s",
     )
 
@@ -270,15 +270,15 @@ def _checked_address(request: DownloadRequest) -> str:
         return request.policy.resolve(host, parts.port or NFS_PORT)[0]
     except DestinationDenied as err:
         message = f"{redact_url(request.url)} is refused by the download destination policy: {err}"
-        raise TerminalError(ErrorCode.DESTINATION_DENIED, message) from None
+        raise TerminalError(DownloadFailure.DESTINATION_DENIED, message) from None
     except (socket.gaierror, IndexError) as err:
         message = f"NFS server {host} of {redact_url(request.url)} does not resolve: {err}"
-        raise TransientError(ErrorCode.NFS, message) from err
+        raise TransientError(DownloadFailure.NFS, message) from err
 
 
 def _check_cancelled(url: str, cancelled: Callable[[], bool]) -> None:
     if cancelled():
-        raise TerminalError(ErrorCode.CANCELLED, f"download of {url} cancelled")
+        raise TerminalError(DownloadFailure.CANCELLED, f"download of {url} cancelled")
 
 
 def _widen_pipe(fd: int) -> None:
@@ -298,9 +298,9 @@ def _reap(proc: subprocess.Popen[bytes]) -> None:
 
 def _no_client(tool: str, err: OSError) -> TerminalError:
     return TerminalError(
-        ErrorCode.INTERNAL, f"cannot run {tool} ({err.strerror}); is libnfs-utils installed?"
+        DownloadFailure.INTERNAL, f"cannot run {tool} ({err.strerror}); is libnfs-utils installed?"
     )
 
 
 def _bad_url(url: str, why: str) -> TerminalError:
-    return TerminalError(ErrorCode.NFS, f"bad NFS URL {url}: {why}")
+    return TerminalError(DownloadFailure.NFS, f"bad NFS URL {url}: {why}")

@@ -6,9 +6,9 @@ import random
 import time
 from collections.abc import Callable
 
+from directdl.contracts.download import DownloadFailure
 from host_agent.download.core import (
     DownloadRequest,
-    ErrorCode,
     Fetcher,
     Sink,
     TerminalError,
@@ -55,7 +55,7 @@ def fetch_with_retries(
                 sleep(delay)
             if cancelled():
                 raise TerminalError(
-                    ErrorCode.CANCELLED,
+                    DownloadFailure.CANCELLED,
                     f"download cancelled after attempt {attempt} failed: {err.message}",
                 ) from err
         else:

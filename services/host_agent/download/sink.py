@@ -16,8 +16,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
+from directdl.contracts.download import DownloadFailure
 from directdl.contracts.template import TemplateFormat
-from host_agent.download.core import ErrorCode, TerminalError
+from host_agent.download.core import TerminalError
 from host_agent.download.decompress import COMPRESSIONS, Decompressor
 from host_agent.download.image import ImageInspector
 
@@ -144,7 +145,7 @@ class FileSink:
         if free < needed:
             bound = "at least " if self.compression else ""
             raise TerminalError(
-                ErrorCode.NO_SPACE,
+                DownloadFailure.NO_SPACE,
                 f"pool {self.pool} has {_human(free)} free, "
                 f"the template {self.label} needs {bound}{_human(needed)}",
             )
@@ -211,7 +212,7 @@ class FileSink:
     def _full(self, err: OSError) -> Exception:
         if err.errno in _FULL:
             return TerminalError(
-                ErrorCode.NO_SPACE,
+                DownloadFailure.NO_SPACE,
                 f"pool {self.pool} is full after {_human(self._written)} of {self.label}",
             )
         return err

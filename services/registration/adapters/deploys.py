@@ -92,9 +92,6 @@ class DeployRepository:
         self.session.flush()
         return row
 
-    def get(self, deploy_id: str) -> DeployRow | None:
-        return self.session.get(DeployRow, deploy_id)
-
     def attempt(self, job_id: str) -> AttemptRow | None:
         return self.session.get(AttemptRow, job_id)
 
@@ -124,7 +121,7 @@ def attempt_views(deploy: DeployRow) -> list[DeployAttempt]:
     ]
 
 
-def finish(deploy: DeployRow, state: str, outcome: dict[str, Any], now: datetime) -> None:
+def finish(deploy: DeployRow, state: AttemptState, outcome: dict[str, Any], now: datetime) -> None:
     deploy.state = state
     deploy.outcome = outcome
     deploy.updated_at = now

@@ -6,24 +6,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from directdl.contracts.download import DownloadFailure
 from directdl.liveness import is_up
 
 MAX_HOSTS = 3
-# Failures that lie in the source itself: another host would download the same bad bytes.
-# A TLS failure or a full pool is the host's own, so those are tried elsewhere. Every host
-# has the same destination policy, so a refused destination is refused everywhere.
-# DIGEST_MISMATCH (a completion whose copy registration does not believe) is not here: the
-# host had the checksum and claims it matched, so the fault is that host's.
-SOURCE_FAILURES = frozenset(
-    {
-        "CHECKSUM_MISMATCH",
-        "UNSAFE_IMAGE",
-        "NOT_FOUND",
-        "BAD_METALINK",
-        "DECOMPRESSION",
-        "DESTINATION_DENIED",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -64,5 +50,7 @@ def candidates(
     )
 
 
-def retry_elsewhere(code: str, attempts_made: int) -> bool:
-    return code not in SOURCE_FAILURES and attempts_made < MAX_HOSTS
+def retry_elsewhere(code: DownloadFailure, attempts_made: int) -> bool:
+    """Whether a failed attempt moves the deploy on to another host: only when one may do
+    better (see `DownloadFailure.another_host_may_succeed`), and at most MAX_HOSTS in all."""
+    return code.another_host_may_succeed and attempts_made < MAX_HOSTS

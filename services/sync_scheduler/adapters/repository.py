@@ -10,7 +10,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from directdl.contracts.certificate import CertificateView
-from directdl.contracts.host import HostHeartbeat
+from directdl.contracts.host import HostHeartbeat, HostState
 from directdl.liveness import is_up
 from sync_scheduler.adapters.orm import (
     CertificateRow,
@@ -44,7 +44,7 @@ class Projections:
         if self.session.get(ZoneRow, beat.zone_id) is None:
             self.session.add(ZoneRow(zone_id=beat.zone_id, enabled=True))
         self.session.flush()
-        return beat.state.value == "Up" and not was_up
+        return beat.state is HostState.UP and not was_up
 
     def record_certificate(self, view: CertificateView) -> None:
         row = self.session.get(CertificateRow, view.id) or CertificateRow(id=view.id)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from directdl.contracts.download import DownloadTemplate
+from directdl.contracts.download import DownloadFailure, DownloadTemplate
 from directdl.contracts.template import Protocol, TemplateFormat
 from directdl.destinations import DestinationPolicy
 from directdl.metalink import Metalink
@@ -23,7 +23,7 @@ from directdl.testing.listeners import CountingListener, ScriptedServer
 from directdl.testing.metalinks import write_meta4
 from directdl.testing.nginx import Nginx
 from directdl.testing.sinks import MemorySink
-from host_agent.download.core import DownloadError, DownloadRequest, ErrorCode, Timeouts
+from host_agent.download.core import DownloadError, DownloadRequest, Timeouts
 from host_agent.download.http import HttpFetcher
 from host_agent.download.mirrors import MirrorFetcher
 from host_agent.download.nfs import NfsFetcher
@@ -66,7 +66,7 @@ def test_a_redirect_to_a_denied_address_is_refused_before_it_is_connected_to(
     with ScriptedServer(302, {"Location": trap.url("/latest/meta-data")}) as redirector:
         error = refusal(HttpFetcher(), request(redirector.url("/a.raw?sig=secret"), DENY_2))
 
-    assert (error.code, error.terminal) == (ErrorCode.DESTINATION_DENIED, True)
+    assert (error.code, error.terminal) == (DownloadFailure.DESTINATION_DENIED, True)
     assert "127.0.0.2 is in denied network 127.0.0.2/32" in error.message
     assert f"{redirector.url('/a.raw')}?*** redirects to {trap.url('/latest/meta-data')}" in (
         error.message
@@ -78,7 +78,7 @@ def test_a_name_that_resolves_to_a_denied_address_is_refused_unconnected() -> No
     with CountingListener("127.0.0.1") as listener:
         error = refusal(HttpFetcher(), request(f"http://localhost:{listener.port}/a.raw", DENY_1))
         assert listener.accepted == 0
-    assert error.code is ErrorCode.DESTINATION_DENIED
+    assert error.code is DownloadFailure.DESTINATION_DENIED
     assert "localhost resolves to 127.0.0.1, which is in denied network 127.0.0.1/32" in (
         error.message
     )
@@ -90,7 +90,7 @@ def test_the_default_policy_refuses_the_metadata_address_unconnected(
     opened: list[object] = []
     monkeypatch.setattr(socket.socket, "connect", lambda *args: opened.append(args))
     error = refusal(HttpFetcher(), request("http://169.254.169.254/x.raw", DestinationPolicy()))
-    assert error.code is ErrorCode.DESTINATION_DENIED and opened == []
+    assert error.code is DownloadFailure.DESTINATION_DENIED and opened == []
     assert "169.254.169.254 is in denied network 169.254.0.0/16" in error.message
 
 
@@ -138,7 +138,7 @@ def test_tls_verifies_the_url_host_name_while_connecting_to_the_checked_address(
         HttpFetcher().fetch(request(by_name, DestinationPolicy(), **trusted), sink, lambda: False)
         error = refusal(HttpFetcher(), request(by_address, DestinationPolicy(), **trusted))
     assert bytes(sink.data) == DATA
-    assert error.code is ErrorCode.TLS
+    assert error.code is DownloadFailure.TLS
 
 
 def test_a_denied_mirror_is_skipped_unconnected_and_the_next_one_serves(
@@ -167,7 +167,7 @@ def test_a_metalink_whose_mirrors_are_all_denied_fails_as_denied(
         )
         with pytest.raises(DownloadError) as caught:
             PoolTransfer(tmp_path)(cmd, lambda *_: None, lambda: False)
-    assert (caught.value.code, caught.value.terminal) == (ErrorCode.DESTINATION_DENIED, True)
+    assert (caught.value.code, caught.value.terminal) == (DownloadFailure.DESTINATION_DENIED, True)
     assert "127.0.0.2 is in denied network 127.0.0.2/32" in caught.value.message
     assert trap.accepted == 0 and list(tmp_path.iterdir()) == []
 
@@ -191,7 +191,7 @@ def test_a_denied_nfs_server_is_refused_before_the_client_runs(
     tools, log = nfs_tools
     url = f"nfs://127.0.0.2:{trap.port}/export/a.raw"
     error = refusal(NfsFetcher(**tools), request(url, DENY_2))
-    assert (error.code, error.terminal) == (ErrorCode.DESTINATION_DENIED, True)
+    assert (error.code, error.terminal) == (DownloadFailure.DESTINATION_DENIED, True)
     assert "127.0.0.2 is in denied network 127.0.0.2/32" in error.message
     assert trap.accepted == 0 and not log.exists()
 
@@ -201,7 +201,10 @@ def test_an_nfs_name_resolving_to_a_denied_address_is_refused(
 ) -> None:
     tools, log = nfs_tools
     error = refusal(NfsFetcher(**tools), request("nfs://localhost/export/a.raw", DENY_1))
-    assert error.code is ErrorCode.DESTINATION_DENIED and "localhost resolves to" in error.message
+    assert (
+        error.code is DownloadFailure.DESTINATION_DENIED
+        and "localhost resolves to" in error.message
+    )
     assert not log.exists()
 
 

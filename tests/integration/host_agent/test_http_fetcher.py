@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from directdl.contracts.download import DownloadFailure
 from directdl.contracts.template import Protocol
 from directdl.testing.certs import make_self_signed
 from directdl.testing.faulty_http import FaultyServer
@@ -21,7 +22,6 @@ from directdl.testing.waiting import wait_until
 from host_agent.download.core import (
     DownloadError,
     DownloadRequest,
-    ErrorCode,
     TerminalError,
     Timeouts,
     TransientError,
@@ -130,7 +130,7 @@ def test_the_extra_ca_adds_to_the_system_store(
 def test_https_without_the_extra_ca_is_terminal_tls(nginx: Nginx) -> None:
     error = failure(req(f"{nginx.https_url}/small.bin"))
     assert isinstance(error, TerminalError)
-    assert error.code == ErrorCode.TLS
+    assert error.code == DownloadFailure.TLS
     assert "certificate verify failed: self-signed certificate" in error.message
 
 
@@ -140,13 +140,13 @@ def test_trusted_certificate_for_another_host_name_is_tls(tmp_path: Path) -> Non
         server.add_file("small.bin", SMALL)
         request = req(f"{server.https_url}/small.bin", extra_ca_file=str(server.cert_pem_path))
         error = failure(request)
-    assert (error.code, error.terminal) == (ErrorCode.TLS, True)
+    assert (error.code, error.terminal) == (DownloadFailure.TLS, True)
     assert "mismatch" in error.message.lower() or "match" in error.message, error.message
 
 
 def test_unreadable_extra_ca_file_is_tls(nginx: Nginx, tmp_path: Path) -> None:
     error = failure(req(f"{nginx.https_url}/small.bin", extra_ca_file=str(tmp_path / "none")))
-    assert (error.code, error.terminal) == (ErrorCode.TLS, True)
+    assert (error.code, error.terminal) == (DownloadFailure.TLS, True)
 
 
 # --- headers and status codes ---------------------------------------------------------------
@@ -162,14 +162,14 @@ def test_custom_headers_reach_the_server(nginx: Nginx) -> None:
 def test_404_is_terminal_not_found_naming_the_url(nginx: Nginx) -> None:
     url = f"{nginx.http_url}/missing.bin"
     error = failure(req(url))
-    assert (error.code, error.terminal) == (ErrorCode.NOT_FOUND, True)
+    assert (error.code, error.terminal) == (DownloadFailure.NOT_FOUND, True)
     assert url in error.message and "404" in error.message
 
 
 def test_403_is_terminal_http_client(nginx: Nginx) -> None:
     url = f"{nginx.http_url}/dir/"  # a directory without an index: nginx forbids it
     error = failure(req(url))
-    assert (error.code, error.terminal) == (ErrorCode.HTTP_CLIENT, True)
+    assert (error.code, error.terminal) == (DownloadFailure.HTTP_CLIENT, True)
     assert "403" in error.message and url in error.message
 
 
@@ -204,7 +204,7 @@ def test_a_short_body_is_a_transient_connection_error() -> None:
     with FaultyServer(os.urandom(3 * MiB)) as server:
         server.drop_after(2 * MiB)
         error = failure(req(server.url))
-    assert (error.code, error.terminal) == (ErrorCode.CONNECTION, False)
+    assert (error.code, error.terminal) == (DownloadFailure.CONNECTION, False)
 
 
 def test_nginx_answers_range_with_if_range_by_206(nginx: Nginx) -> None:
@@ -297,7 +297,7 @@ def test_stall_after_headers_is_a_read_timeout() -> None:
     with FaultyServer(os.urandom(MiB)) as server:
         server.stall_after_headers(10)
         error, elapsed = timed_failure(req(server.url, timeouts=Timeouts(read=1)))
-    assert (error.code, error.terminal) == (ErrorCode.READ_TIMEOUT, False)
+    assert (error.code, error.terminal) == (DownloadFailure.READ_TIMEOUT, False)
     assert 0.9 <= elapsed < 2.5
 
 
@@ -305,7 +305,7 @@ def test_no_answer_at_all_is_a_read_timeout() -> None:
     with socket.create_server(("127.0.0.1", 0), backlog=8) as listener:  # never accepts
         url = f"http://127.0.0.1:{listener.getsockname()[1]}/file"
         error, elapsed = timed_failure(req(url, timeouts=Timeouts(read=1)))
-    assert error.code == ErrorCode.READ_TIMEOUT and 0.9 <= elapsed < 2.5
+    assert error.code == DownloadFailure.READ_TIMEOUT and 0.9 <= elapsed < 2.5
 
 
 def test_a_full_backlog_is_a_connect_timeout() -> None:
@@ -326,7 +326,7 @@ def test_a_full_backlog_is_a_connect_timeout() -> None:
         finally:
             for filler in fillers:
                 filler.close()
-    assert (error.code, error.terminal) == (ErrorCode.CONNECT_TIMEOUT, False)
+    assert (error.code, error.terminal) == (DownloadFailure.CONNECT_TIMEOUT, False)
     assert f"127.0.0.1:{port} timed out after 1 s" in error.message
     assert 0.9 <= elapsed < 2.5
 
@@ -335,7 +335,7 @@ def test_a_refused_connection_is_a_transient_connection_error() -> None:
     with socket.create_server(("127.0.0.1", 0)) as listener:
         port = listener.getsockname()[1]
     error, elapsed = timed_failure(req(f"http://127.0.0.1:{port}/file"))
-    assert (error.code, error.terminal) == (ErrorCode.CONNECTION, False)
+    assert (error.code, error.terminal) == (DownloadFailure.CONNECTION, False)
     assert "refused" in error.message and elapsed < 1
 
 
@@ -351,14 +351,14 @@ def test_a_redirect_to_another_path_is_followed(nginx: Nginx) -> None:
 
 def test_a_redirect_to_a_file_url_is_unsafe(nginx: Nginx, file_url: str) -> None:
     error = failure(req(f"{nginx.http_url}/redirect/file"))
-    assert (error.code, error.terminal) == (ErrorCode.UNSAFE_REDIRECT, True)
+    assert (error.code, error.terminal) == (DownloadFailure.UNSAFE_REDIRECT, True)
     assert file_url in error.message
 
 
 def test_an_https_to_http_redirect_is_unsafe(nginx: Nginx) -> None:
     request = req(f"{nginx.https_url}/redirect/downgrade", extra_ca_file=str(nginx.cert_pem_path))
     error = failure(request)
-    assert (error.code, error.terminal) == (ErrorCode.UNSAFE_REDIRECT, True)
+    assert (error.code, error.terminal) == (DownloadFailure.UNSAFE_REDIRECT, True)
     assert f"{nginx.http_url}/small.bin" in error.message
 
 
@@ -367,7 +367,7 @@ def test_ten_redirects_are_followed_and_eleven_refused(nginx: Nginx) -> None:
     fetch(req(f"{nginx.http_url}/hop/1"), sink)
     assert sink.hexdigest() == sha256(SMALL)
     error = failure(req(f"{nginx.http_url}/hop/0"))
-    assert (error.code, error.terminal) == (ErrorCode.UNSAFE_REDIRECT, True)
+    assert (error.code, error.terminal) == (DownloadFailure.UNSAFE_REDIRECT, True)
     assert "more than 10 redirects" in error.message
 
 
@@ -392,7 +392,9 @@ def test_cancelling_mid_transfer_is_cancelled(nginx: Nginx) -> None:
         HttpFetcher().fetch(
             req(f"{nginx.http_url}/slow/big.bin"), sink, lambda: sink.offset >= 2 * MiB
         )
-    assert caught.value.code == ErrorCode.CANCELLED and "at byte 2097152" in caught.value.message
+    assert (
+        caught.value.code == DownloadFailure.CANCELLED and "at byte 2097152" in caught.value.message
+    )
     assert sink.offset == 2 * MiB and time.monotonic() - started < 2
 
 
@@ -403,5 +405,5 @@ def test_retries_give_up_naming_the_attempts() -> None:
             fetch_with_retries(
                 HttpFetcher(), req(server.url), MemorySink(), max_attempts=3, sleep=lambda _: None
             )
-    assert caught.value.code == ErrorCode.HTTP_SERVER
+    assert caught.value.code == DownloadFailure.HTTP_SERVER
     assert "after 3 attempts" in caught.value.message and len(server.requests) == 3

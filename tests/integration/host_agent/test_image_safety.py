@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from directdl.contracts.download import DownloadFailure
 from directdl.contracts.template import TemplateFormat
-from host_agent.download.core import ErrorCode, TerminalError
+from host_agent.download.core import TerminalError
 from host_agent.download.image import ImageInspector, check_image
 from host_agent.download.sink import FileSink
 
@@ -75,7 +76,7 @@ def streamed_verdict(path: Path, fmt: TemplateFormat, first: int, then: int) -> 
             inspector.feed(chunk)
         inspector.verdict()
     except TerminalError as err:
-        assert err.code is ErrorCode.UNSAFE_IMAGE
+        assert err.code is DownloadFailure.UNSAFE_IMAGE
         return err.message
     return "ok"
 
@@ -84,7 +85,7 @@ def whole_file_verdict(path: Path, fmt: TemplateFormat) -> str:
     try:
         check_image(path, fmt, path.name)
     except TerminalError as err:
-        assert err.code is ErrorCode.UNSAFE_IMAGE
+        assert err.code is DownloadFailure.UNSAFE_IMAGE
         return err.message
     return "ok"
 
@@ -179,7 +180,7 @@ def test_a_gzipped_qcow2_with_a_backing_file_is_refused_after_decompression(
     packed = gzip.compress(images["backed.qcow2"].read_bytes())
     with pytest.raises(TerminalError) as caught:
         through_sink(tmp_path, packed, QCOW2, compression="gz")
-    assert caught.value.code is ErrorCode.UNSAFE_IMAGE
+    assert caught.value.code is DownloadFailure.UNSAFE_IMAGE
     assert caught.value.message == "tpl: qcow2 has a backing file 'base.qcow2'"
 
 

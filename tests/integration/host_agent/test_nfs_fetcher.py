@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from directdl.contracts.download import DownloadFailure
 from directdl.contracts.template import Protocol
 from directdl.testing.ganesha import Ganesha
 from directdl.testing.sinks import MemorySink
 from host_agent.download.core import (
     DownloadError,
     DownloadRequest,
-    ErrorCode,
     TerminalError,
     Timeouts,
     TransientError,
@@ -165,7 +165,7 @@ def test_a_file_missing_from_the_listing_and_the_server_is_not_found(server: Gan
     url = server.url_for("images/gone.qcow2")
     with pytest.raises(TerminalError) as caught:
         NfsFetcher(nfs_ls="true").fetch(DownloadRequest(url, Protocol.NFS), MemorySink(), never)
-    assert caught.value.code is ErrorCode.NOT_FOUND
+    assert caught.value.code is DownloadFailure.NOT_FOUND
 
 
 def test_fewer_bytes_than_listed_is_a_short_read(big_file: tuple[str, str], tmp_path: Path) -> None:
@@ -180,7 +180,7 @@ def test_fewer_bytes_than_listed_is_a_short_read(big_file: tuple[str, str], tmp_
     with pytest.raises(TransientError) as caught:
         NfsFetcher(nfs_ls=str(fake_ls)).fetch(DownloadRequest(url, Protocol.NFS), sink, never)
 
-    assert caught.value.code is ErrorCode.SIZE_MISMATCH
+    assert caught.value.code is DownloadFailure.SIZE_MISMATCH
     assert caught.value.message == f"short read from {url}: got {SIZE} of {SIZE + 1} bytes"
 
 
@@ -189,14 +189,14 @@ def test_a_missing_file_is_not_found(server: Ganesha, relative: str) -> None:
     url = server.url_for(relative)
     error = failure(url)
     assert isinstance(error, TerminalError)
-    assert error.code is ErrorCode.NOT_FOUND
+    assert error.code is DownloadFailure.NOT_FOUND
     assert url in error.message
 
 
 def test_a_directory_is_refused(server: Ganesha) -> None:
     put(server, "adir/inside.raw", b"x")
     error = failure(server.url_for("adir"))
-    assert (type(error), error.code) == (TerminalError, ErrorCode.NFS)
+    assert (type(error), error.code) == (TerminalError, DownloadFailure.NFS)
     assert "is a directory" in error.message
 
 
@@ -205,7 +205,7 @@ def test_permission_denied_is_terminal(server: Ganesha) -> None:
     (server.export_dir / "private.raw").chmod(0o600)
     # libnfs options ride in the query string: read as an unprivileged user.
     error = failure(f"{url}?uid=1000&gid=1000")
-    assert (type(error), error.code) == (TerminalError, ErrorCode.NFS)
+    assert (type(error), error.code) == (TerminalError, DownloadFailure.NFS)
     assert "permission denied" in error.message
     assert "NFS4ERR_ACCESS" in error.message
 
@@ -216,7 +216,7 @@ def test_a_stopped_server_is_transient(own_server: Ganesha) -> None:
 
     error = failure(url)
 
-    assert (type(error), error.code) == (TransientError, ErrorCode.NFS)
+    assert (type(error), error.code) == (TransientError, DownloadFailure.NFS)
     assert url in error.message
 
 
@@ -227,7 +227,7 @@ def test_a_server_that_dies_half_way_is_transient(own_server: Ganesha) -> None:
     error = failure(url, sink)
 
     # CloudStack reports success here, whatever nfs-cat's exit status; this must not.
-    assert (type(error), error.code) == (TransientError, ErrorCode.NFS)
+    assert (type(error), error.code) == (TransientError, DownloadFailure.NFS)
     assert "exited 10 (Failed to read from file)" in error.message
     assert sink.offset < SIZE
 
@@ -239,7 +239,7 @@ def test_a_hung_server_times_out_before_any_byte(own_server: Ganesha) -> None:
     started = time.monotonic()
     error = failure(url)
 
-    assert (type(error), error.code) == (TransientError, ErrorCode.CONNECT_TIMEOUT)
+    assert (type(error), error.code) == (TransientError, DownloadFailure.CONNECT_TIMEOUT)
     assert time.monotonic() - started < TIMEOUTS.connect + TIMEOUTS.read + 2
 
 
@@ -250,7 +250,7 @@ def test_a_server_that_hangs_half_way_times_out(own_server: Ganesha) -> None:
     started = time.monotonic()
     error = failure(url, sink)
 
-    assert (type(error), error.code) == (TransientError, ErrorCode.READ_TIMEOUT)
+    assert (type(error), error.code) == (TransientError, DownloadFailure.READ_TIMEOUT)
     assert time.monotonic() - started < TIMEOUTS.read + 3
     assert 0 < sink.offset < SIZE
 
@@ -264,7 +264,7 @@ def test_a_file_that_shrinks_while_read_does_not_hang(own_server: Ganesha) -> No
 
     error = failure(url, sink)
 
-    assert (type(error), error.code) == (TransientError, ErrorCode.READ_TIMEOUT)
+    assert (type(error), error.code) == (TransientError, DownloadFailure.READ_TIMEOUT)
 
 
 def test_cancel_stops_the_transfer(big_file: tuple[str, str]) -> None:
@@ -273,7 +273,7 @@ def test_cancel_stops_the_transfer(big_file: tuple[str, str]) -> None:
 
     error = failure(url, sink, cancelled=lambda: sink.offset > 0)
 
-    assert (type(error), error.code) == (TerminalError, ErrorCode.CANCELLED)
+    assert (type(error), error.code) == (TerminalError, DownloadFailure.CANCELLED)
     assert sink.offset < SIZE
 
 
@@ -284,7 +284,7 @@ def test_a_missing_client_tool_is_named(big_file: tuple[str, str], tools: dict[s
     url, _ = big_file
     with pytest.raises(TerminalError) as caught:
         NfsFetcher(**tools).fetch(DownloadRequest(url, Protocol.NFS), MemorySink(), never)
-    assert caught.value.code is ErrorCode.INTERNAL
+    assert caught.value.code is DownloadFailure.INTERNAL
     assert next(iter(tools.values())) in caught.value.message
 
 
@@ -336,7 +336,7 @@ def test_libnfs_url(url: str, file: str, directory: str) -> None:
 def test_bad_urls_are_terminal(url: str) -> None:
     with pytest.raises(TerminalError) as caught:
         libnfs_url(url)
-    assert caught.value.code is ErrorCode.NFS
+    assert caught.value.code is DownloadFailure.NFS
     assert url in caught.value.message
 
 
@@ -346,26 +346,26 @@ def test_bad_urls_are_terminal(url: str) -> None:
         (
             'open call failed with "NFS4: (path /) failed with NFS4ERR_NOENT(-2)"',
             TerminalError,
-            ErrorCode.NOT_FOUND,
+            DownloadFailure.NOT_FOUND,
         ),
         (
             "mount_cb: NFS4: (path /x) failed with NFS4ERR_NOENT(-2)",
             TerminalError,
-            ErrorCode.NOT_FOUND,
+            DownloadFailure.NOT_FOUND,
         ),
-        ("Mount failed with error MNT3ERR_ACCES(13)", TerminalError, ErrorCode.NFS),
-        ('failed with NFS4ERR_ACCESS(-13)"', TerminalError, ErrorCode.NFS),
-        ("Failed to mount nfs share : nfs_service failed", TransientError, ErrorCode.NFS),
+        ("Mount failed with error MNT3ERR_ACCES(13)", TerminalError, DownloadFailure.NFS),
+        ('failed with NFS4ERR_ACCESS(-13)"', TerminalError, DownloadFailure.NFS),
+        ("Failed to mount nfs share : nfs_service failed", TransientError, DownloadFailure.NFS),
         (
             "Invalid address:h. Can not resolv into IPv4/v6 structure.",
             TransientError,
-            ErrorCode.NFS,
+            DownloadFailure.NFS,
         ),
-        ("Failed to read from file", TransientError, ErrorCode.NFS),
-        ("", TransientError, ErrorCode.NFS),
+        ("Failed to read from file", TransientError, DownloadFailure.NFS),
+        ("", TransientError, DownloadFailure.NFS),
     ],
 )
-def test_classify(stderr: str, kind: type[DownloadError], code: ErrorCode) -> None:
+def test_classify(stderr: str, kind: type[DownloadError], code: DownloadFailure) -> None:
     error = classify("nfs://h/e/f", 10, stderr)
     assert (type(error), error.code) == (kind, code)
     assert error.message.startswith(("no such file", "permission denied", "NFS server failed"))

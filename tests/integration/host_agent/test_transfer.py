@@ -18,14 +18,14 @@ from typing import Any
 
 import pytest
 
-from directdl.contracts.download import DownloadTemplate
+from directdl.contracts.download import DownloadFailure, DownloadTemplate
 from directdl.contracts.template import Protocol, TemplateFormat
 from directdl.testing.faulty_http import FaultyServer
 from directdl.testing.ganesha import Ganesha
 from directdl.testing.metalinks import write_meta4, write_metalink_v3
 from directdl.testing.nginx import AccessLogEntry, Nginx
 from directdl.testing.waiting import wait_until
-from host_agent.download.core import DownloadError, ErrorCode
+from host_agent.download.core import DownloadError
 from host_agent.download.http import CHUNK_SIZE
 from host_agent.jobs import Transferred
 from host_agent.transfer import PoolTransfer
@@ -206,7 +206,7 @@ def test_a_wrong_metalink_hash_fails_here_and_in_aria2c(
 
     error = failed(pool, cmd)
 
-    assert error.code == ErrorCode.CHECKSUM_MISMATCH
+    assert error.code == DownloadFailure.CHECKSUM_MISMATCH
     assert wrong in error.message and digest("sha256", DATA) in error.message
     (tmp_path / f"t.{suffix}").write_bytes(document)
     status, output = aria2c(tmp_path / f"t.{suffix}", tmp_path / "aria2")
@@ -235,7 +235,7 @@ def test_without_a_template_checksum_the_strongest_whole_file_hash_decides(
     bad = {"MD5": digest("md5", DATA), "SHA-256": wrong}
     document = write(NAME, len(DATA), bad, live, pieces=GARBAGE_PIECES)
     error = failed(pool, command(serve_metalink(nginx, suffix, document), Protocol.METALINK))
-    assert error.code == ErrorCode.CHECKSUM_MISMATCH
+    assert error.code == DownloadFailure.CHECKSUM_MISMATCH
     assert "{SHA-256}" + wrong in error.message
 
 
@@ -251,7 +251,7 @@ def test_a_metalink_size_the_mirror_does_not_match_fails(
 
     error = failed(pool, command(serve_metalink(nginx, suffix, document), Protocol.METALINK))
 
-    assert error.code == ErrorCode.SIZE_MISMATCH, error.message
+    assert error.code == DownloadFailure.SIZE_MISMATCH, error.message
     assert str(said) in error.message and str(len(DATA)) in error.message
 
 
@@ -288,7 +288,7 @@ def test_an_unsafe_image_is_not_handed_to_the_next_mirror(nginx: Nginx, pool: Pa
 
     error = failed(pool, command(url, Protocol.METALINK, format=TemplateFormat.QCOW2))
 
-    assert error.code == ErrorCode.UNSAFE_IMAGE, error.message
+    assert error.code == DownloadFailure.UNSAFE_IMAGE, error.message
     requests_for(nginx, "/a/disk.qcow2")
     assert [e.uri for e in nginx.access_log_lines() if "qcow2" in e.uri] == ["/a/disk.qcow2"]
 
@@ -323,7 +323,7 @@ def test_a_qcow2_over_nfs_arrives_whole(ganesha: Ganesha, pool: Path) -> None:
 
 def test_a_missing_nfs_file_is_not_found(ganesha: Ganesha, pool: Path) -> None:
     error = failed(pool, command(ganesha.url_for("images/missing.raw"), Protocol.NFS))
-    assert error.code == ErrorCode.NOT_FOUND, error.message
+    assert error.code == DownloadFailure.NOT_FOUND, error.message
 
 
 def test_a_gz_over_nfs_is_stored_decompressed_with_the_compressed_checksum(
@@ -357,7 +357,7 @@ def test_a_template_larger_than_the_free_space_is_refused_at_once(nginx: Nginx, 
     error = failed(pool, command(f"{nginx.http_url}/huge.raw", Protocol.HTTP))
     elapsed = time.monotonic() - started
 
-    assert error.code == ErrorCode.NO_SPACE
+    assert error.code == DownloadFailure.NO_SPACE
     assert elapsed < 5, f"took {elapsed:.1f} s"
     assert str(pool) in error.message and f"({huge} bytes)" in error.message
     reported = re.search(r"has .*\((\d+) bytes\) free", error.message)
@@ -377,7 +377,7 @@ def test_a_checksum_mismatch_downloads_again_then_fails(nginx: Nginx, pool: Path
 
     error = failed(pool, cmd)
 
-    assert error.code == ErrorCode.CHECKSUM_MISMATCH
+    assert error.code == DownloadFailure.CHECKSUM_MISMATCH
     assert f"expected {{SHA-256}}{wrong}" in error.message
     assert f"got {{SHA-256}}{digest('sha256', DATA)}" in error.message
     assert cmd.template_id in error.message
@@ -409,7 +409,7 @@ def test_a_stall_past_the_socket_timeout_is_a_read_timeout(pool: Path) -> None:
         error = failed(pool, cmd)
         elapsed = time.monotonic() - started
 
-    assert error.code == ErrorCode.READ_TIMEOUT, error.message
+    assert error.code == DownloadFailure.READ_TIMEOUT, error.message
     assert elapsed < 5, f"took {elapsed:.1f} s"
     assert len(server.requests) == 2
 
@@ -427,7 +427,7 @@ def test_a_cancel_stops_the_download_and_leaves_nothing(pool: Path) -> None:
         elapsed = time.monotonic() - started
         entry = requests_for(nginx, "/slow/big.raw")[0]
 
-    assert error.code == ErrorCode.CANCELLED, error.message
+    assert error.code == DownloadFailure.CANCELLED, error.message
     assert len(calls) == 1 and calls[0][1] == size
     assert elapsed < 4, f"took {elapsed:.1f} s"
     assert entry.body_bytes_sent < size

@@ -123,7 +123,6 @@ def test_no_reply_event_or_log_line_shows_the_secrets(
             pool_id="pool-1",
             code="CONNECTION",
             message=f"GET {URL} refused (user:s3cret, X-Amz-Signature=abc123)",
-            terminal=False,
         ),
     )
     failed = json.loads(client.wait_reply(correlation, 30).to_json())

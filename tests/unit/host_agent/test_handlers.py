@@ -64,7 +64,7 @@ def test_a_pool_the_host_lacks_is_answered_with_a_failure_event(
 ) -> None:
     assert send(bus, command(pool_id="pool-9"))["state"] == "FAILED"
     [failed] = bus.published("template.download.failed")
-    assert failed["code"] == "NOT_FOUND" and "pool-9" in failed["message"]
+    assert failed["code"] == "NO_SUCH_POOL" and "pool-9" in failed["message"]
     assert woken == []
 
 

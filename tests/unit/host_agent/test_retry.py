@@ -6,12 +6,12 @@ from collections.abc import Callable
 
 import pytest
 
+from directdl.contracts.download import DownloadFailure
 from directdl.contracts.template import Protocol
 from directdl.testing.sinks import MemorySink
 from host_agent.download.core import (
     DownloadError,
     DownloadRequest,
-    ErrorCode,
     Sink,
     TerminalError,
     TransientError,
@@ -40,7 +40,7 @@ class ScriptedFetcher:
 
 
 def transient(n: int) -> list[DownloadError]:
-    return [TransientError(ErrorCode.CONNECTION, f"reset #{i}") for i in range(n)]
+    return [TransientError(DownloadFailure.CONNECTION, f"reset #{i}") for i in range(n)]
 
 
 def test_transient_errors_are_retried_until_it_succeeds() -> None:
@@ -67,7 +67,7 @@ def test_gives_up_after_max_attempts_naming_the_count() -> None:
     with pytest.raises(TransientError) as caught:
         fetch_with_retries(fetcher, REQUEST, MemorySink(), max_attempts=4, sleep=lambda _: None)
     assert fetcher.calls == 4
-    assert caught.value.code == ErrorCode.CONNECTION
+    assert caught.value.code == DownloadFailure.CONNECTION
     assert caught.value.message == "reset #3 (gave up after 4 attempts)"
     assert caught.value.__cause__ is errors[3]
 
@@ -103,7 +103,7 @@ def test_delay_ceilings_double_up_to_max_delay(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_terminal_errors_are_not_retried() -> None:
-    error = TerminalError(ErrorCode.NOT_FOUND, "HTTP 404 for http://example.invalid/t.qcow2")
+    error = TerminalError(DownloadFailure.NOT_FOUND, "HTTP 404 for http://example.invalid/t.qcow2")
     fetcher, delays = ScriptedFetcher(error), list[float]()
     with pytest.raises(TerminalError) as caught:
         fetch_with_retries(fetcher, REQUEST, MemorySink(), sleep=delays.append)
@@ -112,7 +112,7 @@ def test_terminal_errors_are_not_retried() -> None:
 
 
 def test_a_terminal_error_after_transient_ones_stops_at_once() -> None:
-    fetcher = ScriptedFetcher(*transient(2), TerminalError(ErrorCode.TLS, "untrusted"))
+    fetcher = ScriptedFetcher(*transient(2), TerminalError(DownloadFailure.TLS, "untrusted"))
     with pytest.raises(TerminalError):
         fetch_with_retries(fetcher, REQUEST, MemorySink(), sleep=lambda _: None)
     assert fetcher.calls == 3
@@ -126,7 +126,7 @@ def test_cancel_during_back_off_is_cancelled() -> None:
 
     with pytest.raises(TerminalError) as caught:
         fetch_with_retries(fetcher, REQUEST, MemorySink(), sleep=sleep, cancelled=lambda: cancel[0])
-    assert caught.value.code == ErrorCode.CANCELLED and fetcher.calls == 1
+    assert caught.value.code == DownloadFailure.CANCELLED and fetcher.calls == 1
 
 
 def test_max_attempts_must_be_positive() -> None:

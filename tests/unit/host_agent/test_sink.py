@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from directdl.contracts.download import DownloadFailure
 from directdl.contracts.template import TemplateFormat
-from host_agent.download.core import ErrorCode, TerminalError
+from host_agent.download.core import TerminalError
 from host_agent.download.image import HEAD_BYTES
 from host_agent.download.sink import FileSink, Result, clean_partials
 
@@ -178,7 +179,7 @@ def test_truncated_compressed_input_is_a_decompression_error(
         sink.write(piece)
     with pytest.raises(TerminalError) as caught:
         sink.finish()
-    assert caught.value.code is ErrorCode.DECOMPRESSION
+    assert caught.value.code is DownloadFailure.DECOMPRESSION
     assert "centos-9" in caught.value.message and "truncated" in caught.value.message
 
 
@@ -188,10 +189,10 @@ def test_corrupt_or_empty_compressed_input_is_a_decompression_error(
 ) -> None:
     with pytest.raises(TerminalError) as corrupt:
         make_sink(compression=kind).write(b"this was never compressed" * 100)
-    assert corrupt.value.code is ErrorCode.DECOMPRESSION
+    assert corrupt.value.code is DownloadFailure.DECOMPRESSION
     with pytest.raises(TerminalError) as empty:
         make_sink(compression=kind).finish()
-    assert empty.value.code is ErrorCode.DECOMPRESSION
+    assert empty.value.code is DownloadFailure.DECOMPRESSION
 
 
 def test_not_enough_free_space_is_refused_before_the_download(
@@ -200,7 +201,7 @@ def test_not_enough_free_space_is_refused_before_the_download(
     sink = make_sink(free_bytes=lambda path: 4096, label="centos-9")
     with pytest.raises(TerminalError) as caught:
         sink.expect_size(3 << 30)
-    assert caught.value.code is ErrorCode.NO_SPACE
+    assert caught.value.code is DownloadFailure.NO_SPACE
     assert caught.value.message == (
         f"pool {pool} has 4.0 KiB (4096 bytes) free, "
         "the template centos-9 needs 3.0 GiB (3221225472 bytes)"
@@ -217,7 +218,7 @@ def test_free_space_is_compared_with_the_bytes_still_to_come(
     sink.expect_size(1002)
     with pytest.raises(TerminalError, match="needs at least 1001 bytes") as caught:
         sink.expect_size(1003)
-    assert caught.value.code is ErrorCode.NO_SPACE
+    assert caught.value.code is DownloadFailure.NO_SPACE
 
 
 def test_a_full_disk_while_writing_is_no_space(
@@ -231,7 +232,7 @@ def test_a_full_disk_while_writing_is_no_space(
     monkeypatch.setattr(sink._file, "write", full)
     with pytest.raises(TerminalError) as caught:
         sink.write(b"x")
-    assert caught.value.code is ErrorCode.NO_SPACE
+    assert caught.value.code is DownloadFailure.NO_SPACE
 
 
 def test_the_final_name_appears_only_at_commit_and_whole(
@@ -323,7 +324,7 @@ def test_an_unsafe_qcow2_stops_the_download_after_its_head(
     with pytest.raises(TerminalError) as caught:
         for piece in pieces(head, 4096):
             sink.write(piece)
-    assert caught.value.code is ErrorCode.UNSAFE_IMAGE
+    assert caught.value.code is DownloadFailure.UNSAFE_IMAGE
     assert caught.value.message == "evil-template: qcow2 has a backing file '/etc/shadow'"
     assert sink.offset <= HEAD_BYTES
 
@@ -332,4 +333,4 @@ def test_a_qcow2_downloaded_as_raw_is_refused(make_sink: Callable[..., FileSink]
     sink = make_sink(fmt=TemplateFormat.RAW)
     with pytest.raises(TerminalError, match="declares RAW but the file is qcow2") as caught:
         feed(sink, qcow2_head(b"base.qcow2"))
-    assert caught.value.code is ErrorCode.UNSAFE_IMAGE
+    assert caught.value.code is DownloadFailure.UNSAFE_IMAGE

@@ -1,4 +1,4 @@
-"""Deploy orchestration on the in-memory bus: host choice, fail-over, terminal failures."""
+"""Deploy orchestration on the in-memory bus: host choice, fail-over, failures that end it."""
 
 from __future__ import annotations
 
@@ -62,10 +62,10 @@ def report(cmd: dict[str, Any], host_id: str, **kw: Any) -> dict[str, Any]:
 
 
 def completed(
-    cmd: dict[str, Any], host_id: str, cached: bool = False
+    cmd: dict[str, Any], host_id: str, cached: bool = False, **kw: Any
 ) -> download.DownloadCompleted:
     return download.DownloadCompleted(
-        **report(cmd, host_id),
+        **report(cmd, host_id, **kw),
         path=f"/pools/{host_id}/{cmd['template_id']}",
         size=SIZE,
         digest=CHECKSUM,
@@ -74,11 +74,9 @@ def completed(
     )
 
 
-def failed(
-    cmd: dict[str, Any], host_id: str, code: str, terminal: bool = False
-) -> download.DownloadFailed:
+def failed(cmd: dict[str, Any], host_id: str, code: str, **kw: Any) -> download.DownloadFailed:
     return download.DownloadFailed(
-        **report(cmd, host_id), code=code, message=f"{code} on {host_id}", terminal=terminal
+        **report(cmd, host_id, **kw), code=code, message=f"{code} on {host_id}"
     )
 
 
@@ -133,7 +131,7 @@ def test_a_deploy_whose_first_host_fails_succeeds_on_the_second(
     correlation = bus.submit(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1"))
     key, first = downloads(bus)[0]
     first_host = key.split(".")[1]
-    bus.submit(failed(first, first_host, "TLS", terminal=True))
+    bus.submit(failed(first, first_host, "TLS"))
     key, second = downloads(bus)[1]
     second_host = key.split(".")[1]
     bus.submit(completed(second, second_host))
@@ -152,11 +150,79 @@ def test_a_checksum_mismatch_or_unsafe_image_is_not_retried_elsewhere(
     beat(bus, "h2")
     correlation = bus.submit(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1"))
     key, cmd = downloads(bus)[0]
-    bus.submit(failed(cmd, key.split(".")[1], code, terminal=True))
+    bus.submit(failed(cmd, key.split(".")[1], code))
 
     assert len(downloads(bus)) == 1
     reply = bus.reply_for(correlation)
     assert reply is not None and reply.error is not None and code in reply.error.message
+
+
+@pytest.mark.parametrize("code", list(download.DownloadFailure))
+def test_the_failure_code_alone_decides_whether_another_host_is_tried(
+    bus: InMemoryBus, template_id: str, code: download.DownloadFailure
+) -> None:
+    beat(bus, "h1")
+    beat(bus, "h2")
+    correlation = bus.submit(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1"))
+    key, cmd = downloads(bus)[0]
+    first_host = key.split(".")[1]
+    bus.submit(failed(cmd, first_host, code))
+
+    tried = [k.split(".")[1] for k, _ in downloads(bus)]
+    reply = bus.reply_for(correlation)
+    if code.another_host_may_succeed:
+        assert len(tried) == 2 and tried[1] != first_host
+        assert reply is None, "the deploy goes on"
+    else:
+        assert tried == [first_host]
+        assert reply is not None and reply.error is not None
+        assert reply.error.code == "DOWNLOAD_FAILED" and code in reply.error.message
+        assert bus.published("template.deploy.failed")[0]["code"] == code
+
+
+def test_a_host_without_the_pool_moves_the_deploy_to_another_that_has_it(
+    bus: InMemoryBus, template_id: str
+) -> None:
+    shared = [{"pool_id": "shared", "capacity_bytes": 10**12, "free_bytes": 10**11}]
+    beat(bus, "h1", pools=shared)
+    beat(bus, "h2", pools=shared)
+    beat(bus, "h3")  # Up, but without the pool: never asked
+    correlation = bus.submit(
+        deploy.DeployTemplate(template_id=template_id, zone_id="zone-1", pool_id="shared")
+    )
+    key, first = downloads(bus)[0]
+    first_host = key.split(".")[1]
+    # The host's pool went away after its last heartbeat said otherwise.
+    bus.submit(failed(first, first_host, "NO_SUCH_POOL", pool_id="shared"))
+    [_, (key, second)] = downloads(bus)
+    second_host = key.split(".")[1]
+    assert second_host in {"h1", "h2"} - {first_host}
+    assert second["pool_id"] == "shared"
+    bus.submit(completed(second, second_host, pool_id="shared"))
+
+    reply = bus.reply_for(correlation)
+    assert reply is not None and reply.ok, reply
+    assert (reply.result["host_id"], reply.result["pool_id"]) == (second_host, "shared")
+    attempts = [(a["host_id"], a["state"], a.get("error_code")) for a in reply.result["attempts"]]
+    assert attempts == [(first_host, "FAILED", "NO_SUCH_POOL"), (second_host, "SUCCEEDED", None)]
+
+
+def test_a_missing_pool_no_other_host_has_fails_the_deploy(
+    bus: InMemoryBus, template_id: str
+) -> None:
+    beat(bus, "h1", pools=[{"pool_id": "shared", "capacity_bytes": 10**12, "free_bytes": 1}])
+    beat(bus, "h2")
+    correlation = bus.submit(
+        deploy.DeployTemplate(template_id=template_id, zone_id="zone-1", pool_id="shared")
+    )
+    [(_, cmd)] = downloads(bus)
+    bus.submit(failed(cmd, "h1", "NO_SUCH_POOL", pool_id="shared"))
+
+    assert len(downloads(bus)) == 1, "h2 has no pool 'shared'"
+    reply = bus.reply_for(correlation)
+    assert reply is not None and reply.error is not None
+    assert reply.error.code == "DOWNLOAD_FAILED" and "NO_SUCH_POOL" in reply.error.message
+    assert bus.published("template.deploy.failed")[0]["code"] == "NO_SUCH_POOL"
 
 
 def test_a_host_holding_the_template_is_preferred(bus: InMemoryBus, template_id: str) -> None:

@@ -165,7 +165,6 @@ def test_the_download_command_carries_the_live_networks_and_a_refusal_ends_the_d
             pool_id="pool-h1",
             code="DESTINATION_DENIED",
             message="images.internal resolves to 127.0.0.2, which is in denied network",
-            terminal=True,
         )
     )
     assert len([k for k, _ in bus.events if k.endswith(".template.download")]) == 1

@@ -149,9 +149,7 @@ def test_a_forged_failure_does_not_move_the_deploy_on(bus: InMemoryBus) -> None:
     correlation, cmd = start(bus, register(bus), host_id="h1")
     before = rejected("wrong_host", "template.download.failed")
     bus.submit(
-        download.DownloadFailed(
-            **report(cmd, "h2"), code="CHECKSUM_MISMATCH", message="forged", terminal=True
-        )
+        download.DownloadFailed(**report(cmd, "h2"), code="CHECKSUM_MISMATCH", message="forged")
     )
     assert waiting(bus, correlation) and len(downloads(bus)) == 1
     assert rejected("wrong_host", "template.download.failed") == before + 1
@@ -174,9 +172,7 @@ def test_a_completion_for_an_attempt_that_already_failed_is_ignored(bus: InMemor
     correlation, first = start(bus, register(bus))
     first_host = host_of(bus, first)
     bus.submit(
-        download.DownloadFailed(
-            **report(first, first_host), code="CONNECTION", message="refused", terminal=False
-        )
+        download.DownloadFailed(**report(first, first_host), code="CONNECTION", message="refused")
     )
     [_, (_, second)] = downloads(bus)
     before = rejected("attempt_settled")

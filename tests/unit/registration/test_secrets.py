@@ -69,7 +69,6 @@ def test_views_events_and_replies_show_the_url_redacted(bus: InMemoryBus) -> Non
                 pool_id="pool-h1",
                 code="CONNECTION",
                 message=f"cannot fetch {URL}; password s3cret, query X-Amz-Signature=abc123",
-                terminal=False,
             )
         )
         replies.append(bus.reply_for(correlation))
