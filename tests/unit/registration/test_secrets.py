@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -108,18 +109,24 @@ def test_a_refused_url_is_named_without_its_secrets(bus: InMemoryBus, url: str) 
     assert leaks(logs) == []
 
 
+def stored_template(**fields: Any) -> Template:
+    """A template as registration holds it, without the handlers that would check it."""
+    defaults: dict[str, Any] = {
+        "id": "t",
+        "name": "t",
+        "url": "https://h.example/a.qcow2",
+        "protocol": Protocol.HTTPS,
+        "zone_ids": ("z",),
+        "hypervisor": "KVM",
+        "format": TemplateFormat.QCOW2,
+        "checksum": None,
+        "template_type": TemplateType.USER,
+    }
+    return Template(**(defaults | fields))
+
+
 def test_a_url_with_nothing_to_hide_is_shown_as_given() -> None:
-    template = Template(
-        id="t",
-        name="t",
-        url="HTTPS://h.example/a.qcow2#part",
-        protocol=Protocol.HTTPS,
-        zone_ids=("z",),
-        hypervisor="KVM",
-        format=TemplateFormat.QCOW2,
-        checksum=None,
-        template_type=TemplateType.USER,
-    )
+    template = stored_template(url="HTTPS://h.example/a.qcow2#part")
     assert template.view().url == "HTTPS://h.example/a.qcow2#part"
 
 
@@ -170,17 +177,6 @@ def test_details_stored_before_they_had_bounds_are_shown_within_them() -> None:
         "HTTP_HEADER:Cookie": "session=s3cret",
         "kept": "yes",
     }
-    template = Template(
-        id="t",
-        name="t",
-        url="https://h.example/a.qcow2",
-        protocol=Protocol.HTTPS,
-        zone_ids=("z",),
-        hypervisor="KVM",
-        format=TemplateFormat.QCOW2,
-        checksum=None,
-        template_type=TemplateType.USER,
-        details=stored,
-    )
+    template = stored_template(details=stored)
     # The view validates against the contract's bounds, so a list holding it still answers.
     assert template.view().details == {"HTTP_HEADER:Cookie": "***", "kept": "yes"}
