@@ -10,6 +10,7 @@ import pytest
 from directdl.bus.memory import InMemoryBus
 from directdl.contracts import deploy, download, host
 from directdl.contracts import template as tpl
+from directdl.testing.messages import heartbeat, report
 
 pytestmark = pytest.mark.unit
 
@@ -18,17 +19,7 @@ SIZE = 4096  # what the conftest's URL check says every source holds
 
 
 def beat(bus: InMemoryBus, host_id: str, zone: str = "zone-1", **kw: Any) -> None:
-    fields: dict[str, Any] = {
-        "host_id": host_id,
-        "zone_id": zone,
-        "cluster_id": "c1",
-        "state": "Up",
-        "interval_seconds": 5,
-        "pools": [{"pool_id": f"pool-{host_id}", "capacity_bytes": 10**12, "free_bytes": 10**11}],
-        "templates": [],
-        "sent_at": datetime.now(UTC),
-    } | kw
-    bus.submit(host.HostHeartbeat(**fields))
+    bus.submit(heartbeat(host_id, zone_id=zone, **kw))
 
 
 @pytest.fixture
@@ -49,16 +40,6 @@ def template_id(bus: InMemoryBus) -> str:
 
 def downloads(bus: InMemoryBus) -> list[tuple[str, dict[str, Any]]]:
     return [(key, body) for key, body in bus.events if key.endswith(".template.download")]
-
-
-def report(cmd: dict[str, Any], host_id: str, **kw: Any) -> dict[str, Any]:
-    return {
-        "job_id": cmd["job_id"],
-        "deploy_id": cmd["deploy_id"],
-        "template_id": cmd["template_id"],
-        "host_id": host_id,
-        "pool_id": f"pool-{host_id}",
-    } | kw
 
 
 def completed(

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
 from directdl.bus.memory import InMemoryBus
-from directdl.contracts import deploy, download, host
+from directdl.contracts import deploy, download
 from directdl.contracts import template as tpl
 from directdl.contracts.bounds import URL_MAX
 from directdl.contracts.template import Protocol, TemplateFormat, TemplateType
+from directdl.testing.messages import heartbeat
 from registration.domain.template import Template
 
 pytestmark = pytest.mark.unit
@@ -25,22 +25,6 @@ SECRETS = ("s3cret", "abc123")
 def leaks(anything: object) -> list[str]:
     text = json.dumps(anything, default=str)
     return [secret for secret in SECRETS if secret in text]
-
-
-def beat(bus: InMemoryBus, host_id: str) -> None:
-    pool = {"pool_id": f"pool-{host_id}", "capacity_bytes": 10**12, "free_bytes": 10**11}
-    bus.submit(
-        host.HostHeartbeat(
-            host_id=host_id,
-            zone_id="zone-1",
-            cluster_id="c1",
-            state="Up",
-            interval_seconds=5,
-            pools=[pool],
-            templates=[],
-            sent_at=datetime.now(UTC),
-        )
-    )
 
 
 def test_views_events_and_replies_show_the_url_redacted(bus: InMemoryBus) -> None:
@@ -57,7 +41,7 @@ def test_views_events_and_replies_show_the_url_redacted(bus: InMemoryBus) -> Non
             bus.call(tpl.ListTemplates()),
             bus.call(tpl.UpdateTemplate(id=template_id, name="renamed")),
         ]
-        beat(bus, "h1")
+        bus.submit(heartbeat("h1"))
         correlation = bus.submit(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1"))
         [cmd] = bus.published("host.h1.template.download")
         # an agent quoting the URL it was given, in its own words

@@ -3,9 +3,6 @@ enter."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 import pytest
 from structlog.testing import capture_logs
 
@@ -13,22 +10,9 @@ from directdl.bus.memory import InMemoryBus, rightful_sender
 from directdl.contracts import catalog, certificate, download, host, settings, template
 from directdl.contracts.senders import THE_HOST, HostNamed, Operators, Services, host_user
 from directdl.runtime import metrics
+from directdl.testing.messages import heartbeat
 
 pytestmark = pytest.mark.unit
-
-
-def heartbeat(host_id: str, **kw: Any) -> host.HostHeartbeat:
-    return host.HostHeartbeat(
-        host_id=host_id,
-        zone_id="zone-1",
-        cluster_id="c1",
-        state=host.HostState.UP,
-        interval_seconds=5,
-        pools=[host.PoolStatus(pool_id="p", capacity_bytes=10**12, free_bytes=10**11)],
-        templates=[],
-        sent_at=datetime.now(UTC),
-        **kw,
-    )
 
 
 def known_hosts(bus: InMemoryBus) -> list[str]:
