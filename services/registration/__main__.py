@@ -1,4 +1,4 @@
-"""`python -m registration`: run the registration service until SIGTERM."""
+"""`python -m registration`: migrate, then run the registration service until SIGTERM."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from registration.config import RegistrationSettings
 def main() -> None:
     settings = RegistrationSettings()
     configure_logging(NAME, settings.log_level)
-    run_until_signalled(bootstrap(settings))
+    service = bootstrap(settings)
+    service.migrate()
+    run_until_signalled(service)
 
 
 if __name__ == "__main__":

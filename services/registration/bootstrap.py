@@ -1,22 +1,18 @@
-"""Wires the registration service: settings, tables, handlers, unit of work, timers."""
+"""Wires the registration service: its settings, dependencies and dispatch table, no effects."""
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 
-from directdl.bus.processing import Route, routes, without_inbox
-from directdl.contracts import deploy, download, host
 from directdl.contracts.template import Protocol
-from directdl.runtime.live_settings import LiveSettings, with_settings
+from directdl.runtime.live_settings import LiveSettings
 from directdl.runtime.service import Service, ServiceDefinition
-from directdl.runtime.tasks import AtStart, Periodic
-from registration import deploying
+from directdl.runtime.tasks import AtStart
 from registration.adapters.orm import settings as settings_table
 from registration.adapters.orm import store
 from registration.adapters.url_check import UrlChecker
 from registration.config import RegistrationSettings
-from registration.handlers import SizeOf, commands
+from registration.handlers import HANDLERS, SizeOf
 from registration.policy import DownloadPolicy
 from registration.uow import RegistrationUnitOfWork
 
@@ -39,47 +35,26 @@ def size_checker(settings: RegistrationSettings, live: LiveSettings) -> SizeOf:
     return size_of
 
 
-def queues(policy: DownloadPolicy, size_of: SizeOf) -> dict[str, dict[str, Route]]:
-    return {
-        "commands": commands(size_of, lambda: policy.destinations)
-        | routes(
-            (deploy.DeployTemplate, partial(deploying.deploy_template, policy=policy)),
-            (host.ListHosts, deploying.list_hosts),
-        ),
-        "events": without_inbox(
-            routes(
-                (host.HostHeartbeat, partial(deploying.host_heartbeat, policy=policy)),
-                (download.DownloadCompleted, partial(deploying.download_completed, policy=policy)),
-                (download.DownloadFailed, partial(deploying.download_failed, policy=policy)),
-            ),
-            host.HostHeartbeat,
-        ),
-    }
-
-
-def bootstrap(settings: RegistrationSettings | None = None) -> Service:
+def bootstrap(settings: RegistrationSettings | None = None) -> Service[RegistrationUnitOfWork]:
     settings = settings or RegistrationSettings()
     live = LiveSettings(NAME, settings_table)
     policy = DownloadPolicy(setting=live)
-
-    def watchdog(service: Service) -> None:
-        with service.transaction() as uow:
-            assert isinstance(uow, RegistrationUnitOfWork)
-            deploying.fail_silent_hosts(uow, policy)
-
     return Service(
         ServiceDefinition(
             name=NAME,
             settings=settings,
-            queues=with_settings(queues(policy, size_checker(settings, live)), live),
-            shared_queues=live.shared_routes(),
+            handlers=HANDLERS,
+            dependencies={
+                "live": live,
+                "policy": policy,
+                "size_of": size_checker(settings, live),
+                "destinations": lambda: policy.destinations,
+                "watchdog_interval": lambda: settings.watchdog_interval,
+            },
             live_settings=live,
             store=store,
             uow_factory=RegistrationUnitOfWork,
             migrations=MIGRATIONS,
-            tasks=(
-                AtStart(live.announce),
-                Periodic("watchdog", lambda: settings.watchdog_interval, watchdog),
-            ),
+            tasks=(AtStart(live.announce),),
         )
     )

@@ -35,6 +35,9 @@ from registration.verifying import awaited_attempt, copy_problem
 
 log = structlog.get_logger(__name__)
 
+MOVES_ON = (DownloadTemplate, msg.TemplateDeployFailed)
+"""What a step of a deploy may publish: the download for the next host, or the failure."""
+
 
 def _now() -> datetime:
     return datetime.now(UTC)

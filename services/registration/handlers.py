@@ -1,16 +1,18 @@
-"""Registration handlers: plain functions of (command, unit of work), and the dispatch table."""
+"""Registration handlers: plain functions of (message, unit of work, dependencies), and the table."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from functools import partial
 
-from directdl.bus.processing import Route, routes
+from directdl.bus.dispatch import Every, Handlers, On
+from directdl.contracts import deploy, download, host
 from directdl.contracts import template as msg
 from directdl.contracts.errors import Conflict, NotFound
 from directdl.contracts.template import Protocol
 from directdl.destinations import DestinationPolicy
+from directdl.runtime.live_settings import SETTINGS_HANDLERS
+from registration import deploying
 from registration.adapters.repository import TemplateFilter
 from registration.domain.destination import check_destination
 from registration.domain.template import (
@@ -100,14 +102,28 @@ def _check_name_free(
         )
 
 
-def commands(size_of: SizeOf, destinations: Destinations = DestinationPolicy) -> dict[str, Route]:
-    return routes(
-        (
-            msg.RegisterTemplate,
-            partial(register_template, size_of=size_of, destinations=destinations),
-        ),
-        (msg.ListTemplates, list_templates),
-        (msg.GetTemplate, get_template),
-        (msg.UpdateTemplate, update_template),
-        (msg.DeleteTemplate, delete_template),
+HANDLERS = (
+    Handlers(
+        commands={
+            msg.RegisterTemplate: On(register_template, emits=(msg.TemplateRegistered,)),
+            msg.ListTemplates: On(list_templates),
+            msg.GetTemplate: On(get_template),
+            msg.UpdateTemplate: On(update_template, emits=(msg.TemplateUpdated,)),
+            msg.DeleteTemplate: On(delete_template, emits=(msg.TemplateDeleted,)),
+            deploy.DeployTemplate: On(deploying.deploy_template, emits=deploying.MOVES_ON),
+            host.ListHosts: On(deploying.list_hosts),
+        },
+        events={
+            host.HostHeartbeat: On(deploying.host_heartbeat, deploying.MOVES_ON, idempotent=True),
+            download.DownloadCompleted: On(
+                deploying.download_completed, (*deploying.MOVES_ON, deploy.TemplateDeployed)
+            ),
+            download.DownloadFailed: On(deploying.download_failed, deploying.MOVES_ON),
+        },
+        timers={
+            "watchdog": Every("watchdog_interval", deploying.fail_silent_hosts, deploying.MOVES_ON)
+        },
     )
+    | SETTINGS_HANDLERS
+)
+"""What registration does with each message, and what each handler may publish."""

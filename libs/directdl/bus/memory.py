@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from directdl.bus.delivery import Delivery, Outcome
+from directdl.bus.dispatch import Handlers
 from directdl.bus.processing import Processor, Route
 from directdl.bus.store import MessageStore
 from directdl.bus.topology import topic_matches
@@ -52,6 +53,20 @@ class InMemoryBus:
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.outcomes: list[Outcome] = []
         self._replies: dict[str, Reply] = {}
+
+    @classmethod
+    def serving(
+        cls,
+        handlers: Handlers,
+        dependencies: Mapping[str, Any],
+        uow_factory: Callable[[], UnitOfWork],
+        store: MessageStore,
+        sessions: sessionmaker[Session],
+        address: Mapping[str, str] | None = None,
+    ) -> InMemoryBus:
+        """A bus for a service's dispatch table, bound as `bootstrap()` would bind it."""
+        bound = handlers.bind(dependencies, address or {})
+        return cls(bound.routes, uow_factory, store, sessions)
 
     def call(self, command: Command, message_id: str | None = None) -> Reply:
         body = command.model_dump_json(exclude_none=True).encode()

@@ -36,26 +36,26 @@ Handler = Callable[[Any, Any], HandlerResult]
 
 @dataclass(frozen=True)
 class Route:
-    """One entry of a service's dispatch table: the message model and its handler."""
+    """A bound entry of a service's dispatch table (see `dispatch.On`): the model, its
+    handler with the dependencies injected, and what that handler may publish."""
 
     model: type[Message]
     handler: Handler
-    # A handler whose effect is the same however often it runs (a heartbeat's upsert) skips
-    # the inbox: thousands of hosts beating every few seconds would fill it for nothing.
     idempotent: bool = False
+    emits: frozenset[type[Message]] = frozenset()
 
 
-def routes(*pairs: tuple[type[Message], Handler]) -> dict[str, Route]:
-    return {model.routing_key: Route(model, handler) for model, handler in pairs}
+class UndeclaredMessage(RuntimeError):
+    """Work published a message its dispatch table does not list: the generated reference
+    and the broker permissions would be wrong, so the work fails instead."""
 
 
-def without_inbox(table: dict[str, Route], *models: type[Message]) -> dict[str, Route]:
-    """The same table, with these messages' handlers marked idempotent (no inbox row)."""
-    keys = {model.routing_key for model in models}
-    return {
-        key: Route(route.model, route.handler, idempotent=True) if key in keys else route
-        for key, route in table.items()
-    }
+def check_emits(work: str, allowed: frozenset[type[Message]], outgoing: list[Any]) -> None:
+    undeclared = sorted({type(m).__name__ for m, _key in outgoing if type(m) not in allowed})
+    if undeclared:
+        raise UndeclaredMessage(
+            f"{work} published {', '.join(undeclared)}, which its dispatch table does not list"
+        )
 
 
 class Processor:
@@ -193,6 +193,7 @@ class Processor:
             reply: Reply | None
             try:
                 result = route.handler(command, uow)
+                check_emits(delivery.routing_key, route.emits, uow.outgoing)
                 reply = None if isinstance(result, Deferred) else Reply.success(result)
             except MessageError as err:
                 log.info("message.rejected", code=err.code, error=err.message)

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import JSON, Column, MetaData, String, Table, select
 from sqlalchemy.orm import Session
 
-from directdl.bus.processing import DEFERRED, Deferred, Route, routes
+from directdl.bus.dispatch import Handlers, On
+from directdl.bus.processing import DEFERRED, Deferred
 from directdl.contracts import settings as msg
 from directdl.contracts.reply import Reply
 from directdl.runtime.db import UtcDateTime
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from directdl.runtime.service import Service
 
 SHARED_QUEUE = "settings.commands"
+# The work that tells everyone a service's values as it starts.
+ANNOUNCE = "settings.announce"
 
 
 def settings_table(metadata: MetaData) -> Table:
@@ -60,11 +63,11 @@ class LiveSettings:
                 if name in self._values:
                     self._values[name] = value
 
-    def _remember(self, name: str, value: int | float | str) -> None:
+    def remember(self, name: str, value: int | float | str) -> None:
         with self._lock:
             self._values[name] = value
 
-    def _persist(self, session: Session, name: str, value: int | float | str, owner: str) -> None:
+    def persist(self, session: Session, name: str, value: int | float | str, owner: str) -> None:
         row = {"value": value, "owner": owner, "updated_at": datetime.now(UTC)}
         updated = session.execute(
             self.table.update().where(self.table.c.name == name).values(**row)
@@ -72,53 +75,10 @@ class LiveSettings:
         if not updated.rowcount:  # type: ignore[attr-defined]
             session.execute(self.table.insert().values(name=name, **row))
 
-    # handlers
-
-    def list(self, cmd: msg.ListSettings, uow: UnitOfWork) -> msg.SettingList:
-        chosen = [
-            s
-            for s in SETTINGS.values()
-            if (cmd.show_hidden or not s.hidden) and (not cmd.keyword or cmd.keyword in s.name)
-        ]
-        return msg.SettingList(
-            items=[s.view(self(s.name)) for s in sorted(chosen, key=lambda s: s.name)]
-        )
-
-    def get(self, cmd: msg.GetSetting, uow: UnitOfWork) -> msg.SettingResult:
-        setting = lookup(cmd.name)
-        return msg.SettingResult(setting=setting.view(self(setting.name)))
-
-    def update(self, cmd: msg.UpdateSetting, uow: UnitOfWork) -> msg.SettingResult | Deferred:
-        setting = lookup(cmd.name)
-        value = setting.parse(cmd.value)
-        if setting.owner == self.service:
-            return self._apply(uow, setting.name, value)
-        context = uow.message
-        uow.emit(
-            msg.ApplySetting(
-                name=setting.name,
-                value=value,
-                reply_to=context.reply_to if context else None,
-                correlation_id=context.correlation_id if context else None,
-            ),
-            routing_key=msg.ApplySetting.address(owner=setting.owner),
-        )
-        return DEFERRED
-
-    def apply(self, cmd: msg.ApplySetting, uow: UnitOfWork) -> None:
-        result = self._apply(uow, cmd.name, lookup(cmd.name).parse(cmd.value))
-        if cmd.reply_to:
-            uow.reply(cmd.reply_to, cmd.correlation_id, Reply.success(result))
-
-    def changed(self, evt: msg.SettingsChanged, uow: UnitOfWork) -> None:
-        if evt.owner == self.service or evt.name not in SETTINGS:
-            return
-        self._persist(uow.session, evt.name, evt.value, evt.owner)
-        uow.after_commit(lambda: self._remember(evt.name, evt.value))
-
-    def _apply(self, uow: UnitOfWork, name: str, value: int | float | str) -> msg.SettingResult:
+    def apply(self, uow: UnitOfWork, name: str, value: int | float | str) -> msg.SettingResult:
+        """Persist and act on a value of this service's own setting; tell everyone."""
         previous = self(name)
-        self._persist(uow.session, name, value, self.service)
+        self.persist(uow.session, name, value, self.service)
         uow.emit(
             msg.SettingsChanged(
                 name=name,
@@ -128,31 +88,12 @@ class LiveSettings:
                 changed_at=datetime.now(UTC),
             )
         )
-        uow.after_commit(lambda: self._remember(name, value))
+        uow.after_commit(lambda: self.remember(name, value))
         return msg.SettingResult(setting=lookup(name).view(value))
 
-    # wiring
-
-    def shared_routes(self) -> dict[str, dict[str, Route]]:
-        return {
-            SHARED_QUEUE: routes(
-                (msg.ListSettings, self.list),
-                (msg.GetSetting, self.get),
-                (msg.UpdateSetting, self.update),
-            )
-        }
-
-    def command_routes(self) -> dict[str, Route]:
-        """For the service's commands queue: updates of its settings handed to it."""
-        return {msg.ApplySetting.address(owner=self.service): Route(msg.ApplySetting, self.apply)}
-
-    def event_routes(self) -> dict[str, Route]:
-        """For the service's events queue: everyone's changes, to answer list and get."""
-        return {msg.SettingsChanged.routing_key: Route(msg.SettingsChanged, self.changed)}
-
-    def announce(self, service: Service) -> None:
+    def announce(self, service: Service[Any]) -> None:
         """At start: load what is stored, and tell everyone this service's values."""
-        with service.transaction() as uow:
+        with service.transaction(ANNOUNCE) as uow:
             self.load(uow.session)
             for setting in owned_by(self.service):
                 uow.emit(
@@ -166,12 +107,70 @@ class LiveSettings:
                 )
 
 
-def with_settings(
-    queues: dict[str, dict[str, Route]], live: LiveSettings
-) -> dict[str, dict[str, Route]]:
-    """A service's own queues, plus what it handles for the settings it owns and knows."""
-    return {
-        **queues,
-        "commands": queues.get("commands", {}) | live.command_routes(),
-        "events": queues.get("events", {}) | live.event_routes(),
-    }
+# The handlers every service with settings has, given its LiveSettings as `live`.
+
+
+def list_settings(cmd: msg.ListSettings, uow: UnitOfWork, live: LiveSettings) -> msg.SettingList:
+    chosen = [
+        s
+        for s in SETTINGS.values()
+        if (cmd.show_hidden or not s.hidden) and (not cmd.keyword or cmd.keyword in s.name)
+    ]
+    return msg.SettingList(
+        items=[s.view(live(s.name)) for s in sorted(chosen, key=lambda s: s.name)]
+    )
+
+
+def get_setting(cmd: msg.GetSetting, uow: UnitOfWork, live: LiveSettings) -> msg.SettingResult:
+    setting = lookup(cmd.name)
+    return msg.SettingResult(setting=setting.view(live(setting.name)))
+
+
+def update_setting(
+    cmd: msg.UpdateSetting, uow: UnitOfWork, live: LiveSettings
+) -> msg.SettingResult | Deferred:
+    setting = lookup(cmd.name)
+    value = setting.parse(cmd.value)
+    if setting.owner == live.service:
+        return live.apply(uow, setting.name, value)
+    context = uow.message
+    uow.emit(
+        msg.ApplySetting(
+            name=setting.name,
+            value=value,
+            reply_to=context.reply_to if context else None,
+            correlation_id=context.correlation_id if context else None,
+        ),
+        routing_key=msg.ApplySetting.address(owner=setting.owner),
+    )
+    return DEFERRED
+
+
+def apply_setting(cmd: msg.ApplySetting, uow: UnitOfWork, live: LiveSettings) -> None:
+    result = live.apply(uow, cmd.name, lookup(cmd.name).parse(cmd.value))
+    if cmd.reply_to:
+        uow.reply(cmd.reply_to, cmd.correlation_id, Reply.success(result))
+
+
+def setting_changed(evt: msg.SettingsChanged, uow: UnitOfWork, live: LiveSettings) -> None:
+    if evt.owner == live.service or evt.name not in SETTINGS:
+        return
+    live.persist(uow.session, evt.name, evt.value, evt.owner)
+    uow.after_commit(lambda: live.remember(evt.name, evt.value))
+
+
+SETTINGS_HANDLERS = Handlers(
+    # Updates of this service's own settings, handed on by whichever service took them.
+    commands={msg.ApplySetting: On(apply_setting, emits=(msg.SettingsChanged,))},
+    # Everyone's changes, to answer list and get.
+    events={msg.SettingsChanged: On(setting_changed)},
+    shared={
+        SHARED_QUEUE: {
+            msg.ListSettings: On(list_settings),
+            msg.GetSetting: On(get_setting),
+            msg.UpdateSetting: On(update_setting, emits=(msg.SettingsChanged, msg.ApplySetting)),
+        }
+    },
+    background={ANNOUNCE: (msg.SettingsChanged,)},
+)
+"""What every service that has global settings handles for them; its table includes it."""

@@ -1,4 +1,4 @@
-"""The run loop every service shares: migrate, consume, relay, serve health, stop on signal."""
+"""The run loop every service shares: bind its table, consume, relay, serve health, stop on signal."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 from sqlalchemy import Engine
@@ -17,16 +18,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from directdl.bus.connection import broker_user
 from directdl.bus.consumer import Consumer, ConsumerConfig, QueueSpec
-from directdl.bus.processing import Processor, Route
+from directdl.bus.dispatch import BoundTimer, Handlers
+from directdl.bus.processing import Processor, check_emits
 from directdl.bus.relay import OutboxRelay
 from directdl.bus.store import MessageStore
 from directdl.bus.topology import Topology
+from directdl.contracts.base import Message
 from directdl.contracts.senders import SERVICES, is_host_user
 from directdl.runtime import db
 from directdl.runtime.faults import Faults
 from directdl.runtime.health import Check, HealthServer
 from directdl.runtime.migrate import upgrade
 from directdl.runtime.settings import ServiceSettings
+from directdl.runtime.tasks import Periodic
 from directdl.runtime.uow import UnitOfWork
 from directdl.settings_catalog import MAX_MESSAGE_BYTES
 
@@ -36,53 +40,55 @@ log = structlog.get_logger(__name__)
 class BackgroundTask(Protocol):
     """Work a service does besides consuming: a timer, a download runner."""
 
-    def start(self, service: Service) -> None: ...
+    def start(self, service: Service[Any]) -> None: ...
 
     def stop(self) -> None: ...
 
 
+U = TypeVar("U", bound=UnitOfWork)
+
+
 @dataclass
-class ServiceDefinition:
-    """What makes one service different from another; `bootstrap()` in each service builds it."""
+class ServiceDefinition(Generic[U]):
+    """What makes one service different from another; `bootstrap()` in each service builds it,
+    without side effects: migrations and other start-up steps are the entry point's."""
 
     name: str
     settings: ServiceSettings
-    # purpose -> that queue's dispatch table, e.g. {"commands": ..., "events": ...}
-    queues: Mapping[str, Mapping[str, Route]]
+    # The service's dispatch table, and what its handlers and timers need, by parameter name.
+    handlers: Handlers
+    dependencies: Mapping[str, Any]
     store: MessageStore
-    uow_factory: Callable[[sessionmaker[Session]], UnitOfWork]
+    uow_factory: Callable[[sessionmaker[Session]], U]
     migrations: Path
     tasks: Sequence[BackgroundTask] = ()
     extra_checks: Mapping[str, Check] = field(default_factory=dict)
-    on_stopping: Callable[[Service], None] | None = None
-    # Queues every service shares, taking turns, e.g. {"settings.commands": ...}.
-    shared_queues: Mapping[str, Mapping[str, Route]] = field(default_factory=dict)
+    on_stopping: Callable[[Service[U]], None] | None = None
     # Replicas take turns: RabbitMQ delivers each own queue to one consumer at a time.
     single_active_consumer: bool = False
     # The global settings as they are now (a LiveSettings); without it, their defaults apply.
     live_settings: Callable[[str], Any] | None = None
-
-    @property
-    def routes(self) -> dict[str, Route]:
-        tables = [*self.queues.values(), *self.shared_queues.values()]
-        return {key: route for table in tables for key, route in table.items()}
+    # Fills routing keys addressed to one instance, such as a host agent's `host_id`.
+    address: Mapping[str, str] = field(default_factory=dict)
 
 
-class Service:
-    """A running service: wired, migrated, and ready to `run()` until stopped."""
+class Service(Generic[U]):
+    """A running service: wired, and ready to `migrate()` and `run()` until stopped."""
 
-    def __init__(self, definition: ServiceDefinition) -> None:
+    def __init__(self, definition: ServiceDefinition[U]) -> None:
         self.definition = definition
         settings = definition.settings
         _check_identity(definition.name, settings.amqp_url)
+        self.bound = definition.handlers.bind(
+            definition.dependencies, {"owner": definition.name, **definition.address}
+        )
         self.database_url = settings.resolved_database_url(definition.name)
-        upgrade(definition.migrations, self.database_url)
         self.engine: Engine = db.make_engine(self.database_url)
         self.sessions = db.session_factory(self.engine)
         self.topology = Topology(settings.exchange, settings.queue_prefix)
         faults = Faults.from_env()
         self.processor = Processor(
-            definition.routes,
+            self.bound.routes,
             self.unit_of_work,
             definition.store,
             self.topology.exchange,
@@ -98,11 +104,11 @@ class Service:
                 queues=(
                     *(
                         QueueSpec(purpose, tuple(t), definition.single_active_consumer)
-                        for purpose, t in definition.queues.items()
+                        for purpose, t in self.bound.queues.items()
                     ),
                     *(
                         QueueSpec(name, tuple(t), shared=True)
-                        for name, t in definition.shared_queues.items()
+                        for name, t in self.bound.shared.items()
                     ),
                 ),
                 prefetch=settings.prefetch,
@@ -118,6 +124,13 @@ class Service:
             ),
             faults,
         )
+        self.tasks: list[BackgroundTask] = [
+            *definition.tasks,
+            *(
+                Periodic(t.name, t.interval, partial(_run_timer, timer=t), t.run_at_start)
+                for t in self.bound.timers.values()
+            ),
+        ]
         self.health = HealthServer(
             settings.health_host,
             settings.health_port,
@@ -129,22 +142,37 @@ class Service:
             hook = definition.on_stopping
             self.consumer.on_stopping = lambda: hook(self)
 
+    def migrate(self) -> None:
+        """Bring the service's database to its newest schema; a start-up step, run before
+        `run()` by the entry point (and by whatever starts a service in tests)."""
+        upgrade(self.definition.migrations, self.database_url)
+
     def _max_body_bytes(self) -> Callable[[], int] | None:
         live = self.definition.live_settings
         return None if live is None else lambda: int(live(MAX_MESSAGE_BYTES))
 
-    def unit_of_work(self) -> UnitOfWork:
+    def unit_of_work(self) -> U:
         return self.definition.uow_factory(self.sessions)
 
     @contextmanager
-    def transaction(self) -> Iterator[Any]:
-        """A unit of work outside any delivery (a timer, a download finishing): what it emits
-        goes through the outbox with its commit, and the relay is woken."""
+    def transaction(self, work: str) -> Iterator[U]:
+        """A unit of work outside any delivery, for the timer or background `work` of that
+        name in the dispatch table: what it emits goes through the outbox with its commit,
+        and the relay is woken. Emitting what the table does not list for it fails."""
+        allowed = self._emits(work)
         with self.unit_of_work() as uow:
             yield uow
+            check_emits(work, allowed, uow.outgoing)
             self.processor.flush_outgoing(uow)
             uow.commit()
         self.consumer.wake_relay()
+
+    def _emits(self, work: str) -> frozenset[type[Message]]:
+        if work in self.bound.timers:
+            return self.bound.timers[work].emits
+        if work in self.bound.background:
+            return self.bound.background[work]
+        raise KeyError(f"{self.definition.name} has no timer or background work named {work!r}")
 
     def _broker_ready(self) -> None:
         if not self.consumer.connected.is_set():
@@ -153,7 +181,7 @@ class Service:
     def run(self) -> None:
         """Serve until `stop()`; blocks the calling thread."""
         self.health.start()
-        for task in self.definition.tasks:
+        for task in self.tasks:
             task.start(self)
         log.info(
             "service.started",
@@ -163,7 +191,7 @@ class Service:
         try:
             self.consumer.run(self.stop_event)
         finally:
-            for task in self.definition.tasks:
+            for task in self.tasks:
                 task.stop()
             self.health.stop()
             self.engine.dispose()
@@ -177,6 +205,11 @@ class IdentityMismatch(ValueError):
     """A service would connect as another broker user than its own name."""
 
 
+def _run_timer(service: Service[Any], timer: BoundTimer) -> None:
+    with service.transaction(timer.name) as uow:
+        timer.run(uow)
+
+
 def _check_identity(name: str, amqp_url: str) -> None:
     """Consumers believe a service's messages only from the broker user named after it, so a
     service connecting as anyone else would be ignored by all; better to refuse to start."""
@@ -188,7 +221,7 @@ def _check_identity(name: str, amqp_url: str) -> None:
         )
 
 
-def run_until_signalled(service: Service) -> None:
+def run_until_signalled(service: Service[Any]) -> None:
     """Stop cleanly on SIGTERM or SIGINT: in-flight messages finish and are acked."""
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

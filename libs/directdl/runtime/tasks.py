@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -24,7 +24,7 @@ class Periodic:
         self,
         name: str,
         interval: Callable[[], float],
-        action: Callable[[Service], None],
+        action: Callable[[Service[Any]], None],
         run_at_start: bool = True,
     ) -> None:
         self.name = name
@@ -34,7 +34,7 @@ class Periodic:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self, service: Service) -> None:
+    def start(self, service: Service[Any]) -> None:
         self._thread = threading.Thread(
             target=self._loop, args=(service,), name=self.name, daemon=True
         )
@@ -45,14 +45,14 @@ class Periodic:
         if self._thread is not None:
             self._thread.join(timeout=30)
 
-    def _loop(self, service: Service) -> None:
+    def _loop(self, service: Service[Any]) -> None:
         structlog.contextvars.bind_contextvars(service=service.definition.name, task=self.name)
         if self.run_at_start:
             self._run_once(service)
         while not self._stop.wait(max(0.05, self.interval())):
             self._run_once(service)
 
-    def _run_once(self, service: Service) -> None:
+    def _run_once(self, service: Service[Any]) -> None:
         try:
             self.action(service)
         except Exception:
@@ -62,10 +62,10 @@ class Periodic:
 class AtStart:
     """Runs `action(service)` once as the service starts, before it consumes."""
 
-    def __init__(self, action: Callable[[Service], None]) -> None:
+    def __init__(self, action: Callable[[Service[Any]], None]) -> None:
         self.action = action
 
-    def start(self, service: Service) -> None:
+    def start(self, service: Service[Any]) -> None:
         self.action(service)
 
     def stop(self) -> None:

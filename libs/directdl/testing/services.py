@@ -11,7 +11,8 @@ from directdl.runtime.service import Service
 
 @contextmanager
 def running(service: Service, timeout: float = 15.0) -> Iterator[Service]:
-    """Start `service.run()` in a thread, wait until it consumes, stop it on exit."""
+    """Migrate, start `service.run()` in a thread, wait until it consumes, stop it on exit."""
+    service.migrate()
     thread = threading.Thread(target=service.run, name=service.definition.name, daemon=True)
     thread.start()
     if not service.consumer.connected.wait(timeout):

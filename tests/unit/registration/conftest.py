@@ -6,19 +6,40 @@ import pytest
 
 from directdl.bus.memory import InMemoryBus
 from directdl.runtime.db import session_factory
+from directdl.runtime.live_settings import LiveSettings
 from directdl.testing.memory import memory_engine
-from registration.adapters.orm import Base, store
-from registration.bootstrap import queues
+from registration.adapters.orm import Base, settings, store
+from registration.handlers import HANDLERS, SizeOf
 from registration.policy import DownloadPolicy
 from registration.uow import RegistrationUnitOfWork
 
 
 @pytest.fixture
-def bus() -> InMemoryBus:
+def policy() -> DownloadPolicy:
+    """The download policy; a test module may override it, with its own live settings."""
+    return DownloadPolicy()
+
+
+@pytest.fixture
+def size_of() -> SizeOf:
+    """The URL check: every template answers with 4 KiB unless a test module overrides it."""
+    return lambda *_: 4096
+
+
+@pytest.fixture
+def bus(policy: DownloadPolicy, size_of: SizeOf) -> InMemoryBus:
     sessions = session_factory(memory_engine(Base.metadata))
-    every_route = {
-        k: r
-        for table in queues(DownloadPolicy(), lambda *_: 4096).values()
-        for k, r in table.items()
-    }
-    return InMemoryBus(every_route, lambda: RegistrationUnitOfWork(sessions), store, sessions)
+    return InMemoryBus.serving(
+        HANDLERS,
+        {
+            "live": LiveSettings("registration", settings),
+            "policy": policy,
+            "size_of": size_of,
+            "destinations": lambda: policy.destinations,
+            "watchdog_interval": lambda: 60.0,
+        },
+        lambda: RegistrationUnitOfWork(sessions),
+        store,
+        sessions,
+        {"owner": "registration"},
+    )

@@ -12,13 +12,9 @@ import pytest
 from directdl.bus.memory import InMemoryBus
 from directdl.contracts import deploy, download, host
 from directdl.contracts import template as tpl
-from directdl.runtime.db import session_factory
 from directdl.settings_catalog import SETTINGS
-from directdl.testing.memory import memory_engine
-from registration.adapters.orm import Base, store
-from registration.bootstrap import queues
+from registration.handlers import SizeOf
 from registration.policy import DownloadPolicy
-from registration.uow import RegistrationUnitOfWork
 
 pytestmark = pytest.mark.unit
 
@@ -39,17 +35,17 @@ def checked() -> list[str]:
 
 
 @pytest.fixture
-def bus(checked: list[str]) -> InMemoryBus:
-    sessions = session_factory(memory_engine(Base.metadata))
+def policy() -> DownloadPolicy:
+    return DownloadPolicy(live)
 
+
+@pytest.fixture
+def size_of(checked: list[str]) -> SizeOf:
     def size_of(url: str, *_: Any) -> int:
         checked.append(url)
         return 4096
 
-    every_route = {
-        k: r for table in queues(DownloadPolicy(live), size_of).values() for k, r in table.items()
-    }
-    return InMemoryBus(every_route, lambda: RegistrationUnitOfWork(sessions), store, sessions)
+    return size_of
 
 
 @pytest.fixture

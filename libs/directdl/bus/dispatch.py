@@ -1,0 +1,205 @@
+"""A service's dispatch table: each message's handler, and everything that handler may publish."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from directdl.bus.processing import Route
+from directdl.contracts.base import Message
+
+Messages = tuple[type[Message], ...]
+
+
+@dataclass(frozen=True)
+class On:
+    """What a service does with one message: `handler(message, uow, **dependencies)`, and
+    every message it may publish; publishing anything else fails the delivery."""
+
+    handler: Callable[..., Any]
+    emits: Messages = ()
+    # A handler whose effect is the same however often it runs (a heartbeat's upsert) skips
+    # the inbox: thousands of hosts beating every few seconds would fill it for nothing.
+    idempotent: bool = False
+
+
+@dataclass(frozen=True)
+class Every:
+    """Work a timer starts: `handler(uow, **dependencies)` every `interval()` seconds, where
+    `interval` names the dependency that says how long, read before each wait."""
+
+    interval: str
+    handler: Callable[..., Any]
+    emits: Messages = ()
+    run_at_start: bool = True
+
+
+Table = Mapping[type[Message], On]
+
+
+@dataclass(frozen=True)
+class Handlers:
+    """One service's table: the source of its queue bindings, of who consumes and produces
+    what in the message reference, and of its broker permissions."""
+
+    commands: Table = field(default_factory=dict)
+    events: Table = field(default_factory=dict)
+    # Queues every service shares, taking turns, by name (the settings commands).
+    shared: Mapping[str, Table] = field(default_factory=dict)
+    timers: Mapping[str, Every] = field(default_factory=dict)
+    # Work started neither by a message nor a timer (a download finishing, the start-up
+    # announcement), by the name it opens its transaction with: what it may publish.
+    background: Mapping[str, Messages] = field(default_factory=dict)
+
+    def __or__(self, other: Handlers) -> Handlers:
+        _no_overlap(self.commands, other.commands)
+        _no_overlap(self.events, other.events)
+        _no_overlap(self.timers, other.timers)
+        _no_overlap(self.background, other.background)
+        shared = {
+            name: {**self.shared.get(name, {}), **other.shared.get(name, {})}
+            for name in {*self.shared, *other.shared}
+        }
+        return Handlers(
+            {**self.commands, **other.commands},
+            {**self.events, **other.events},
+            shared,
+            {**self.timers, **other.timers},
+            {**self.background, **other.background},
+        )
+
+    @property
+    def queues(self) -> dict[str, Table]:
+        """The service's own queues by purpose; an empty one is not declared."""
+        return {
+            purpose: table
+            for purpose, table in (("commands", self.commands), ("events", self.events))
+            if table
+        }
+
+    def consumes(self) -> set[type[Message]]:
+        tables = [*self.queues.values(), *self.shared.values()]
+        return {model for table in tables for model in table}
+
+    def publishes(self) -> set[type[Message]]:
+        return {model for emits in self.emitters().values() for model in emits}
+
+    def emitters(self) -> dict[str, Messages]:
+        """Everything that may publish, by name: each handled routing key, timer and
+        background work."""
+        tables = [*self.queues.values(), *self.shared.values()]
+        handled = {model.routing_key: on.emits for table in tables for model, on in table.items()}
+        timed = {name: every.emits for name, every in self.timers.items()}
+        return handled | timed | dict(self.background)
+
+    def emits_of(self, command: type[Message]) -> Messages:
+        for table in (*self.queues.values(), *self.shared.values()):
+            if command in table:
+                return table[command].emits
+        return ()
+
+    def bind(self, dependencies: Mapping[str, Any], address: Mapping[str, str]) -> Bound:
+        """The table with every dependency injected by parameter name, and routing keys
+        filled in with `address` (a host agent's `host_id`, a settings owner)."""
+        return Bound(
+            queues={
+                purpose: _routes(table, dependencies, address)
+                for purpose, table in self.queues.items()
+            },
+            shared={
+                name: _routes(table, dependencies, address) for name, table in self.shared.items()
+            },
+            timers={
+                name: BoundTimer(
+                    name,
+                    _interval(name, every.interval, dependencies),
+                    inject(every.handler, dependencies, leading=1),
+                    frozenset(every.emits),
+                    every.run_at_start,
+                )
+                for name, every in self.timers.items()
+            },
+            background={name: frozenset(emits) for name, emits in self.background.items()},
+        )
+
+
+@dataclass(frozen=True)
+class BoundTimer:
+    name: str
+    interval: Callable[[], float]
+    run: Callable[[Any], None]
+    emits: frozenset[type[Message]]
+    run_at_start: bool
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A table ready to run: routes by routing key, timers with their dependencies."""
+
+    queues: dict[str, dict[str, Route]]
+    shared: dict[str, dict[str, Route]]
+    timers: dict[str, BoundTimer]
+    background: dict[str, frozenset[type[Message]]]
+
+    @property
+    def routes(self) -> dict[str, Route]:
+        tables = [*self.queues.values(), *self.shared.values()]
+        return {key: route for table in tables for key, route in table.items()}
+
+
+class WiringError(TypeError):
+    """A handler needs a dependency that `bootstrap()` does not provide."""
+
+
+def inject(
+    handler: Callable[..., Any], dependencies: Mapping[str, Any], leading: int = 2
+) -> Callable[..., Any]:
+    """`handler` with each parameter after the `leading` ones (the message and the unit of
+    work) taken from `dependencies` by its name, as cosmicpython's bootstrap does.
+
+    Checked here, at wiring, so a missing dependency stops the service from starting rather
+    than failing its first message."""
+    parameters = list(inspect.signature(handler).parameters.values())[leading:]
+    missing = [p.name for p in parameters if p.name not in dependencies and p.default is p.empty]
+    if missing:
+        raise WiringError(
+            f"{handler.__module__}.{handler.__qualname__} needs {', '.join(missing)}, "
+            "which bootstrap() does not provide"
+        )
+    given = {p.name: dependencies[p.name] for p in parameters if p.name in dependencies}
+    return partial(handler, **given) if given else handler
+
+
+def address_of(model: type[Message], address: Mapping[str, str]) -> str:
+    return model.routing_key.format_map(address) if "{" in model.routing_key else model.routing_key
+
+
+def _routes(
+    table: Table, dependencies: Mapping[str, Any], address: Mapping[str, str]
+) -> dict[str, Route]:
+    return {
+        address_of(model, address): Route(
+            model, inject(on.handler, dependencies), on.idempotent, frozenset(on.emits)
+        )
+        for model, on in table.items()
+    }
+
+
+def _interval(timer: str, name: str, dependencies: Mapping[str, Any]) -> Callable[[], float]:
+    if name not in dependencies:
+        raise WiringError(f"timer {timer} runs every {name}, which bootstrap() does not provide")
+    interval: Callable[[], float] = dependencies[name]
+    return interval
+
+
+def _no_overlap(left: Iterable[Any], right: Iterable[Any]) -> None:
+    both = set(left) & set(right)
+    if both:
+        raise WiringError(f"handled twice: {', '.join(sorted(map(_name, both)))}")
+
+
+def _name(item: Any) -> str:
+    return str(getattr(item, "routing_key", item))
