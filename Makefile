@@ -32,7 +32,9 @@ lock: ## re-resolve the lock files (pinned, hashed): runtime, and runtime + dev
 	$(LOCK) -o requirements.lock
 	$(LOCK) --group dev -o requirements-dev.lock
 
-run: install ## start every service locally against the broker at AMQP_URL (Ctrl-C stops)
+# The Procfile's processes under honcho (a dev dependency), as compose runs them, with the
+# broker users created and the sample template written first: libs/directdl/launcher.py.
+run: install ## every service and the sample template server, against the broker at AMQP_URL (Ctrl-C stops)
 	$(BIN)/python -m directdl.launcher
 
 check: lint test-unit ## before a commit: lint, then the unit tests (under a minute)
@@ -65,8 +67,7 @@ format: install ## rewrite the code to ruff's format and apply ruff's fixes
 	$(BIN)/ruff check --fix .
 
 docs: install ## regenerate the AsyncAPI document, the message reference and the broker users
-	$(BIN)/python -m directdl.contracts.asyncapi --out-dir docs
-	$(BIN)/python -m directdl.runtime.accounts host-1 host-2 > deploy/rabbitmq/definitions.json
+	$(BIN)/python -m directdl.runtime.docs
 
 bench: install ## benchmarks; each prints its figure
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

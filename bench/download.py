@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from directdl.contracts.download import DownloadTemplate
-from directdl.contracts.template import Protocol, TemplateFormat
+from directdl.contracts.template import SourceProtocol, TemplateFormat
 from directdl.testing.nginx import Nginx
 from host_agent.transfer import PoolTransfer
 
@@ -77,7 +77,7 @@ def directdl(url: str, out: Path, expected: str) -> None:
         deploy_id=str(uuid.uuid4()),
         template_id=str(uuid.uuid4()),
         url=url,
-        protocol=Protocol.HTTP,
+        protocol=SourceProtocol.HTTP,
         format=TemplateFormat.RAW,
         checksum="{SHA-256}" + expected,
     )

@@ -22,7 +22,7 @@ class Backoff:
         """The longest wait after that failure; the growth stops at `cap`."""
         if attempt < 1:
             raise ValueError(f"attempt counts from 1, got {attempt}")
-        return min(self.cap, self.base * 2 ** min(attempt - 1, 62))
+        return min(self.cap, self.base * 2.0 ** min(attempt - 1, 62))
 
     def delay(self, attempt: int) -> float:
-        return random.uniform(0, self.ceiling(attempt))
+        return float(random.uniform(0, self.ceiling(attempt)))

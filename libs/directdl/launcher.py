@@ -1,19 +1,16 @@
-"""`make run`: every service as a local process, as compose would run them, and an nginx with
-a sample template; Ctrl-C stops all."""
+"""`make run`: the Procfile's processes under honcho, as compose runs its services, each as its
+own broker user, with compose's sample template server; Ctrl-C stops all."""
 
 from __future__ import annotations
 
-import hashlib
+import importlib.util
 import os
+import re
+import shlex
 import shutil
-import signal
 import subprocess
 import sys
-import time
-from contextlib import ExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from urllib.parse import unquote, urlsplit
 
 from directdl.bus.connection import broker_user
@@ -27,76 +24,65 @@ from directdl.runtime.accounts import (
     provision,
 )
 from directdl.runtime.settings import DEFAULT_AMQP_URL
-from directdl.testing.nginx import Nginx
 
-SAMPLE = "sample.raw"
-SAMPLE_SIZE = 1 << 20
-SAMPLE_PORTS = (8070, 8443)
-
-
-@dataclass(frozen=True)
-class Process:
-    name: str
-    module: str
-    env: dict[str, str] = field(default_factory=dict)
-
-
-def _agent(host_id: str, port: int) -> Process:
-    env = {
-        "HOST_AGENT_HOST_ID": host_id,
-        "HOST_AGENT_ZONE_ID": "zone-1",
-        "HOST_AGENT_CLUSTER_ID": "cluster-1",
-        "HOST_AGENT_POOL_ID": f"pool-{host_id}",
-        "HOST_AGENT_HEALTH_PORT": str(port),
-    }
-    return Process(f"host-agent-{host_id}", "host_agent", env)
+# `make run` runs from a source checkout (an editable install): this file is
+# libs/directdl/launcher.py, and what it runs is beside it in the repository.
+ROOT = Path(__file__).resolve().parents[2]
+PROCFILE = ROOT / "Procfile"
+NGINX_CONF = ROOT / "deploy/nginx/nginx.conf"  # compose's templates server
+MAKE_SAMPLE = ROOT / "deploy/templates/make_sample.py"  # compose's template-init
+# The host ports compose publishes its templates server on, and the names its certificate is
+# for: compose's host name, and those the local server is reached by.
+SAMPLE_PORTS = (8080, 8443)
+SAMPLE_NAMES = ("templates", "localhost", "127.0.0.1")
+COMPOSE_ROOT = "/srv/templates"  # where compose mounts the templates volume
+ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.S)
 
 
-# The same processes and settings as compose.yaml, with embedded databases: two host agents
-# in one zone, each with its own pool under the data directory.
-PROCESSES = (
-    Process("registration", "registration"),
-    Process("certificate", "certificate"),
-    Process("sync-scheduler", "sync_scheduler"),
-    _agent("host-1", 8090),
-    _agent("host-2", 8091),
-)
+class LaunchError(RuntimeError):
+    """`make run` cannot start: the message says what is missing or wrong."""
 
 
-def serve_samples(data_dir: Path, stack: ExitStack) -> None:
-    """A sample template over HTTP and HTTPS for the quickstart, as compose's nginx serves it.
-    Its self-signed certificate is written beside it for `directdl cert upload`."""
-    if shutil.which("nginx") is None:
-        print(
-            "nginx is not installed: no sample template (bash .ci/run installs it)", file=sys.stderr
-        )
-        return
-    server = stack.enter_context(Nginx(ports=SAMPLE_PORTS))
-    server.add_file(SAMPLE, sample_bytes())
-    folder = data_dir / "templates"
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(server.cert_pem_path, folder / "sample-ca.pem")
-    print(
-        f"sample template at {server.http_url}/{SAMPLE} and {server.https_url}/{SAMPLE}; "
-        f"its certificate is {folder / 'sample-ca.pem'}",
-        file=sys.stderr,
-    )
+def read_procfile(path: Path = PROCFILE) -> dict[str, list[str]]:
+    """Each process's name and its command line split as the shell splits it, unexpanded.
+    Lines that are not `name: command` (comments) are skipped, as honcho skips them."""
+    processes = {}
+    for line in path.read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9_-]+):\s*(.+)$", line)
+        if match:
+            processes[match[1]] = shlex.split(match[2])
+    return processes
 
 
-def sample_bytes() -> bytes:
-    """1 MiB that is the same on every run, so its checksum can be printed in the README."""
-    block = hashlib.sha256(b"directdl sample template").digest()
-    return block * (SAMPLE_SIZE // len(block))
+def assignments(argv: list[str]) -> dict[str, str]:
+    """The `NAME=value` words that open a command line: the environment it runs with."""
+    env = {}
+    for word in argv:
+        match = ASSIGNMENT.match(word)
+        if match is None:
+            break
+        env[match[1]] = match[2]
+    return env
 
 
-def provision_users(base_url: str) -> dict[str, str]:
+def command_of(argv: list[str]) -> list[str]:
+    """The command line without the assignments that open it."""
+    return argv[len(assignments(argv)) :]
+
+
+def amqp_variable(user: str) -> str:
+    """The variable the Procfile reads a broker user's URL from: `host-agent-host-1` ->
+    `HOST_AGENT_HOST_1_AMQP_URL`."""
+    return re.sub(r"[^A-Z0-9]", "_", user.upper()) + "_AMQP_URL"
+
+
+def provision_users(base_url: str, hosts: list[str]) -> dict[str, str]:
     """Every process's own broker user, created on the local broker as compose's
-    definitions.json creates them; returns each process's AMQP URL. The user of `base_url`
+    definitions.json creates them; returns each user's AMQP URL. The user of `base_url`
     keeps administering the vhost, so that the CLI and the README's pika example work."""
     topology = Topology(
         os.environ.get("DIRECTDL_EXCHANGE", EXCHANGE), os.environ.get("DIRECTDL_QUEUE_PREFIX", "")
     )
-    hosts = [p.env["HOST_AGENT_HOST_ID"] for p in PROCESSES if "HOST_AGENT_HOST_ID" in p.env]
     accounts = [a for a in deployment(hosts, topology) if a.user != ADMIN]
     vhost = unquote(urlsplit(base_url).path[1:]) or "/"
     administrator = {"user": broker_user(base_url), "vhost": vhost} | {
@@ -108,10 +94,68 @@ def provision_users(base_url: str) -> dict[str, str]:
     return {a.user: account_url(base_url, a) for a in accounts}
 
 
+def nginx_conf(conf: str, data_dir: Path, *, as_root: bool) -> str:
+    """compose's nginx.conf for a local nginx: loopback ports, the data directory for the
+    volume, and a pid file and temporary files nginx can write there."""
+    http, https = SAMPLE_PORTS
+    temp = "".join(
+        f'    {kind}_temp_path "{data_dir}/nginx/temp/{kind}";\n'
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    # Workers run as whoever runs `make run`, as they must when that is not root: as root,
+    # nginx's default (nobody) could not read a checkout under /root or a 0700 temp dir.
+    user = "user root;" if as_root else ""
+    rewrites = [
+        (r"^user \S+;\n", f"{user}\n" if user else ""),
+        (r"^pid \S+;$", f'pid "{data_dir}/nginx/nginx.pid";'),
+        (r"^http \{\n", f"http {{\n{temp}"),
+        (r"^(\s+)listen 80;$", rf"\g<1>listen 127.0.0.1:{http};"),
+        (r"^(\s+)listen 443 ssl;$", rf"\g<1>listen 127.0.0.1:{https} ssl;"),
+    ]
+    for pattern, replacement in rewrites:
+        conf, count = re.subn(pattern, replacement, conf, flags=re.M)
+        if count != 1:
+            raise LaunchError(f"{NGINX_CONF} has no line that matches {pattern!r}")
+    if any(c in str(data_dir) for c in '"$;{}\\'):
+        raise LaunchError(f"nginx cannot be given the data directory {data_dir}")
+    volume = re.escape(COMPOSE_ROOT)
+    conf = re.sub(rf"{volume}(/[^;\s]*)?;", lambda m: f'"{data_dir}/templates{m[1] or ""}";', conf)
+    return f"# Written by `make run` (libs/directdl/launcher.py) from {NGINX_CONF}.\n{conf}"
+
+
+def serve_sample(data_dir: Path) -> bool:
+    """Write the sample template and the local nginx config; False when there is no nginx."""
+    folder = data_dir / "templates"
+    subprocess.run(
+        [sys.executable, str(MAKE_SAMPLE), str(folder), *SAMPLE_NAMES],
+        check=True,
+        stdout=sys.stderr,
+    )
+    if shutil.which("nginx") is None:
+        print("no nginx, so no sample template server (`make deps` installs it)", file=sys.stderr)
+        return False
+    (data_dir / "nginx" / "temp").mkdir(parents=True, exist_ok=True)
+    conf = nginx_conf(NGINX_CONF.read_text(), data_dir, as_root=os.geteuid() == 0)
+    (data_dir / "nginx" / "nginx.conf").write_text(conf)
+    http, https = SAMPLE_PORTS
+    print(
+        f"sample template at http://127.0.0.1:{http}/sample.qcow2 and "
+        f"https://127.0.0.1:{https}/sample.qcow2, its digest in {folder / 'www/SHA256SUMS'}; "
+        f"its server's certificate is {folder / 'www/templates.pem'}",
+        file=sys.stderr,
+    )
+    return True
+
+
 def main() -> int:
+    if importlib.util.find_spec("honcho") is None:
+        print("no honcho: `make install` installs it with the dev dependencies", file=sys.stderr)
+        return 1
+    processes = read_procfile()
+    hosts = [h for argv in processes.values() if (h := assignments(argv).get("HOST_AGENT_HOST_ID"))]
     base_url = os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
     try:
-        urls = provision_users(base_url)
+        urls = provision_users(base_url, hosts)
     except (ProvisioningError, OSError) as err:
         print(
             f"cannot create the services' broker users on the local broker: {err}. "
@@ -120,42 +164,25 @@ def main() -> int:
             file=sys.stderr,
         )
         return 1
-    with ExitStack() as stack:
-        serve_samples(Path(os.environ.get("DIRECTDL_DATA_DIR", "var")), stack)
-        return supervise(urls)
-
-
-def supervise(urls: dict[str, str]) -> int:
-    children: dict[str, subprocess.Popen[bytes]] = {}
-    stopping = False
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    for process in PROCESSES:
-        # Each process connects as its own user: what it publishes carries that name.
-        env = os.environ | process.env | {"AMQP_URL": urls[process.name]}
-        children[process.name] = subprocess.Popen([sys.executable, "-m", process.module], env=env)
-        print(f"started {process.name} (pid {children[process.name].pid})", file=sys.stderr)
-    status = 0
-    while not stopping:
-        for name, child in children.items():
-            if child.poll() is not None:
-                print(f"{name} exited with {child.returncode}; stopping the rest", file=sys.stderr)
-                status, stopping = 1, True
-        time.sleep(0.2)
-    for child in children.values():
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    for child in children.values():
-        try:
-            child.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            child.kill()
-    return status
+    data_dir = Path(os.environ.get("DIRECTDL_DATA_DIR", "var")).resolve()
+    try:
+        nginx = serve_sample(data_dir)
+    except (LaunchError, OSError, subprocess.CalledProcessError) as err:
+        print(f"cannot write the sample template: {err}", file=sys.stderr)
+        return 1
+    names = [n for n, argv in processes.items() if nginx or command_of(argv)[:1] != ["nginx"]]
+    env = os.environ | {
+        # The Procfile's `python` is this virtualenv's.
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        "DIRECTDL_DATA_DIR": str(data_dir),
+        "PYTHONUNBUFFERED": "1",  # honcho relays each line as it is written
+    }
+    env |= {amqp_variable(user): url for user, url in urls.items()}
+    # honcho takes over this process: Ctrl-C and SIGTERM reach it, and it stops every process
+    # (SIGTERM, then SIGKILL after 5 s; ack after commit makes that safe), as it does when one
+    # of them exits.
+    command = [sys.executable, "-m", "honcho", "start", "-f", str(PROCFILE), *names]
+    os.execve(sys.executable, command, env)  # noqa: S606 - this interpreter, no user input
 
 
 if __name__ == "__main__":

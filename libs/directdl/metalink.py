@@ -12,8 +12,11 @@ from xml.parsers import expat
 import structlog
 from defusedxml import DefusedXmlException, ElementTree
 
+from directdl.contracts.checksum import ALGORITHMS, find_algorithm
+
 log = structlog.get_logger(__name__)
 
+# The one cap on a metalink document: registration reads no more, nor do the hosts.
 MAX_BYTES = 1 << 20
 V4 = "urn:ietf:params:xml:ns:metalink"
 V3 = "http://www.metalinker.org/"
@@ -21,21 +24,8 @@ V3 = "http://www.metalinker.org/"
 LOWEST_PRIORITY = 999999
 SCHEMES = ("http", "https")
 
-# Canonical name -> hex digits. Strongest first: strongest_hash() walks this order.
-ALGORITHMS: dict[str, int] = {
-    "SHA-512": 128,
-    "SHA-384": 96,
-    "SHA-256": 64,
-    "SHA-224": 56,
-    "SHA-1": 40,
-    "MD5": 32,
-}
-# v4 uses the IANA textual names (sha-256), v3 the bare ones (sha256); both fold to one.
-_SPELLINGS = {
-    spelling: name
-    for name in ALGORITHMS
-    for spelling in (name.lower(), name.lower().replace("-", ""))
-}
+# Strongest first: strongest_hash() walks this order.
+_STRONGEST_FIRST = tuple(reversed(ALGORITHMS))
 _HEX = re.compile(r"[0-9a-f]+")
 _DIGITS = re.compile(r"[0-9]+")
 
@@ -51,7 +41,7 @@ class Metalink:
 
     def strongest_hash(self) -> tuple[str, str] | None:
         """(algorithm, lower hex) of the strongest whole-file hash; piece hashes never count."""
-        for algorithm in ALGORITHMS:
+        for algorithm in _STRONGEST_FIRST:
             if algorithm in self.hashes:
                 return algorithm, self.hashes[algorithm]
         return None
@@ -82,11 +72,8 @@ def parse_metalink(data: bytes, source: str | None = None) -> Metalink:
 
 
 def _parse_xml(data: bytes) -> Element:
-    """defusedxml with DTDs forbidden: a DOCTYPE aborts the parse, so no entity is ever defined.
-
-    It refuses through expat's own events rather than by searching the bytes, so a
-    UTF-16 document cannot smuggle one past.
-    """
+    """defusedxml with DTDs forbidden: a DOCTYPE, in any encoding, aborts the parse, so no
+    entity (a billion laughs, an external file) is ever defined."""
     if len(data) > MAX_BYTES:
         raise _Bad(f"document of {len(data)} bytes is larger than {MAX_BYTES}")
     try:
@@ -185,14 +172,16 @@ def _keep_http(urls: list[str]) -> list[str]:
 
 
 def _add_hash(hashes: dict[str, str], kind: str, value: str) -> None:
-    algorithm = _SPELLINGS.get(kind.strip().lower())
+    # v4 uses the IANA textual names (sha-256), v3 the bare ones (sha256).
+    algorithm = find_algorithm(kind.strip())
     if algorithm is None:
         return  # an algorithm we do not check (sha3-256, ...): others may still be there
     digest = value.strip().lower()
-    if len(digest) != ALGORITHMS[algorithm] or not _HEX.fullmatch(digest):
-        raise _Bad(f"{algorithm} hash {value.strip()!r} is not {ALGORITHMS[algorithm]} hex digits")
-    if hashes.setdefault(algorithm, digest) != digest:
-        raise _Bad(f"two different {algorithm} hashes")
+    if len(digest) != algorithm.hex_digits or not _HEX.fullmatch(digest):
+        why = f"is not {algorithm.hex_digits} hex digits"
+        raise _Bad(f"{algorithm.name} hash {value.strip()!r} {why}")
+    if hashes.setdefault(algorithm.name, digest) != digest:
+        raise _Bad(f"two different {algorithm.name} hashes")
 
 
 def _size(file: Element, ns: str) -> int | None:

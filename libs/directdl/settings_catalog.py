@@ -216,3 +216,8 @@ def lookup(name: str) -> Setting:
 
 def owned_by(service: str) -> list[Setting]:
     return [s for s in SETTINGS.values() if s.owner == service]
+
+
+def default_of(name: str) -> int | float | str:
+    """A setting's value until anyone changes it: what a service reads without live settings."""
+    return SETTINGS[name].default

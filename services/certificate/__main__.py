@@ -1,4 +1,4 @@
-"""`python -m certificate`: run the certificate service until SIGTERM."""
+"""`python -m certificate`: migrate, then run the certificate service until SIGTERM."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from directdl.runtime.service import run_until_signalled
 def main() -> None:
     settings = CertificateSettings()
     configure_logging(NAME, settings.log_level)
-    run_until_signalled(bootstrap(settings))
+    service = bootstrap(settings)
+    service.migrate()
+    run_until_signalled(service)
 
 
 if __name__ == "__main__":

@@ -1,53 +1,52 @@
-"""Wires the certificate service: settings, tables, handlers, and its two timers."""
+"""Wires the certificate service: its settings, dependencies and dispatch table, no effects."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from certificate import fanout
 from certificate.adapters.orm import settings as settings_table
 from certificate.adapters.orm import store
 from certificate.config import CertificateSettings
-from certificate.expiry import warn_expiring
-from certificate.handlers import Policy, queues
+from certificate.handlers import HANDLERS
 from certificate.uow import CertificateUnitOfWork
-from directdl.runtime.live_settings import LiveSettings, with_settings
+from directdl.runtime.live_settings import LiveSettings
 from directdl.runtime.service import Service, ServiceDefinition
-from directdl.runtime.tasks import AtStart, Periodic
+from directdl.runtime.tasks import AtStart
 
 NAME = "certificate"
 MIGRATIONS = Path(__file__).parent / "migrations"
+HOST_TIMEOUT = "directdl.certificate.host.timeout"
+EXPIRY_WARNING_DAYS = "directdl.certificate.expiry.warning.days"
 
 
-def bootstrap(settings: CertificateSettings | None = None) -> Service:
+def dependencies(settings: CertificateSettings, live: LiveSettings) -> dict[str, Any]:
+    """What the handlers and timers need, by parameter name. The global settings are read at
+    each use, so a change applies at once."""
+    return {
+        "live": live,
+        "clock": lambda: datetime.now(UTC),
+        "host_timeout": lambda: float(live(HOST_TIMEOUT)),
+        "expiry_warning_days": lambda: int(live(EXPIRY_WARNING_DAYS)),
+        "late_answers_interval": lambda: settings.timer_interval,
+        "expiry_check_interval": lambda: settings.expiry_check_interval,
+    }
+
+
+def bootstrap(settings: CertificateSettings | None = None) -> Service[CertificateUnitOfWork]:
     settings = settings or CertificateSettings()
     live = LiveSettings(NAME, settings_table)
-    policy = Policy(setting=live)
-
-    def late_answers(service: Service) -> None:
-        with service.transaction() as uow:
-            assert isinstance(uow, CertificateUnitOfWork)
-            fanout.expire(uow, policy.host_timeout)
-
-    def expiry_watch(service: Service) -> None:
-        with service.transaction() as uow:
-            assert isinstance(uow, CertificateUnitOfWork)
-            warn_expiring(uow, policy.expiry_warning_days)
-
     return Service(
         ServiceDefinition(
             name=NAME,
             settings=settings,
-            queues=with_settings(queues(policy), live),
-            shared_queues=live.shared_routes(),
+            handlers=HANDLERS,
+            dependencies=dependencies(settings, live),
             live_settings=live,
             store=store,
             uow_factory=CertificateUnitOfWork,
             migrations=MIGRATIONS,
-            tasks=(
-                AtStart(live.announce),
-                Periodic("late-answers", lambda: settings.timer_interval, late_answers),
-                Periodic("expiry-watch", lambda: settings.expiry_check_interval, expiry_watch),
-            ),
+            tasks=(AtStart(live.announce),),
         )
     )

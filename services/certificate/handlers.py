@@ -1,53 +1,53 @@
-"""Certificate handlers: upload, revoke, list, provision, delete; and what hosts report."""
+"""Certificate handlers: plain functions of (message, unit of work, dependencies), and the table."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
+from datetime import datetime, timedelta
 
-from certificate import fanout
-from certificate.adapters.orm import CertificateRow, HostRow
-from certificate.adapters.repository import host_is_up, placements, view
+from certificate.domain import operation
 from certificate.domain.alias import check_alias
 from certificate.domain.certificate import parse_certificate, same_certificate
+from certificate.domain.model import Certificate, Host
+from certificate.domain.operation import ANNOUNCEMENTS, OperationKind, Progress, Request
 from certificate.uow import CertificateUnitOfWork
-from directdl.bus.processing import Deferred, Route, routes, without_inbox
+from directdl.bus.dispatch import Every, Handlers, On
+from directdl.bus.processing import DEFERRED, Deferred
 from directdl.contracts import certificate as msg
+from directdl.contracts.certificate import HostCertState
 from directdl.contracts.errors import Conflict, ErrorCode, MessageError, NotFound, Unsupported
 from directdl.contracts.host import HostHeartbeat
-from directdl.settings_catalog import SETTINGS
+from directdl.runtime import metrics
+from directdl.runtime.live_settings import SETTINGS_HANDLERS
 
+Clock = Callable[[], datetime]
+"""Now, as an aware datetime; a test's clock moves on instead of waiting."""
+Seconds = Callable[[], float]
+"""How long hosts have to answer, now (from the live settings)."""
+Days = Callable[[], int]
+"""How many days before expiry a certificate is announced, now (from the live settings)."""
 Outcome = Deferred | msg.CertificateOutcome
-# A host that holds a certificate by our record, or by its own heartbeat, is asked to drop it.
-HELD = frozenset({msg.HostCertState.UPLOADED, msg.HostCertState.FAILED})
 
 
-def _defaults(name: str) -> int | float | str:
-    return SETTINGS[name].default
+# A command's handler checks and loads what it names, lets `domain.operation` decide what is
+# asked of which hosts, and carries that out (`_carry_out`); so do the hosts' answers and the
+# late-answers timer. What each may publish is in HANDLERS, at the bottom.
 
 
-@dataclass(frozen=True)
-class Policy:
-    """Read from the live settings at each command, so a change applies at once."""
-
-    setting: Callable[[str], int | float | str] = _defaults
-
-    @property
-    def host_timeout(self) -> float:
-        return float(self.setting("directdl.certificate.host.timeout"))
-
-    @property
-    def expiry_warning_days(self) -> int:
-        return int(self.setting("directdl.certificate.expiry.warning.days"))
-
-
-def upload(cmd: msg.UploadCertificate, uow: CertificateUnitOfWork, policy: Policy) -> Outcome:
+def upload(
+    cmd: msg.UploadCertificate, uow: CertificateUnitOfWork, clock: Clock, host_timeout: Seconds
+) -> Outcome:
+    now = clock()
     alias = check_alias(cmd.name)
     _check_hypervisor(cmd.hypervisor)
-    parsed = parse_certificate(cmd.certificate, fanout.now())
-    _check_zone(uow, cmd.zone_id)
-    host = _host(uow, cmd.zone_id, cmd.host_id, must_be_up=True) if cmd.host_id else None
+    parsed = parse_certificate(cmd.certificate, now)
+    if not uow.hosts.knows_zone(cmd.zone_id):
+        raise NotFound(
+            f"zone {cmd.zone_id!r} is unknown: no host of it has been heard from",
+            details={"field": "zone_id", "value": cmd.zone_id},
+        )
+    host = _up_host(uow, cmd.zone_id, cmd.host_id, now) if cmd.host_id else None
     cert = uow.certificates.by_alias(cmd.zone_id, alias)
     if cert is not None and not same_certificate(cert.pem, parsed.pem) and host is None:
         raise Conflict(
@@ -56,40 +56,20 @@ def upload(cmd: msg.UploadCertificate, uow: CertificateUnitOfWork, policy: Polic
             details={"field": "name", "value": alias, "existing": cert.id},
         )
     # For a named host with a known alias, CloudStack re-pushes the stored certificate.
-    if cert is None:
-        cert = uow.certificates.add(
-            CertificateRow(
-                id=str(uuid.uuid4()),
-                alias=alias,
-                zone_id=cmd.zone_id,
-                hypervisor="KVM",
-                pem=parsed.pem,
-                subject=parsed.subject,
-                issuer=parsed.issuer,
-                serial=parsed.serial,
-                not_before=parsed.not_before,
-                not_after=parsed.not_after,
-                fingerprint_sha256=parsed.fingerprint_sha256,
-                revoked=False,
-                created_at=fanout.now(),
-            )
-        )
-    cert.revoked = False  # uploading again is how an operator takes a revocation back
-    targets = (
-        [host.host_id]
-        if host
-        else [h.host_id for h in uow.hosts.up_in_zone(cmd.zone_id, fanout.now())]
-    )
-    return fanout.start(
-        uow, cert, "upload", install=targets, host_id=cmd.host_id, timeout=policy.host_timeout
-    )
+    cert = cert or Certificate.new(alias, cmd.zone_id, parsed, now)
+    hosts = [host] if host else uow.hosts.up_in_zone(cmd.zone_id, now)
+    request = _request(uow, now, host_timeout, cmd.host_id)
+    return _started(uow, operation.upload(cert, hosts, request))
 
 
-def revoke(cmd: msg.RevokeCertificate, uow: CertificateUnitOfWork, policy: Policy) -> Outcome:
+def revoke(
+    cmd: msg.RevokeCertificate, uow: CertificateUnitOfWork, clock: Clock, host_timeout: Seconds
+) -> Outcome:
+    now = clock()
     if cmd.id is not None:
         cert = _certificate(uow, cmd.id)
     else:
-        assert cmd.name is not None and cmd.hypervisor is not None
+        assert cmd.name is not None and cmd.hypervisor is not None  # the contract sees to it
         _check_hypervisor(cmd.hypervisor)
         found = uow.certificates.by_alias(cmd.zone_id, check_alias(cmd.name))
         if found is None:
@@ -102,50 +82,38 @@ def revoke(cmd: msg.RevokeCertificate, uow: CertificateUnitOfWork, policy: Polic
             f"certificate {cert.id} is not in zone {cmd.zone_id!r}", details={"field": "zone_id"}
         )
     if cmd.host_id:
-        hosts = [_host(uow, cmd.zone_id, cmd.host_id, must_be_up=True)]
+        hosts = [_up_host(uow, cmd.zone_id, cmd.host_id, now)]
     else:
-        hosts = uow.hosts.up_in_zone(cmd.zone_id, fanout.now())
-        cert.revoked = True  # never pushed again, to this zone's hosts old or new
-    holding = [h.host_id for h in hosts if _holds(cert, h)]
-    skipped = [h.host_id for h in hosts if h.host_id not in holding]
-    return fanout.start(
-        uow,
-        cert,
-        "revoke",
-        remove=holding,
-        skipped=skipped,
-        host_id=cmd.host_id,
-        timeout=policy.host_timeout,
-    )
+        hosts = uow.hosts.up_in_zone(cmd.zone_id, now)
+    request = _request(uow, now, host_timeout, cmd.host_id)
+    return _started(uow, operation.revoke(cert, hosts, request))
 
 
-def provision(cmd: msg.ProvisionCertificate, uow: CertificateUnitOfWork, policy: Policy) -> Outcome:
+def provision(
+    cmd: msg.ProvisionCertificate, uow: CertificateUnitOfWork, clock: Clock, host_timeout: Seconds
+) -> Outcome:
+    now = clock()
     cert = _certificate(uow, cmd.id)
-    if cert.revoked:
-        raise Conflict(
-            f"certificate {cert.alias!r} ({cert.id}) is revoked and is not pushed to hosts",
-            details={"field": "id", "value": cmd.id},
-        )
-    host = _host(uow, cert.zone_id, cmd.host_id, must_be_up=True)
-    return fanout.start(uow, cert, "provision", install=[host.host_id], timeout=policy.host_timeout)
+    operation.check_pushable(cert)  # before its host: revoked is the answer, whatever the host
+    host = _up_host(uow, cert.zone_id, cmd.host_id, now)
+    request = _request(uow, now, host_timeout, cmd.host_id)
+    return _started(uow, operation.provision(cert, host, request))
 
 
-def delete(cmd: msg.DeleteCertificate, uow: CertificateUnitOfWork, policy: Policy) -> Outcome:
+def delete(
+    cmd: msg.DeleteCertificate, uow: CertificateUnitOfWork, clock: Clock, host_timeout: Seconds
+) -> Outcome:
+    now = clock()
     cert = _certificate(uow, cmd.id)
-    cert.revoked = True
-    hosts = uow.hosts.up_in_zone(cert.zone_id, fanout.now())
-    holding = [h.host_id for h in hosts if _holds(cert, h)]
-    return fanout.start(uow, cert, "delete", remove=holding, timeout=policy.host_timeout)
+    hosts = uow.hosts.up_in_zone(cert.zone_id, now)
+    return _started(uow, operation.delete(cert, hosts, _request(uow, now, host_timeout)))
 
 
 def list_certificates(cmd: msg.ListCertificates, uow: CertificateUnitOfWork) -> msg.CertificateList:
-    rows = uow.certificates.listing(cmd.id, cmd.zone_id)
     return msg.CertificateList(
         items=[
-            msg.CertificateEntry(
-                certificate=view(r), hosts=placements(r) if cmd.list_hosts else None
-            )
-            for r in rows
+            msg.CertificateEntry(certificate=c.view(), hosts=c.hosts() if cmd.list_hosts else None)
+            for c in uow.certificates.listing(cmd.id, cmd.zone_id)
         ]
     )
 
@@ -154,41 +122,112 @@ def heartbeat(evt: HostHeartbeat, uow: CertificateUnitOfWork) -> None:
     uow.hosts.record(evt)
 
 
-def _holds(cert: CertificateRow, host: HostRow) -> bool:
-    recorded = next((p.state for p in cert.placements if p.host_id == host.host_id), None)
-    reported = any(c["alias"] == cert.alias for c in host.certificates)
-    return recorded in HELD or reported
+# What hosts answer. The broker vouches that each comes from the host it names.
 
 
-def _certificate(uow: CertificateUnitOfWork, certificate_id: str) -> CertificateRow:
+def host_installed(evt: msg.CertificateInstalled, uow: CertificateUnitOfWork, clock: Clock) -> None:
+    _answered(uow, evt, HostCertState.UPLOADED, None, clock())
+
+
+def host_removed(evt: msg.CertificateRemoved, uow: CertificateUnitOfWork, clock: Clock) -> None:
+    _answered(uow, evt, HostCertState.REVOKED, None, clock())
+
+
+def host_failed(evt: msg.CertificateFailed, uow: CertificateUnitOfWork, clock: Clock) -> None:
+    _answered(uow, evt, HostCertState.FAILED, evt.reason, clock())
+
+
+# The timers.
+
+
+def expire_late_answers(uow: CertificateUnitOfWork, clock: Clock, host_timeout: Seconds) -> None:
+    """Hosts that did not answer in time are FAILED; their operations are answered."""
+    now = clock()
+    for overdue in uow.operations.overdue(now):
+        cert = uow.certificates.get(overdue.certificate_id)
+        _carry_out(uow, operation.expired(overdue, cert, now, host_timeout()))
+
+
+def warn_expiring(uow: CertificateUnitOfWork, clock: Clock, expiry_warning_days: Days) -> None:
+    """A certificate that expires silently breaks every HTTPS deploy: say so, once a day."""
+    now = clock()
+    for cert in uow.certificates.expiring(now + timedelta(days=expiry_warning_days())):
+        if cert.warned_of_expiry_lately(now):
+            continue
+        uow.emit(msg.CertificateExpiring(certificate=cert.view(), days_left=cert.days_left(now)))
+        uow.certificates.save(replace(cert, expiry_warned_at=now))
+
+
+def _answered(
+    uow: CertificateUnitOfWork,
+    report: msg.HostCertReport,
+    state: HostCertState,
+    reason: str | None,
+    now: datetime,
+) -> None:
+    # The operation first: it is locked, and the timer locks operations before certificates.
+    current = uow.operations.get(report.operation_id)
+    cert = uow.certificates.get(report.certificate_id)
+    _carry_out(uow, operation.answered(current, cert, report.host_id, state, reason, now))
+
+
+def _started(uow: CertificateUnitOfWork, progress: Progress) -> Outcome:
+    """A command's reply: its outcome when no host needed asking, else later, when all have."""
+    _carry_out(uow, progress)
+    return DEFERRED if progress.outcome is None else progress.outcome
+
+
+def _carry_out(uow: CertificateUnitOfWork, progress: Progress) -> None:
+    """Store what a step of an operation changed; publish and answer what it decided."""
+    if progress.operation is not None:
+        uow.operations.save(progress.operation)
+        kind = progress.operation.kind.value
+        for settled in progress.settled:
+            uow.after_commit(metrics.certificate_operations.labels(kind, settled.state.value).inc)
+    if progress.certificate is not None and progress.forget:
+        uow.certificates.delete(progress.certificate.id)
+    elif progress.certificate is not None:
+        uow.certificates.save(progress.certificate)
+    for message, routing_key in progress.sends:
+        uow.emit(message, routing_key=routing_key)
+    if progress.answer is not None:
+        answer = progress.answer
+        uow.reply(answer.reply_to, answer.correlation_id, answer.reply)
+
+
+def _request(
+    uow: CertificateUnitOfWork, now: datetime, host_timeout: Seconds, host_id: str | None = None
+) -> Request:
+    context = uow.message
+    return Request(
+        deadline=now + timedelta(seconds=host_timeout()),
+        host_id=host_id,
+        reply_to=context.reply_to if context else None,
+        correlation_id=context.correlation_id if context else None,
+    )
+
+
+def _certificate(uow: CertificateUnitOfWork, certificate_id: str) -> Certificate:
     cert = uow.certificates.get(certificate_id)
     if cert is None:
         raise NotFound(f"no certificate with id {certificate_id!r}", details={"field": "id"})
     return cert
 
 
-def _host(uow: CertificateUnitOfWork, zone_id: str, host_id: str, must_be_up: bool) -> HostRow:
+def _up_host(uow: CertificateUnitOfWork, zone_id: str, host_id: str, now: datetime) -> Host:
     host = uow.hosts.get(host_id)
     if host is None or host.zone_id != zone_id:
         raise NotFound(
             f"no host {host_id!r} in zone {zone_id!r}",
             details={"field": "host_id", "value": host_id},
         )
-    if must_be_up and not host_is_up(host, fanout.now()):
+    if not host.is_up(now):
         raise MessageError(
             f"host {host_id!r} is not Up (last heard from {host.last_seen.isoformat()})",
             code=ErrorCode.UNAVAILABLE,
             details={"field": "host_id", "value": host_id},
         )
     return host
-
-
-def _check_zone(uow: CertificateUnitOfWork, zone_id: str) -> None:
-    if not uow.hosts.knows_zone(zone_id):
-        raise NotFound(
-            f"zone {zone_id!r} is unknown: no host of it has been heard from",
-            details={"field": "zone_id", "value": zone_id},
-        )
 
 
 def _check_hypervisor(hypervisor: str) -> None:
@@ -199,32 +238,33 @@ def _check_hypervisor(hypervisor: str) -> None:
         )
 
 
-def _reported(action: str) -> Callable[[msg.HostCertReport, CertificateUnitOfWork], None]:
-    def handle(evt: msg.HostCertReport, uow: CertificateUnitOfWork) -> None:
-        fanout.record(uow, evt, action, getattr(evt, "reason", None))
-
-    return handle
-
-
-def queues(policy: Policy) -> dict[str, dict[str, Route]]:
-    def with_policy(handler: Callable[..., Outcome]) -> Callable[..., Outcome]:
-        return lambda cmd, uow: handler(cmd, uow, policy)
-
-    return {
-        "commands": routes(
-            (msg.UploadCertificate, with_policy(upload)),
-            (msg.RevokeCertificate, with_policy(revoke)),
-            (msg.ProvisionCertificate, with_policy(provision)),
-            (msg.DeleteCertificate, with_policy(delete)),
-            (msg.ListCertificates, list_certificates),
-        ),
-        "events": without_inbox(
-            routes(
-                (HostHeartbeat, heartbeat),
-                (msg.CertificateInstalled, _reported("install")),
-                (msg.CertificateRemoved, _reported("remove")),
-                (msg.CertificateFailed, _reported("failed")),
+HANDLERS = (
+    Handlers(
+        commands={
+            msg.UploadCertificate: On(upload, emits=OperationKind.UPLOAD.rules.emits),
+            msg.RevokeCertificate: On(revoke, emits=OperationKind.REVOKE.rules.emits),
+            msg.ProvisionCertificate: On(provision, emits=OperationKind.PROVISION.rules.emits),
+            msg.DeleteCertificate: On(delete, emits=OperationKind.DELETE.rules.emits),
+            msg.ListCertificates: On(list_certificates),
+        },
+        events={
+            HostHeartbeat: On(heartbeat, idempotent=True),
+            # An answer may end any kind of operation, which announces how it ended.
+            msg.CertificateInstalled: On(host_installed, emits=ANNOUNCEMENTS),
+            msg.CertificateRemoved: On(host_removed, emits=ANNOUNCEMENTS),
+            msg.CertificateFailed: On(host_failed, emits=ANNOUNCEMENTS),
+        },
+        timers={
+            "late-answers": Every(
+                "late_answers_interval",
+                expire_late_answers,
+                emits=ANNOUNCEMENTS,
             ),
-            HostHeartbeat,
-        ),
-    }
+            "expiry-watch": Every(
+                "expiry_check_interval", warn_expiring, emits=(msg.CertificateExpiring,)
+            ),
+        },
+    )
+    | SETTINGS_HANDLERS
+)
+"""What the certificate service does with each message, and what each handler may publish."""

@@ -1,19 +1,19 @@
-"""Wires a host agent: its identity, pool, job runner, heartbeat and the one queue it reads."""
+"""Wires a host agent: its identity, pool, job runner, heartbeat and dispatch table, no effects."""
 
 from __future__ import annotations
 
 import os
-from functools import partial
 from pathlib import Path
+from typing import Any
 
-from directdl.contracts.host import HostState
+import structlog
+
 from directdl.runtime.service import Service, ServiceDefinition
-from directdl.runtime.tasks import Periodic
 from host_agent.adapters.orm import store
 from host_agent.config import HostAgentSettings
 from host_agent.download.sink import clean_partials
-from host_agent.handlers import Agent, routes
-from host_agent.heartbeat import announce
+from host_agent.handlers import HANDLERS
+from host_agent.heartbeat import going_down
 from host_agent.jobs import JobRunner, Transfer
 from host_agent.transfer import PoolTransfer
 from host_agent.truststore import TrustStore
@@ -21,14 +21,14 @@ from host_agent.uow import AgentUnitOfWork
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
+log = structlog.get_logger(__name__)
+
 
 def bootstrap(
     settings: HostAgentSettings | None = None, transfer: Transfer | None = None
-) -> Service:
+) -> Service[AgentUnitOfWork]:
     settings = settings or HostAgentSettings()
     pool = settings.resolved_pool_path()
-    # Partial files are a crash's leftovers; their jobs are still recorded and start again.
-    clean_partials(pool)
     truststore = TrustStore(settings.resolved_truststore_path(), settings.truststore_password)
 
     def trusted_bundle() -> str | None:
@@ -42,7 +42,16 @@ def bootstrap(
         settings.download_workers,
         transfer or PoolTransfer(pool, trusted_bundle),
     )
-    agent = Agent(settings.host_id, settings.pool_id, runner.wake, truststore)
+    dependencies: dict[str, Any] = {
+        "host_id": settings.host_id,
+        "zone_id": settings.zone_id,
+        "cluster_id": settings.cluster_id,
+        "pool_id": settings.pool_id,
+        "pool": pool,
+        "truststore": truststore,
+        "wake_runner": runner.wake,
+        "heartbeat_interval": lambda: settings.heartbeat_interval,
+    }
 
     def truststore_readable() -> None:
         truststore.inventory()
@@ -55,19 +64,23 @@ def bootstrap(
         ServiceDefinition(
             name=settings.service_name,
             settings=settings,
-            queues={"commands": routes(agent)},
+            handlers=HANDLERS,
+            dependencies=dependencies,
+            address={"host_id": settings.host_id},
             store=store,
             uow_factory=AgentUnitOfWork,
             migrations=MIGRATIONS,
-            tasks=(
-                runner,
-                Periodic(
-                    "heartbeat",
-                    lambda: settings.heartbeat_interval,
-                    partial(announce, settings, pool, truststore, HostState.UP),
-                ),
-            ),
+            tasks=(runner,),
             extra_checks={"pool": pool_writable, "truststore": truststore_readable},
-            on_stopping=partial(announce, settings, pool, truststore, HostState.DOWN),
+            on_stopping=going_down(dependencies),
         )
     )
+
+
+def prepare(settings: HostAgentSettings) -> list[Path]:
+    """A start-up step, before the agent runs: remove the partial files a crash left in the
+    pool (their jobs are still recorded, and start again from the beginning)."""
+    removed = clean_partials(settings.resolved_pool_path())
+    if removed:
+        log.info("pool.partials_removed", files=[str(path) for path in removed])
+    return removed

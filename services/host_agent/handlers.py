@@ -3,40 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
-from directdl.bus.processing import Route
+from directdl.bus.dispatch import Every, Handlers, On
 from directdl.contracts import certificate as certs
 from directdl.contracts import download as msg
-from directdl.contracts.base import Message
 from directdl.contracts.bounds import clip
+from directdl.contracts.host import HostHeartbeat
+from host_agent import heartbeat, jobs
 from host_agent.truststore import TrustStore, TrustStoreError
 from host_agent.uow import AgentUnitOfWork
 
 
-@dataclass(frozen=True)
-class Agent:
-    host_id: str
-    pool_id: str
-    wake_runner: Callable[[], None]
-    truststore: TrustStore
-
-
 def download_template(
-    cmd: msg.DownloadTemplate, uow: AgentUnitOfWork, agent: Agent
+    cmd: msg.DownloadTemplate,
+    uow: AgentUnitOfWork,
+    host_id: str,
+    pool_id: str,
+    wake_runner: Callable[[], None],
 ) -> msg.DownloadAccepted:
-    pool_id = cmd.pool_id or agent.pool_id
-    if pool_id != agent.pool_id:
+    wanted = cmd.pool_id or pool_id
+    if wanted != pool_id:
         # Answered as an outcome event, as every download is: the deploy waits for one.
-        reason = f"host {agent.host_id} has no pool {pool_id!r}; its pool is {agent.pool_id!r}"
+        reason = f"host {host_id} has no pool {wanted!r}; its pool is {pool_id!r}"
         uow.emit(
             msg.DownloadFailed(
                 job_id=cmd.job_id,
                 deploy_id=cmd.deploy_id,
                 template_id=cmd.template_id,
-                host_id=agent.host_id,
-                pool_id=pool_id,
+                host_id=host_id,
+                pool_id=wanted,
                 code=msg.DownloadFailure.NO_SUCH_POOL,
                 message=reason,
             )
@@ -52,7 +47,7 @@ def download_template(
                 job_id=cmd.job_id,
                 deploy_id=cmd.deploy_id,
                 template_id=cmd.template_id,
-                host_id=agent.host_id,
+                host_id=host_id,
                 pool_id=pool_id,
                 path=stored.path,
                 size=stored.size,
@@ -65,17 +60,17 @@ def download_template(
     # Recorded now and acked with this transaction; a runner thread does the work, so a long
     # download never holds a message unacked (RabbitMQ's consumer_timeout is 30 minutes).
     uow.jobs.add(cmd.job_id, cmd.template_id, cmd.model_dump(mode="json"))
-    uow.after_commit(agent.wake_runner)
+    uow.after_commit(wake_runner)
     return msg.DownloadAccepted(job_id=cmd.job_id, state="QUEUED")
 
 
 def install_certificate(
-    cmd: certs.InstallCertificate, uow: AgentUnitOfWork, agent: Agent
+    cmd: certs.InstallCertificate, uow: AgentUnitOfWork, host_id: str, truststore: TrustStore
 ) -> dict[str, str]:
     """Import into the trust store and report what really happened, read back from the file."""
-    report = _report(cmd, agent)
+    report = _report(cmd, host_id)
     try:
-        done = agent.truststore.install(cmd.alias, cmd.certificate)
+        done = truststore.install(cmd.alias, cmd.certificate)
     except TrustStoreError as err:
         uow.emit(certs.CertificateFailed(**report, reason=clip(str(err))))
         return {"outcome": "failed", "reason": clip(str(err))}
@@ -88,11 +83,11 @@ def install_certificate(
 
 
 def remove_certificate(
-    cmd: certs.RemoveCertificate, uow: AgentUnitOfWork, agent: Agent
+    cmd: certs.RemoveCertificate, uow: AgentUnitOfWork, host_id: str, truststore: TrustStore
 ) -> dict[str, str]:
-    report = _report(cmd, agent)
+    report = _report(cmd, host_id)
     try:
-        done = agent.truststore.remove(cmd.alias)
+        done = truststore.remove(cmd.alias)
     except TrustStoreError as err:
         uow.emit(certs.CertificateFailed(**report, reason=clip(str(err))))
         return {"outcome": "failed", "reason": clip(str(err))}
@@ -101,26 +96,38 @@ def remove_certificate(
 
 
 def _report(
-    cmd: certs.InstallCertificate | certs.RemoveCertificate, agent: Agent
+    cmd: certs.InstallCertificate | certs.RemoveCertificate, host_id: str
 ) -> dict[str, str]:
     return {
         "operation_id": cmd.operation_id,
         "certificate_id": cmd.certificate_id,
-        "host_id": agent.host_id,
+        "host_id": host_id,
         "alias": cmd.alias,
     }
 
 
-def routes(agent: Agent) -> dict[str, Route]:
-    def bound(model: type[Message], handler: Callable[..., Any]) -> tuple[str, Route]:
-        return model.address(host_id=agent.host_id), Route(
-            model, lambda cmd, uow: handler(cmd, uow, agent)
-        )
-
-    return dict(
-        [
-            bound(msg.DownloadTemplate, download_template),
-            bound(certs.InstallCertificate, install_certificate),
-            bound(certs.RemoveCertificate, remove_certificate),
-        ]
-    )
+HANDLERS = Handlers(
+    # Each addressed to this host: host.{host_id}.…, filled in with the agent's host_id.
+    commands={
+        msg.DownloadTemplate: On(
+            download_template, emits=(msg.DownloadCompleted, msg.DownloadFailed)
+        ),
+        certs.InstallCertificate: On(
+            install_certificate, emits=(certs.CertificateInstalled, certs.CertificateFailed)
+        ),
+        certs.RemoveCertificate: On(
+            remove_certificate, emits=(certs.CertificateRemoved, certs.CertificateFailed)
+        ),
+    },
+    timers={heartbeat.TIMER: Every("heartbeat_interval", heartbeat.beat, (HostHeartbeat,))},
+    background={
+        jobs.RESUME: (),
+        jobs.CLAIM: (),
+        jobs.PROGRESS: (msg.DownloadProgress,),
+        jobs.SUCCEEDED: (msg.DownloadCompleted,),
+        jobs.FAILED: (msg.DownloadFailed,),
+        heartbeat.DOWN: (HostHeartbeat,),
+    },
+)
+"""What a host agent does with each message, and what each handler, its heartbeat and its
+download runner may publish."""

@@ -24,6 +24,13 @@ log = structlog.get_logger(__name__)
 
 POLL_SECONDS = 0.5
 
+# The runner's transactions by name, as the dispatch table declares what each may publish.
+RESUME = "job.resume"
+CLAIM = "job.claim"
+PROGRESS = "job.progress"
+SUCCEEDED = "job.succeeded"
+FAILED = "job.failed"
+
 
 @dataclass(frozen=True)
 class Transferred:
@@ -62,9 +69,8 @@ class JobRunner:
     def wake(self) -> None:
         self._wake.set()
 
-    def start(self, service: Service) -> None:
-        with service.transaction() as uow:
-            assert isinstance(uow, AgentUnitOfWork)
+    def start(self, service: Service[AgentUnitOfWork]) -> None:
+        with service.transaction(RESUME) as uow:
             resumed = uow.jobs.requeue_running()
         if resumed:
             log.info("jobs.resumed", jobs=resumed)
@@ -82,32 +88,41 @@ class JobRunner:
         for thread in self._threads:
             thread.join(timeout=10)
 
-    def _loop(self, service: Service) -> None:
+    def _loop(self, service: Service[AgentUnitOfWork]) -> None:
         structlog.contextvars.bind_contextvars(service=service.definition.name)
         while not self._stop.is_set():
-            job = self._claim(service)
-            if job is None:
+            claimed = self._claim(service)
+            if claimed is None:
                 self._wake.wait(POLL_SECONDS)
                 self._wake.clear()
                 continue
+            job, stored = claimed
             try:
-                self._run(service, job)
+                self._run(service, job, stored)
             finally:
                 with self._lock:
                     self._busy.discard(job.template_id)
                 self._wake.set()
 
-    def _claim(self, service: Service) -> msg.DownloadTemplate | None:
-        with self._lock, service.transaction() as uow:
-            assert isinstance(uow, AgentUnitOfWork)
+    def _claim(
+        self, service: Service[AgentUnitOfWork]
+    ) -> tuple[msg.DownloadTemplate, StoredFile | None] | None:
+        """The oldest queued job nobody is downloading the template of, now RUNNING, and
+        what the pool already holds of that template."""
+        with self._lock, service.transaction(CLAIM) as uow:
             row = uow.jobs.next_runnable(self._busy)
             if row is None:
                 return None
             uow.jobs.set_state(row.job_id, JobState.RUNNING)
             self._busy.add(row.template_id)
-            return msg.DownloadTemplate.model_validate(row.command)
+            return msg.DownloadTemplate.model_validate(row.command), uow.pool.get(row.template_id)
 
-    def _run(self, service: Service, job: msg.DownloadTemplate) -> None:
+    def _run(
+        self,
+        service: Service[AgentUnitOfWork],
+        job: msg.DownloadTemplate,
+        stored: StoredFile | None,
+    ) -> None:
         structlog.contextvars.bind_contextvars(job_id=job.job_id, template_id=job.template_id)
         started = time.monotonic()
         report = dict(
@@ -117,9 +132,6 @@ class JobRunner:
             host_id=self.host_id,
             pool_id=self.pool_id,
         )
-        with service.transaction() as uow:
-            assert isinstance(uow, AgentUnitOfWork)
-            stored = uow.pool.get(job.template_id)
         if stored is not None and stored.satisfies(job.checksum) and stored.is_intact():
             self._succeed(service, job, report, stored, cached=True, started=started)
             return
@@ -142,7 +154,7 @@ class JobRunner:
 
     def _succeed(
         self,
-        service: Service,
+        service: Service[AgentUnitOfWork],
         job: msg.DownloadTemplate,
         report: dict[str, str],
         stored: StoredFile,
@@ -151,8 +163,7 @@ class JobRunner:
         started: float,
     ) -> None:
         duration = round(time.monotonic() - started, 3)
-        with service.transaction() as uow:
-            assert isinstance(uow, AgentUnitOfWork)
+        with service.transaction(SUCCEEDED) as uow:
             uow.pool.put(stored)
             uow.jobs.set_state(job.job_id, JobState.SUCCEEDED)
             uow.emit(
@@ -171,7 +182,7 @@ class JobRunner:
 
     def _fail(
         self,
-        service: Service,
+        service: Service[AgentUnitOfWork],
         job: msg.DownloadTemplate,
         report: dict[str, str],
         code: msg.DownloadFailure,
@@ -179,15 +190,14 @@ class JobRunner:
     ) -> None:
         if self._stop.is_set() and code is msg.DownloadFailure.CANCELLED:
             return  # stopping: the job stays RUNNING and is resumed at the next start
-        with service.transaction() as uow:
-            assert isinstance(uow, AgentUnitOfWork)
+        with service.transaction(FAILED) as uow:
             uow.jobs.set_state(job.job_id, JobState.FAILED, code, message)
             uow.emit(msg.DownloadFailed(**report, code=code, message=clip(message)))
         log.warning("job.failed", code=code, error=message)
         metrics.download_seconds.labels(self.host_id, str(code)).observe(0)
 
     def _progress(
-        self, service: Service, report: dict[str, str]
+        self, service: Service[AgentUnitOfWork], report: dict[str, str]
     ) -> Callable[[int, int | None], None]:
         """At most one progress event a second, each through the outbox."""
         last = {"at": 0.0, "bytes": 0}
@@ -204,7 +214,7 @@ class JobRunner:
                 return
             rate = done / max(now - started, 1e-6)
             last["at"] = now
-            with service.transaction() as uow:
+            with service.transaction(PROGRESS) as uow:
                 uow.emit(
                     msg.DownloadProgress(**report, bytes_done=done, total=total, rate_bps=rate)
                 )

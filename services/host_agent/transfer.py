@@ -2,35 +2,22 @@
 
 from __future__ import annotations
 
-import posixpath
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import structlog
 
-from directdl.contracts.checksum import parse_checksum
+from directdl.contracts.checksum import ALGORITHMS, REPORTED, parse_checksum
 from directdl.contracts.download import DownloadFailure, DownloadTemplate
-from directdl.contracts.template import Protocol
+from directdl.contracts.template import Compression, SourceProtocol
 from directdl.destinations import DestinationPolicy
-from host_agent.download.core import (
-    DownloadRequest,
-    Fetcher,
-    Sink,
-    TerminalError,
-    Timeouts,
-)
-from host_agent.download.decompress import COMPRESSIONS
-from host_agent.download.http import HttpFetcher
-from host_agent.download.mirrors import MirrorFetcher, fetch_metalink
-from host_agent.download.nfs import NfsFetcher
+from host_agent.download.core import DownloadRequest, Opener, Sink, TerminalError, Timeouts
+from host_agent.download.protocols import OPENERS, check_complete
 from host_agent.download.retry import fetch_with_retries
 from host_agent.download.sink import FileSink
 from host_agent.jobs import Transferred
 
 log = structlog.get_logger(__name__)
-
-REPORTED = "SHA-256"
 
 Progress = Callable[[int, int | None], None]
 
@@ -60,18 +47,25 @@ class ProgressSink:
 
 
 class PoolTransfer:
-    """The agent's `Transfer`: downloads into one pool directory."""
+    """The agent's `Transfer`: downloads into one pool directory, each protocol by its opener."""
 
-    def __init__(self, pool: Path, extra_ca_file: Callable[[], str | None] = lambda: None) -> None:
+    def __init__(
+        self,
+        pool: Path,
+        extra_ca_file: Callable[[], str | None] = lambda: None,
+        *,
+        openers: Mapping[SourceProtocol, Opener] = OPENERS,
+    ) -> None:
+        check_complete(openers)
         self.pool = pool
         self.extra_ca_file = extra_ca_file
+        self.openers = openers
 
     def __call__(
         self, cmd: DownloadTemplate, progress: Progress, cancelled: Callable[[], bool]
     ) -> Transferred:
         request = DownloadRequest(
             url=cmd.url,
-            protocol=cmd.protocol,
             headers=cmd.headers,
             timeouts=Timeouts(
                 connect=cmd.timeouts.connect_ms / 1000,
@@ -82,17 +76,9 @@ class PoolTransfer:
             extra_ca_file=self.extra_ca_file(),
             policy=DestinationPolicy.parse(cmd.denied_networks, cmd.allowed_networks),
         )
-        expected = parse_checksum(cmd.checksum) if cmd.checksum else None
-        fetcher: Fetcher
-        if cmd.protocol is Protocol.METALINK:
-            metalink = fetch_metalink(request, cancelled, cmd.max_attempts)
-            if expected is None and (strongest := metalink.strongest_hash()) is not None:
-                expected = parse_checksum("{%s}%s" % strongest)  # noqa: UP031 - braces are literal
-            fetcher, name = MirrorFetcher(metalink), metalink.name
-        else:
-            fetcher = NfsFetcher() if cmd.protocol is Protocol.NFS else HttpFetcher()
-            name = posixpath.basename(urlsplit(cmd.url).path)
-        algorithm = expected.algorithm if expected else REPORTED
+        source = self.openers[cmd.protocol](request, cancelled, cmd.max_attempts)
+        expected = parse_checksum(cmd.checksum) if cmd.checksum else source.checksum
+        verifying = ALGORITHMS[expected.algorithm] if expected else REPORTED
         mismatch = ""
         for attempt in range(1, cmd.checksum_attempts + 1):
             with FileSink(
@@ -100,48 +86,37 @@ class PoolTransfer:
                 cmd.template_id,
                 cmd.job_id,
                 cmd.format,
-                checksum_algorithm=algorithm,
-                compression=_compression(name),
+                checksum_algorithm=verifying.name,
+                compression=Compression.of(source.name),
                 label=f"template {cmd.template_id}",
             ) as sink:
                 # The size learnt at registration: a source that won't say its size (no
                 # Content-Length, an NFS listing refused) still meets the free-space check.
                 sink.expect_size(cmd.expected_size)
                 fetch_with_retries(
-                    fetcher,
+                    # A fresh fetcher each time: after a mismatch it starts again from zero.
+                    source.fetcher(),
                     request,
                     ProgressSink(sink, progress),
                     max_attempts=cmd.max_attempts,
                     cancelled=cancelled,
                 )
                 result = sink.finish()
-                actual = result.digests[expected.hashlib_name if expected else "sha256"]
+                actual = result.digests[verifying.hashlib_name]
                 if expected is None or actual == expected.hexdigest:
                     final = self.pool / cmd.template_id
                     sink.commit(final)
                     return Transferred(
                         path=str(final),
                         size=result.size_written,
-                        digest="{SHA-256}" + result.digests["sha256"],
-                        verified_digest="{%s}%s" % (algorithm, actual),  # noqa: UP031
+                        digest=f"{{{REPORTED.name}}}{result.digests[REPORTED.hashlib_name]}",
+                        verified_digest=f"{{{verifying.name}}}{actual}",
                     )
-                mismatch = f"expected {expected} but got {{{algorithm}}}{actual}"
+                mismatch = f"expected {expected} but got {{{verifying.name}}}{actual}"
                 log.warning("transfer.checksum_mismatch", attempt=attempt, detail=mismatch)
-            # Leaving the block discarded the bad bytes; a fresh fetcher starts from zero.
-            fetcher = _fresh(fetcher)
+            # Leaving the block discarded the bad bytes.
         raise TerminalError(
             DownloadFailure.CHECKSUM_MISMATCH,
             f"checksum mismatch for template {cmd.template_id} from {cmd.url}: {mismatch} "
             f"({cmd.checksum_attempts} downloads)",
         )
-
-
-def _compression(name: str) -> str | None:
-    suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    return suffix if suffix in COMPRESSIONS else None
-
-
-def _fresh(fetcher: Fetcher) -> Fetcher:
-    if isinstance(fetcher, MirrorFetcher):
-        return MirrorFetcher(fetcher.metalink)
-    return type(fetcher)()

@@ -81,7 +81,9 @@ class TrustStore:
         self._bundle = self.path.with_name(self.path.name + ".pem")
         self._lock_file = self.path.with_name(self.path.name + ".lock")
         self._thread_lock = threading.Lock()
-        self.pem_bundle_path()  # the bundle may be missing or stale after a crash or keytool
+        # Read, not written: a store that cannot be read fails here, at wiring. The bundle,
+        # which a crash or keytool may have left stale, is brought up to date on use.
+        self._load()
 
     def entries(self) -> dict[str, x509.Certificate]:
         """Alias (lower case) -> certificate for every trusted entry; empty if no file."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from directdl.contracts.template import Protocol
+from directdl.contracts.template import SourceProtocol
 from directdl.runtime.live_settings import LiveSettings
 from directdl.runtime.service import Service, ServiceDefinition
 from directdl.runtime.tasks import AtStart
@@ -24,7 +24,7 @@ def size_checker(settings: RegistrationSettings, live: LiveSettings) -> SizeOf:
     if not settings.check_urls:
         return lambda _url, _protocol, _headers: None
 
-    def size_of(url: str, protocol: Protocol, headers: dict[str, str]) -> int | None:
+    def size_of(url: str, protocol: SourceProtocol, headers: dict[str, str]) -> int | None:
         checker = UrlChecker(
             connect_timeout=live("direct.download.connect.timeout") / 1000,
             read_timeout=live("direct.download.socket.timeout") / 1000,

@@ -1,4 +1,4 @@
-"""Registration handlers: plain functions of (message, unit of work, dependencies), and the table."""
+"""Registration handlers: functions of (message, unit of work, dependencies), and the table."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from directdl.bus.dispatch import Every, Handlers, On
 from directdl.contracts import deploy, download, host
 from directdl.contracts import template as msg
 from directdl.contracts.errors import Conflict, NotFound
-from directdl.contracts.template import Protocol
+from directdl.contracts.template import SourceProtocol
 from directdl.destinations import DestinationPolicy
 from directdl.runtime.live_settings import SETTINGS_HANDLERS
 from registration import deploying
@@ -24,7 +24,7 @@ from registration.domain.template import (
 )
 from registration.uow import RegistrationUnitOfWork
 
-SizeOf = Callable[[str, Protocol, dict[str, str]], int | None]
+SizeOf = Callable[[str, SourceProtocol, dict[str, str]], int | None]
 """Checks that a template's URL answers and returns its size; see adapters.url_check."""
 Destinations = Callable[[], DestinationPolicy]
 """The download destination policy now, from the live settings."""

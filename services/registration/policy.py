@@ -8,12 +8,7 @@ from dataclasses import dataclass
 
 from directdl.contracts.download import Timeouts
 from directdl.destinations import DestinationPolicy, parse_networks
-from directdl.settings_catalog import SETTINGS
-
-
-def _defaults(name: str) -> int | float | str:
-    return SETTINGS[name].default
-
+from directdl.settings_catalog import default_of
 
 DENIED_NETWORKS = "directdl.download.denied.networks"
 ALLOWED_NETWORKS = "directdl.download.allowed.networks"
@@ -24,7 +19,7 @@ class DownloadPolicy:
     """What each download command carries besides the template, read from the live settings
     at each deploy, so that a change applies to the next one without a restart."""
 
-    setting: Callable[[str], int | float | str] = _defaults
+    setting: Callable[[str], int | float | str] = default_of
 
     @property
     def timeouts(self) -> Timeouts:

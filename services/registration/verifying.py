@@ -1,21 +1,14 @@
-"""What registration believes of a host's download report: only what it can check.
-
-A report is taken for the attempt a deploy waits for only when every field it names matches
-that attempt; a completion's copy only when its size and digest match what the template says
-(its checksum, or the digest of the first copy a host verified when it has none).
-"""
+"""What registration believes of a host's download report: only what it can check."""
 
 from __future__ import annotations
 
 import structlog
 
 from directdl.contracts.checksum import parse_checksum
-from directdl.contracts.deploy import AttemptState
 from directdl.contracts.download import DownloadCompleted, DownloadReport
 from directdl.runtime import metrics
-from registration.adapters.orm import AttemptRow
+from registration.domain.deploy import Deploy
 from registration.domain.outcome import (
-    Awaited,
     digest_problem,
     refusal,
     reported_copy,
@@ -29,24 +22,16 @@ log = structlog.get_logger(__name__)
 SERVICE = "registration"
 
 
-def awaited_attempt(uow: RegistrationUnitOfWork, report: DownloadReport) -> AttemptRow | None:
-    """The running attempt `report` is about, or None: then it is ignored, counted and logged."""
-    attempt = uow.deploys.attempt(report.job_id)
-    awaited = None
-    if attempt is not None:
-        awaited = Awaited(
-            job_id=attempt.job_id,
-            deploy_id=attempt.deploy.deploy_id,
-            template_id=attempt.deploy.template_id,
-            host_id=attempt.host_id,
-            pool_id=attempt.deploy.requested_pool_id,
-            running=attempt.state == AttemptState.RUNNING,
-        )
-    reason = refusal(report, awaited)
+def awaited_deploy(uow: RegistrationUnitOfWork, report: DownloadReport) -> Deploy | None:
+    """The deploy whose running attempt `report` is about, or None: then the report is ignored,
+    counted and logged. It is taken only when every field it names matches that attempt."""
+    deploy = uow.deploys.for_attempt(report.job_id)
+    reason = refusal(report, deploy)
     if reason is None:
-        return attempt
+        return deploy
     routing_key = uow.message.routing_key if uow.message else type(report).__name__
     uow.after_commit(metrics.rejected.labels(SERVICE, routing_key, reason).inc)
+    awaited = deploy.attempt(report.job_id) if deploy else None
     # A redelivered outcome of a settled attempt lands here too; it is as harmless as a forgery.
     log.warning(
         "deploy.report_ignored",
@@ -64,8 +49,9 @@ def awaited_attempt(uow: RegistrationUnitOfWork, report: DownloadReport) -> Atte
 def copy_problem(
     uow: RegistrationUnitOfWork, template: Template | None, evt: DownloadCompleted
 ) -> str | None:
-    """Why the copy a completion reports is not the template, or None when it is.
-    Without a checksum, the first copy that passes sets the digest later ones must match."""
+    """Why the copy a completion reports is not the template, or None when it is: its size and
+    digest must match what the template says (its checksum, or without one the digest of the
+    first copy a host verified, which the first copy that passes sets)."""
     copy = reported_copy(evt.size, evt.digest)
     if isinstance(copy, str):
         return copy

@@ -1,4 +1,4 @@
-"""`python -m sync_scheduler`: run the sync-scheduler until SIGTERM."""
+"""`python -m sync_scheduler`: migrate, then run the sync-scheduler until SIGTERM."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from sync_scheduler.config import SchedulerSettings
 def main() -> None:
     settings = SchedulerSettings()
     configure_logging(NAME, settings.log_level)
-    run_until_signalled(bootstrap(settings))
+    service = bootstrap(settings)
+    service.migrate()
+    run_until_signalled(service)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,16 @@
-"""Wires the sync-scheduler: projections, the timer, and single-active-consumer queues."""
+"""Wires the sync-scheduler: its settings, dependencies and dispatch table, no effects."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from directdl.contracts.sync import SyncTick
-from directdl.runtime.live_settings import LiveSettings, with_settings
+from directdl.runtime.live_settings import LiveSettings
 from directdl.runtime.service import Service, ServiceDefinition
-from directdl.runtime.tasks import AtStart, Periodic
+from directdl.runtime.tasks import AtStart
 from sync_scheduler.adapters.orm import settings as settings_table
 from sync_scheduler.adapters.orm import store
 from sync_scheduler.config import SchedulerSettings
-from sync_scheduler.handlers import queues
+from sync_scheduler.handlers import HANDLERS
 from sync_scheduler.uow import SchedulerUnitOfWork
 
 NAME = "sync-scheduler"
@@ -21,38 +20,29 @@ INTERVAL = "direct.download.certificate.background.task.interval"
 IDLE_POLL_SECONDS = 5.0
 
 
-def bootstrap(settings: SchedulerSettings | None = None) -> Service:
+def bootstrap(settings: SchedulerSettings | None = None) -> Service[SchedulerUnitOfWork]:
     settings = settings or SchedulerSettings()
     live = LiveSettings(NAME, settings_table)
 
     def interval() -> float:
         return float(live(INTERVAL)) * 3600  # hours, as in CloudStack; fractions allowed
 
-    def send_tick(service: Service) -> None:
-        if interval() > 0:
-            with service.transaction() as uow:
-                uow.emit(SyncTick())
-
     return Service(
         ServiceDefinition(
             name=NAME,
             settings=settings,
-            queues=with_settings(queues(interval), live),
+            handlers=HANDLERS,
+            dependencies={
+                "live": live,
+                "interval": interval,
+                "tick_interval": lambda: interval() or IDLE_POLL_SECONDS,
+            },
             store=store,
             uow_factory=SchedulerUnitOfWork,
             migrations=MIGRATIONS,
-            shared_queues=live.shared_routes(),
             live_settings=live,
             # Replicas share the queues; RabbitMQ hands them to one consumer at a time.
             single_active_consumer=True,
-            tasks=(
-                AtStart(live.announce),
-                Periodic(
-                    "sync-timer",
-                    lambda: interval() or IDLE_POLL_SECONDS,
-                    send_tick,
-                    run_at_start=False,
-                ),
-            ),
+            tasks=(AtStart(live.announce),),
         )
     )

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from directdl.bus.processing import Route, routes, without_inbox
+from directdl.bus.dispatch import Every, Handlers, On
 from directdl.contracts import certificate as certs
 from directdl.contracts import sync as msg
 from directdl.contracts.host import HostHeartbeat
-from sync_scheduler.runs import run
+from directdl.runtime.live_settings import SETTINGS_HANDLERS
+from sync_scheduler.runs import RUN_EMITS, run
 from sync_scheduler.uow import SchedulerUnitOfWork
 
 Interval = Callable[[], float]
@@ -68,21 +69,31 @@ def certificate_deleted(evt: certs.CertificateDeleted, uow: SchedulerUnitOfWork)
     uow.projections.forget_certificate(evt.certificate.id)
 
 
-def queues(interval: Interval) -> dict[str, dict[str, Route]]:
-    return {
-        "commands": routes(
-            (msg.RunSync, run_now),
-            (msg.SyncTick, lambda cmd, uow: tick(cmd, uow, interval)),
-            (msg.EnableZone, enable_zone),
-            (msg.DisableZone, disable_zone),
-        ),
-        "events": without_inbox(
-            routes(
-                (HostHeartbeat, heartbeat),
-                (certs.CertificateUploaded, certificate_uploaded),
-                (certs.CertificateRevoked, certificate_revoked),
-                (certs.CertificateDeleted, certificate_deleted),
-            ),
-            HostHeartbeat,
-        ),
-    }
+def send_tick(uow: SchedulerUnitOfWork, interval: Interval) -> None:
+    """The timer of every replica asks for a run; `tick` decides whether one is due."""
+    if interval() > 0:
+        uow.emit(msg.SyncTick())
+
+
+HANDLERS = (
+    Handlers(
+        commands={
+            msg.RunSync: On(run_now, emits=RUN_EMITS),
+            msg.SyncTick: On(tick, emits=RUN_EMITS),
+            msg.EnableZone: On(enable_zone),
+            msg.DisableZone: On(disable_zone),
+        },
+        events={
+            HostHeartbeat: On(heartbeat, emits=RUN_EMITS, idempotent=True),
+            certs.CertificateUploaded: On(certificate_uploaded),
+            certs.CertificateRevoked: On(certificate_revoked),
+            certs.CertificateDeleted: On(certificate_deleted),
+        },
+        timers={
+            # Not at start: a replica that starts must not ask for a run the others just had.
+            "sync-timer": Every("tick_interval", send_tick, (msg.SyncTick,), run_at_start=False)
+        },
+    )
+    | SETTINGS_HANDLERS
+)
+"""What the sync-scheduler does with each message, and what each handler may publish."""

@@ -17,6 +17,10 @@ from sync_scheduler.uow import SchedulerUnitOfWork
 log = structlog.get_logger(__name__)
 
 
+RUN_EMITS = (certs.ProvisionCertificate, certs.RevokeCertificate, msg.SyncRunCompleted)
+"""What a sync run may publish: the pushes and withdrawals it decides, and its report."""
+
+
 def run(
     uow: SchedulerUnitOfWork,
     trigger: str,

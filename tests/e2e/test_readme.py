@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()
 PORTS = (8081, 8082, 8083, 8090, 8091)
+SAMPLE_URL = "http://127.0.0.1:8080/sample.qcow2"
 
 
 def block_after(marker: str, language: str) -> str:
@@ -65,18 +67,25 @@ def env(vhost_url: str, topology: Topology) -> dict[str, str]:
 
 @pytest.fixture
 def make_run(workdir: Path, env: dict[str, str]) -> Iterator[None]:
-    """What `make run` starts, with the environment the Makefile gives it."""
+    """What `make run` starts, with the environment the Makefile gives it. honcho prints every
+    process's output, prefixed with its name, to make-run.log."""
+    log = workdir / "make-run.log"
     launcher = subprocess.Popen(
         [sys.executable, "-m", "directdl.launcher"],
         cwd=workdir,
         env=env | {"DIRECTDL_DATA_DIR": "var"},
-        stdout=subprocess.DEVNULL,
-        stderr=(workdir / "make-run.log").open("wb"),
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
-        for port in PORTS:
-            wait_until(lambda p=port: _ready(p), timeout=30, what=f"/readyz on {port}")
+        try:
+            for port in PORTS:
+                wait_until(lambda p=port: _ready(p), timeout=30, what=f"/readyz on {port}")
+            wait_until(_serves_sample, timeout=10, what=f"the sample template on {SAMPLE_URL}")
+        except AssertionError as err:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+            raise AssertionError(f"{err}; make-run.log ends:\n{tail}") from err
         yield
     finally:
         launcher.send_signal(signal.SIGINT)
@@ -85,6 +94,13 @@ def make_run(workdir: Path, env: dict[str, str]) -> Iterator[None]:
         except subprocess.TimeoutExpired:
             os.killpg(launcher.pid, signal.SIGKILL)
             raise
+
+
+def _serves_sample() -> bool:
+    try:
+        return requests.head(SAMPLE_URL, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def _ready(port: int) -> bool:
@@ -121,8 +137,14 @@ def test_the_quickstart_deploys_the_sample_and_trusts_its_certificate_on_both_ho
     assert outputs["cert upload"].count("UPLOADED") == 2
     assert "deployed" in outputs["template deploy"]
     assert "host-1:UPLOADED" in outputs["cert list"] and "host-2:UPLOADED" in outputs["cert list"]
+    # The pool holds the very bytes served, whose digest is the one the README registers.
+    www = workdir / "var" / "templates" / "www"
+    sample = (www / "sample.qcow2").read_bytes()
+    digest, name = (www / "SHA256SUMS").read_text().split()
+    assert (hashlib.sha256(sample).hexdigest(), name) == (digest, "sample.qcow2")
+    assert f"--checksum {digest}" in " ".join(commands)
     pools = list((workdir / "var" / "pools").glob("host-*/*"))
-    assert len(pools) == 1 and pools[0].stat().st_size == 1 << 20
+    assert len(pools) == 1 and pools[0].read_bytes() == sample
 
     # The "More" block: every command but `events`, which tails until Ctrl-C and has its own
     # test (tests/e2e/test_operator.py); curl's endpoints are fetched with requests.

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shlex
-from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,9 +20,9 @@ from sqlalchemy.engine import make_url
 
 from certificate.bootstrap import NAME as CERTIFICATE
 from certificate.config import CertificateSettings
+from directdl import launcher
+from directdl.bus.tables import roles
 from directdl.bus.topology import Topology
-from directdl.contracts.catalog import MESSAGES
-from directdl.launcher import PROCESSES
 from directdl.runtime.live_settings import SHARED_QUEUE
 from directdl.runtime.settings import ServiceSettings
 from host_agent.config import HostAgentSettings
@@ -184,12 +183,52 @@ def test_services_wait_for_healthy_infrastructure() -> None:
 
 
 def test_launcher_and_compose_run_the_same_processes() -> None:
-    assert Counter(module_of(s) for s in PYTHON.values()) == Counter(p.module for p in PROCESSES)
-    for process in PROCESSES:
-        assert any(
-            module_of(service) == process.module and process.env.items() <= env_of(service).items()
-            for service in PYTHON.values()
-        ), f"no compose service runs {process.name} with {process.env}"
+    """`make run`'s Procfile runs compose's long-running services, named as in compose: the
+    same commands, settings compose gives them, and each as the broker user it is in compose;
+    the sample is written and served with compose's own files."""
+    procfile = launcher.read_procfile()
+    assert set(procfile) == {
+        name
+        for name, service in SERVICES.items()
+        if service.get("restart") != "no" and name not in ("rabbitmq", "postgres")
+    }
+    for name, argv in procfile.items():
+        env, command = launcher.assignments(argv), launcher.command_of(argv)
+        if name not in PYTHON:
+            assert command[0] == "nginx" and SERVICES[name]["image"].startswith("nginx:"), name
+            continue
+        assert command == SERVICES[name]["command"], name
+        assert env.pop("AMQP_URL") == f"${launcher.amqp_variable(identity(name))}", name
+        assert env.items() <= env_of(SERVICES[name]).items(), f"{name}: {env}"
+    mounts = {
+        volume.split(":")[0]: volume.split(":")[1]
+        for service in SERVICES.values()
+        for volume in service.get("volumes", [])
+    }
+    assert mounts["./" + str(launcher.NGINX_CONF.relative_to(ROOT))] == "/etc/nginx/nginx.conf"
+    sample = "./" + str(launcher.MAKE_SAMPLE.relative_to(ROOT))
+    assert mounts[sample] == SERVICES["template-init"]["command"][1]
+    assert launcher.COMPOSE_ROOT in SERVICES["template-init"]["command"]
+
+
+def test_make_run_serves_the_sample_with_compose_nginx_config_on_loopback_ports() -> None:
+    conf = launcher.nginx_conf(launcher.NGINX_CONF.read_text(), Path("/data dir"), as_root=False)
+    directives = [line for line in conf.splitlines() if not line.lstrip().startswith("#")]
+    assert not [line for line in directives if launcher.COMPOSE_ROOT in line]
+    assert re.findall(r"^\s*listen (.+);$", conf, re.M) == [
+        f"127.0.0.1:{launcher.SAMPLE_PORTS[0]}",
+        f"127.0.0.1:{launcher.SAMPLE_PORTS[1]} ssl",
+    ]
+    assert 'root "/data dir/templates/www";' in conf
+    assert 'ssl_certificate_key "/data dir/templates/tls/templates.key";' in conf
+    assert 'pid "/data dir/nginx/nginx.pid";' in conf
+    assert 'client_body_temp_path "/data dir/nginx/temp/client_body";' in conf
+    assert not re.search(r"^user ", conf, re.M)
+    as_root = launcher.nginx_conf(launcher.NGINX_CONF.read_text(), Path("/d"), as_root=True)
+    assert re.findall(r"^user .*$", as_root, re.M) == ["user root;"]
+    # compose publishes its server on the same host ports.
+    published = [p.rsplit(":", 2)[1:] for p in SERVICES["templates"]["ports"]]
+    assert [int(host) for host, _ in published] == list(launcher.SAMPLE_PORTS)
 
 
 def test_each_host_agent_keeps_its_pool_and_trust_store_on_volumes_of_its_own() -> None:
@@ -315,13 +354,15 @@ def test_host_agents_publish_only_their_events_and_bind_only_their_commands() ->
         assert isinstance(settings, HostAgentSettings)
         (topic,) = [t for t in DEFINITIONS["topic_permissions"] if t["user"] == identity(name)]
         assert topic["exchange"] == settings.exchange
-        for message in MESSAGES:
+        known = roles()
+        for message in known.messages:
             key = message.routing_key.format(host_id="host-x", owner="registration")
-            ours = "host-agent" in message.producers
+            ours = "host-agent" in known.producers.get(message, ())
             assert allows(topic["write"], key) == ours, f"{name} publishing {key}"
             if "{host_id}" in message.routing_key:
                 own = message.address(host_id=settings.host_id)
-                assert allows(topic["read"], own) == ("host-agent" in message.consumers), own
+                bound = "host-agent" in known.consumers.get(message, ())
+                assert allows(topic["read"], own) == bound, own
                 assert not allows(topic["read"], message.address(host_id="host-x"))
         for pattern in ("#", "host.#", "host.*.template.download", "template.register"):
             assert not allows(topic["read"], pattern), f"{name} binding {pattern}"

@@ -2,13 +2,14 @@
 
 Handlers may run for minutes (downloads do), so they never run on the thread that answers
 heartbeats; they hand their ack back with `add_callback_threadsafe`, as in pika's
-`basic_consumer_threaded.py`. When the broker goes away the loop reconnects with growing
-back-off, re-declares its topology and resumes (pika's `asynchronous_consumer_example.py`).
+`basic_consumer_threaded.py`. A failed attempt is retried later by the broker, not by a
+waiting worker: a copy goes to the queue's retry queue to wait out its back-off there.
+When the broker goes away the loop reconnects with growing back-off, re-declares its
+topology and resumes (pika's `asynchronous_consumer_example.py`).
 """
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import ConnectionWrongStateError
 from pika.spec import Basic
 
+from directdl.backoff import Backoff
 from directdl.bus.connection import (
     RECONNECTABLE,
     broker_user,
@@ -29,11 +31,13 @@ from directdl.bus.connection import (
     describe_error,
     redact,
 )
-from directdl.bus.delivery import Delivery, Outcome, Verdict
+from directdl.bus.delivery import Delivery, Outcome, Verdict, received
 from directdl.bus.processing import Processor
-from directdl.bus.publisher import ConfirmingPublisher, PublishError
+from directdl.bus.publisher import ConfirmingPublisher
 from directdl.bus.relay import OutboxRelay
+from directdl.bus.settle import Held, Settler
 from directdl.bus.topology import Topology
+from directdl.contracts.senders import SERVICES
 from directdl.runtime import metrics
 from directdl.runtime.faults import Faults
 
@@ -43,6 +47,7 @@ RELAY_POLL_SECONDS = 2.0
 PRUNE_EVERY_SECONDS = 3600.0
 LAG_EVERY_SECONDS = 10.0
 SHUTDOWN_GRACE_SECONDS = 30.0
+RETRY_BACKOFF = Backoff(base=0.5, cap=10.0)
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,13 @@ class ConsumerConfig:
     prefetch: int = 8
     workers: int = 4
     max_attempts: int = 3
-    max_backoff_seconds: float = 30.0
+    max_backoff_seconds: float = 30.0  # the longest wait before reconnecting
+    # The wait before the n-th retry of a failed message, spent in the broker, not a worker.
+    retry_backoff: Backoff = RETRY_BACKOFF
+
+    @property
+    def reconnect_backoff(self) -> Backoff:
+        return Backoff(base=1.0, cap=self.max_backoff_seconds)
 
 
 class Consumer:
@@ -83,6 +94,9 @@ class Consumer:
         self.faults = faults or Faults()
         self.connected = threading.Event()
         self.connections = 0  # successful connects: 1 unless the broker went away
+        # The user_id of the copies this consumer republishes; RabbitMQ checks it.
+        self.user = broker_user(config.url)
+        self.settler = Settler(config.topology, config.service, self.user, config.retry_backoff)
         self._relay_wanted = threading.Event()
         self._inflight = 0
         self._executor = ThreadPoolExecutor(config.workers, thread_name_prefix=config.service)
@@ -120,8 +134,7 @@ class Consumer:
     def _wait_before_reconnect(
         self, stop: threading.Event, attempt: int, err: BaseException
     ) -> None:
-        delay = min(self.config.max_backoff_seconds, 0.5 * 2 ** min(attempt, 10))
-        delay *= random.uniform(0.8, 1.2)
+        delay = self.config.reconnect_backoff.delay(attempt)
         log.warning(
             "bus.disconnected",
             broker=redact(self.config.url),
@@ -134,7 +147,6 @@ class Consumer:
         channel = connection.channel()
         channel.basic_qos(prefetch_count=self.config.prefetch)
         publisher = ConfirmingPublisher(connection.channel())
-        on_message = partial(self._on_message, connection, publisher)
         tags, queues = [], []
         topology = self.config.topology
         for spec in self.config.queues:
@@ -148,6 +160,9 @@ class Consumer:
                     spec.bindings,
                     single_active_consumer=spec.single_active_consumer,
                 )
+            # Any service taking turns on a shared queue may have put a retry copy in it.
+            republishers = {self.user, *SERVICES} if spec.shared else {self.user}
+            on_message = partial(self._on_message, connection, publisher, queue, republishers)
             tags.append(channel.basic_consume(queue, on_message_callback=on_message))
             queues.append(queue)
             log.info("bus.consuming", queue=queue, broker=redact(self.config.url))
@@ -189,23 +204,27 @@ class Consumer:
         self,
         connection: pika.BlockingConnection,
         publisher: ConfirmingPublisher,
+        queue: str,
+        republishers: set[str],
         channel: BlockingChannel,
         method: Basic.Deliver,
         props: pika.BasicProperties,
         body: bytes,
     ) -> None:
-        delivery = Delivery(
-            routing_key=method.routing_key,
-            body=body,
+        delivery = received(
+            method.routing_key,
+            body,
             message_id=props.message_id,
             correlation_id=props.correlation_id,
             reply_to=props.reply_to,
             content_type=props.content_type,
             user_id=props.user_id,
-            headers=props.headers or {},
+            headers=props.headers,
+            republishers=republishers,
         )
         self._inflight += 1
-        settle = partial(self._settle, channel, publisher, method, props, body, delivery)
+        held = Held(channel, method.delivery_tag, queue, props, body, delivery)
+        settle = partial(self._settle, publisher, held)
         self._executor.submit(self._work, connection, delivery, settle)
 
     def _work(
@@ -227,13 +246,9 @@ class Consumer:
                 metrics.handler_seconds.labels(*labels).observe(time.monotonic() - started)
             elif outcome.verdict is Verdict.RETRY:
                 metrics.failed.labels(*labels).inc()
-            if outcome.verdict is Verdict.RETRY:
                 if delivery.attempt >= self.config.max_attempts:
                     self.processor.give_up(delivery, outcome.error)
                     outcome = Outcome(Verdict.DEAD_LETTER, outcome.error)
-                else:
-                    # Quorum queues hand a requeued message straight back; space the attempts.
-                    time.sleep(min(10.0, 0.2 * 2**delivery.attempt))
             self.faults.reach("before_ack")
         except Exception as err:
             log.exception("message.worker_failed")
@@ -246,63 +261,11 @@ class Consumer:
             # The connection died meanwhile; the broker redelivers and the inbox dedupes.
             log.info("message.settle_skipped", message_id=delivery.message_id)
 
-    def _settle(
-        self,
-        channel: BlockingChannel,
-        publisher: ConfirmingPublisher,
-        method: Basic.Deliver,
-        props: pika.BasicProperties,
-        body: bytes,
-        delivery: Delivery,
-        outcome: Outcome,
-    ) -> None:
+    def _settle(self, publisher: ConfirmingPublisher, held: Held, outcome: Outcome) -> None:
         self._inflight -= 1
-        if not channel.is_open:
+        if not held.channel.is_open:
             return
-        tag = method.delivery_tag
         if outcome.verdict is Verdict.ACK:
-            channel.basic_ack(tag)
-        elif outcome.verdict is Verdict.RETRY:
-            channel.basic_nack(tag, requeue=True)
+            held.channel.basic_ack(held.tag)
         else:
-            self._dead_letter(channel, publisher, tag, props, body, delivery, outcome.error)
-
-    def _dead_letter(
-        self,
-        channel: BlockingChannel,
-        publisher: ConfirmingPublisher,
-        tag: int,
-        props: pika.BasicProperties,
-        body: bytes,
-        delivery: Delivery,
-        error: str,
-    ) -> None:
-        # Publishing the copy ourselves, rather than rejecting, puts the reason in a header.
-        topology = self.config.topology
-        headers = dict(props.headers or {})
-        headers.update(
-            {
-                "x-directdl-error": error[:1000],
-                "x-directdl-attempts": delivery.attempt,
-                "x-directdl-original-routing-key": delivery.routing_key,
-                "x-directdl-service": self.config.service,
-                "x-directdl-original-user-id": props.user_id or "",
-            }
-        )
-        props.headers = headers
-        # The broker refuses a publish that names another user; the copy is ours to send.
-        props.user_id = broker_user(self.config.url)
-        try:
-            publisher.publish(
-                topology.dead_letter_exchange,
-                topology.dead_letter_queue(self.config.service),
-                body,
-                props,
-            )
-        except PublishError:
-            log.exception("message.dead_letter_publish_failed")
-            channel.basic_nack(tag, requeue=False)
-            return
-        log.warning("message.dead_lettered", message_id=delivery.message_id, error=error)
-        metrics.dead_lettered.labels(self.config.service, delivery.routing_key).inc()
-        channel.basic_ack(tag)
+            self.settler.settle_failure(held, publisher, outcome)

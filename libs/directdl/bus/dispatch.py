@@ -101,6 +101,12 @@ class Handlers:
                 return table[command].emits
         return ()
 
+    def routing_keys(self, address: Mapping[str, str]) -> dict[str, set[str]]:
+        """The keys each queue binds, by purpose or shared queue name, addressed to one
+        instance: what the broker lists once the service runs."""
+        tables = {**self.queues, **self.shared}
+        return {name: {address_of(m, address) for m in table} for name, table in tables.items()}
+
     def bind(self, dependencies: Mapping[str, Any], address: Mapping[str, str]) -> Bound:
         """The table with every dependency injected by parameter name, and routing keys
         filled in with `address` (a host agent's `host_id`, a settings owner)."""

@@ -19,7 +19,7 @@ from directdl.contracts.reply import Reply
 from directdl.runtime import metrics
 from directdl.runtime.faults import Faults
 from directdl.runtime.uow import MessageContext, UnitOfWork
-from directdl.settings_catalog import MAX_MESSAGE_BYTES, SETTINGS
+from directdl.settings_catalog import MAX_MESSAGE_BYTES, default_of
 
 log = structlog.get_logger(__name__)
 
@@ -74,7 +74,7 @@ class Processor:
     ) -> None:
         self.service = service
         # Read on each delivery, so that a change of the setting applies without a restart.
-        default = int(SETTINGS[MAX_MESSAGE_BYTES].default)
+        default = int(default_of(MAX_MESSAGE_BYTES))
         self.max_body_bytes = max_body_bytes or (lambda: default)
         self.routes = routes
         self.uow_factory = uow_factory

@@ -1,4 +1,4 @@
-"""Names and declarations: the topic exchange, service queues, dead-lettering."""
+"""Names and declarations: the topic exchange, service queues, delayed retries, dead-lettering."""
 
 from __future__ import annotations
 
@@ -13,6 +13,21 @@ from directdl.contracts.base import EXCHANGE
 # RabbitMQ 3.x sets no default delivery limit on quorum queues. The consumer gives up on its
 # own after `max_attempts`; this limit is the backstop for a message that crashes the process.
 DELIVERY_LIMIT = 10
+
+# Where a delayed retry waits: nobody consumes `<queue>.retry`; each copy carries its back-off
+# as a per-message `expiration`, and on expiry the broker dead-letters it back to `<queue>`
+# through the default exchange. Quorum, like the queues it serves: on RabbitMQ 3.10 (Debian
+# 12's) quorum queues honour per-message TTL, and they can dead-letter at least once, keeping
+# the copy until `<queue>` has confirmed it (this needs `reject-publish` overflow), so a
+# waiting retry survives a broker restart and is never dropped on its way back. As on classic
+# queues, messages expire only at the head: a copy may wait behind one with a longer delay,
+# at most the back-off cap longer than it asked, which a retry can afford.
+RETRY_ARGUMENTS: dict[str, Any] = {
+    "x-queue-type": "quorum",
+    "x-dead-letter-exchange": "",
+    "x-dead-letter-strategy": "at-least-once",
+    "x-overflow": "reject-publish",
+}
 
 
 @dataclass(frozen=True)
@@ -31,6 +46,11 @@ class Topology:
 
     def dead_letter_queue(self, service: str) -> str:
         return f"{self.queue_prefix}{service}.dead"
+
+    @staticmethod
+    def retry_queue(queue: str) -> str:
+        """Where the delayed retries of `queue`'s messages wait; published to by name."""
+        return f"{queue}.retry"
 
     def declare_exchanges(self, channel: BlockingChannel) -> None:
         channel.exchange_declare(self.exchange, exchange_type="topic", durable=True)
@@ -56,6 +76,7 @@ class Topology:
                 "x-dead-letter-routing-key": dead,
             },
         )
+        self._declare_retry_queue(channel, queue)
         for key in bindings:
             channel.queue_bind(queue, self.exchange, routing_key=key)
         return queue
@@ -68,7 +89,8 @@ class Topology:
         bindings: Iterable[str],
         single_active_consumer: bool = False,
     ) -> str:
-        """Declare `<service>.<purpose>` (quorum) with its dead-letter queue, and bind it."""
+        """Declare `<service>.<purpose>` (quorum) with its retry and dead-letter queues, and
+        bind it."""
         self.declare_exchanges(channel)
         dead = self.dead_letter_queue(service)
         channel.queue_declare(dead, durable=True, arguments={"x-queue-type": "quorum"})
@@ -83,9 +105,14 @@ class Topology:
         if single_active_consumer:
             arguments["x-single-active-consumer"] = True
         channel.queue_declare(name, durable=True, arguments=arguments)
+        self._declare_retry_queue(channel, name)
         for key in bindings:
             channel.queue_bind(name, self.exchange, routing_key=key)
         return name
+
+    def _declare_retry_queue(self, channel: BlockingChannel, queue: str) -> None:
+        arguments = RETRY_ARGUMENTS | {"x-dead-letter-routing-key": queue}
+        channel.queue_declare(self.retry_queue(queue), durable=True, arguments=arguments)
 
 
 def topic_matches(pattern: str, routing_key: str) -> bool:

@@ -1,24 +1,21 @@
-"""Generate the bus's AsyncAPI 3.0 document and message reference from the models in the catalog."""
+"""The bus's AsyncAPI 3.0 document and message reference, from the models and the tables' roles."""
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import json
 import re
-import sys
 from importlib.metadata import version
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from directdl.contracts import catalog
 from directdl.contracts.base import CONTENT_TYPE, EXCHANGE, REPLY_TYPE, Command, Message
 from directdl.contracts.reference import render_markdown
 from directdl.contracts.reply import Reply
+from directdl.contracts.roles import Roles
 
-__all__ = ["AmqpProperties", "build_document", "main", "render_files", "render_markdown"]
+__all__ = ["AmqpProperties", "build_document", "render_files", "render_markdown"]
 
 ASYNCAPI_VERSION = "3.0.0"
 AMQP_BINDING_VERSION = "0.3.0"
@@ -125,16 +122,16 @@ def _envelope(model: type[BaseModel], message_type: str, schemas: dict[str, Any]
     }
 
 
-def _message(model: type[Message], schemas: dict[str, Any]) -> dict[str, Any]:
+def _message(model: type[Message], roles: Roles, schemas: dict[str, Any]) -> dict[str, Any]:
     message = _envelope(model, model.routing_key, schemas)
     message |= {
         "tags": [{"name": "command" if issubclass(model, Command) else "event"}],
-        "x-consumers": sorted(model.consumers),
-        "x-producers": sorted(model.producers),
+        "x-consumers": list(roles.consumers.get(model, ())),
+        "x-producers": list(roles.producers.get(model, ())),
         "x-sent-by": model.sent_by.describe(),
     }
     if issubclass(model, Command):
-        message["x-emits"] = sorted(model.emits)
+        message["x-emits"] = sorted(m.routing_key for m in roles.emits.get(model, ()))
         if model.result is not None:
             message["x-result"] = _add_schema(schemas, model.result)
     return message
@@ -168,15 +165,16 @@ def _channel_id(model: type[Message]) -> str:
     return re.sub(r"[{}]", "", model.routing_key)
 
 
-def build_document() -> dict[str, Any]:
-    """The AsyncAPI 3.0 document of every message in the catalog, in a stable order."""
+def build_document(roles: Roles) -> dict[str, Any]:
+    """The AsyncAPI 3.0 document of every message the services consume or produce, with who
+    does which, in a stable order."""
     schemas: dict[str, Any] = {}
     messages: dict[str, Any] = {}
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     exchange = {"name": EXCHANGE, "type": "topic", "durable": True, "autoDelete": False}
-    for model in catalog.MESSAGES:
-        _put(messages, model.__name__, _message(model, schemas))
+    for model in roles.messages:
+        _put(messages, model.__name__, _message(model, roles, schemas))
         channel = {
             "address": model.routing_key,
             "messages": {model.__name__: _ref("components", "messages", model.__name__)},
@@ -198,8 +196,9 @@ def build_document() -> dict[str, Any]:
             }
         channel_id = _channel_id(model)
         _put(channels, channel_id, channel)
-        roles = [("send", s) for s in model.producers] + [("receive", s) for s in model.consumers]
-        for action, service in roles:
+        sides = [("send", s) for s in roles.producers.get(model, ())]
+        sides += [("receive", s) for s in roles.consumers.get(model, ())]
+        for action, service in sides:
             _put(
                 operations,
                 f"{service}.{action}.{channel_id}",
@@ -236,38 +235,10 @@ def build_document() -> dict[str, Any]:
     }
 
 
-def render_files() -> dict[str, str]:
+def render_files(roles: Roles) -> dict[str, str]:
     """The generated files by name, exactly as they are checked in under docs/."""
-    doc = build_document()
+    doc = build_document(roles)
     return {
         JSON_FILE: json.dumps(doc, indent=2, ensure_ascii=False) + "\n",
         MARKDOWN_FILE: render_markdown(doc),
     }
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m directdl.contracts.asyncapi",
-        description="Write the AsyncAPI document and message reference generated from the models.",
-    )
-    parser.add_argument("--check", action="store_true", help="write nothing; fail when stale")
-    parser.add_argument("--out-dir", type=Path, default=Path("docs"))
-    args = parser.parse_args(argv)
-    stale: list[str] = []
-    for name, text in render_files().items():
-        path: Path = args.out_dir / name
-        if not args.check:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8", newline="\n")
-            print(f"wrote {path}")
-        elif not path.exists():
-            stale.append(f"{path} is missing: run `make docs`")
-        elif path.read_text(encoding="utf-8") != text:
-            stale.append(f"{path} is out of date: run `make docs`")
-    for problem in stale:
-        print(problem, file=sys.stderr)
-    return 1 if stale else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -30,9 +30,6 @@ class Message(BaseModel):
     # A fixed key, or a template such as `host.{host_id}.template.download` for messages
     # addressed to one instance; `address()` fills it in.
     routing_key: ClassVar[str]
-    # Who consumes it and what it leads to; feeds the generated message reference.
-    consumers: ClassVar[tuple[str, ...]] = ()
-    producers: ClassVar[tuple[str, ...]] = ()
     # Whose validated `user_id` the consumer believes; anything else is dropped unread.
     sent_by: ClassVar[SenderRule] = ANY_OPERATOR
 
@@ -57,7 +54,8 @@ class Message(BaseModel):
 class Command(Message):
     """An instruction, named in the imperative; it may expect a reply."""
 
-    emits: ClassVar[tuple[str, ...]] = ()
+    # Who consumes it and what it leads to are not declared here: the services' dispatch
+    # tables say so, and the message reference is generated from them (contracts.roles).
     # The shape of `result` in a successful reply.
     result: ClassVar[type[Result] | None] = None
 

@@ -13,7 +13,6 @@ from directdl.contracts.base import Command, Event, Result
 from directdl.contracts.bounds import MANY, Digest, Dn, Id, Pem, Short, Text, Token
 
 CERTIFICATE = "certificate"
-AGENT = "host-agent"
 
 Hosts = Annotated[list["HostOutcome"], Field(max_length=MANY)]
 
@@ -65,8 +64,6 @@ class UploadCertificate(Command):
     uploadTemplateDirectDownloadCertificate."""
 
     routing_key: ClassVar[str] = "cert.upload"
-    consumers = (CERTIFICATE,)
-    emits = ("cert.uploaded",)
     result = CertificateOutcome
 
     name: Short = Field(description="The alias on the hosts' trust stores.")
@@ -81,8 +78,6 @@ class RevokeCertificate(Command):
     `name` and `hypervisor`."""
 
     routing_key: ClassVar[str] = "cert.revoke"
-    consumers = (CERTIFICATE,)
-    emits = ("cert.revoked",)
     result = CertificateOutcome
 
     id: Id | None = None
@@ -113,7 +108,6 @@ class ListCertificates(Command):
     """Certificates with their details; with `list_hosts`, each host's recorded state."""
 
     routing_key: ClassVar[str] = "cert.list"
-    consumers = (CERTIFICATE,)
     result = CertificateList
 
     id: Id | None = None
@@ -125,7 +119,6 @@ class ProvisionCertificate(Command):
     """Push one stored certificate to one host."""
 
     routing_key: ClassVar[str] = "cert.provision"
-    consumers = (CERTIFICATE,)
     result = CertificateOutcome
 
     id: Id
@@ -136,8 +129,6 @@ class DeleteCertificate(Command):
     """Revoke a certificate everywhere, then forget it (CloudStack leaves dead rows)."""
 
     routing_key: ClassVar[str] = "cert.delete"
-    consumers = (CERTIFICATE,)
-    emits = ("cert.deleted",)
     result = CertificateOutcome
 
     id: Id
@@ -146,7 +137,6 @@ class DeleteCertificate(Command):
 class CertificateUploaded(Event):
     routing_key: ClassVar[str] = "cert.uploaded"
     sent_by = senders.Services((senders.CERTIFICATE,))
-    producers = (CERTIFICATE,)
 
     certificate: CertificateView
     hosts: Hosts
@@ -156,7 +146,6 @@ class CertificateUploaded(Event):
 class CertificateRevoked(Event):
     routing_key: ClassVar[str] = "cert.revoked"
     sent_by = senders.Services((senders.CERTIFICATE,))
-    producers = (CERTIFICATE,)
 
     certificate: CertificateView
     hosts: Hosts
@@ -166,7 +155,6 @@ class CertificateRevoked(Event):
 class CertificateDeleted(Event):
     routing_key: ClassVar[str] = "cert.deleted"
     sent_by = senders.Services((senders.CERTIFICATE,))
-    producers = (CERTIFICATE,)
 
     certificate: CertificateView
 
@@ -176,7 +164,6 @@ class CertificateExpiring(Event):
 
     routing_key: ClassVar[str] = "cert.expiring"
     sent_by = senders.Services((senders.CERTIFICATE,))
-    producers = (CERTIFICATE,)
 
     certificate: CertificateView
     days_left: Annotated[int, Field(ge=0, le=100_000)]
@@ -187,9 +174,6 @@ class InstallCertificate(Command):
 
     routing_key: ClassVar[str] = "host.{host_id}.cert.install"
     sent_by = senders.Services((senders.CERTIFICATE,))
-    producers = (CERTIFICATE,)
-    consumers = (AGENT,)
-    emits = ("cert.host.installed", "cert.host.failed")
 
     operation_id: Id
     certificate_id: Id
@@ -202,9 +186,6 @@ class RemoveCertificate(Command):
 
     routing_key: ClassVar[str] = "host.{host_id}.cert.remove"
     sent_by = senders.Services((senders.CERTIFICATE,))
-    producers = (CERTIFICATE,)
-    consumers = (AGENT,)
-    emits = ("cert.host.removed", "cert.host.failed")
 
     operation_id: Id
     certificate_id: Id
@@ -225,8 +206,6 @@ class CertificateInstalled(Event, HostCertReport):
 
     routing_key: ClassVar[str] = "cert.host.installed"
     sent_by = senders.THE_HOST
-    producers = (AGENT,)
-    consumers = (CERTIFICATE,)
 
     fingerprint_sha256: Digest
     outcome: Token = Field(description="installed, replaced or unchanged")
@@ -235,8 +214,6 @@ class CertificateInstalled(Event, HostCertReport):
 class CertificateRemoved(Event, HostCertReport):
     routing_key: ClassVar[str] = "cert.host.removed"
     sent_by = senders.THE_HOST
-    producers = (AGENT,)
-    consumers = (CERTIFICATE,)
 
     outcome: Token = Field(description="removed or absent")
 
@@ -244,7 +221,5 @@ class CertificateRemoved(Event, HostCertReport):
 class CertificateFailed(Event, HostCertReport):
     routing_key: ClassVar[str] = "cert.host.failed"
     sent_by = senders.THE_HOST
-    producers = (AGENT,)
-    consumers = (CERTIFICATE,)
 
     reason: Text

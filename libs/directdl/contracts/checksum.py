@@ -2,32 +2,67 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import string
 from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from directdl.contracts.errors import InvalidMessage
 
-# Canonical name -> (hashlib name, hex digits in a digest).
-ALGORITHMS: dict[str, tuple[str, int]] = {
-    "MD5": ("md5", 32),
-    "SHA-1": ("sha1", 40),
-    "SHA-224": ("sha224", 56),
-    "SHA-256": ("sha256", 64),
-    "SHA-384": ("sha384", 96),
-    "SHA-512": ("sha512", 128),
-}
+if TYPE_CHECKING:
+    from hashlib import _Hash
 
-# Users write SHA256 as often as SHA-256; both mean the same algorithm.
+
+@dataclass(frozen=True)
+class Algorithm:
+    """A hash this project checks: its canonical name, hashlib's name, and its digest's size."""
+
+    name: str
+    hashlib_name: str
+
+    @cached_property
+    def hex_digits(self) -> int:
+        return self.new().digest_size * 2
+
+    def new(self) -> _Hash:
+        # Not a security use of MD5 or SHA-1: the digest only names the bytes a source promised.
+        return hashlib.new(self.hashlib_name, usedforsecurity=False)
+
+
+# The one table of hash algorithms, canonical name -> algorithm, weakest first: a metalink's
+# strongest hash is the last of its hashes in this order.
+ALGORITHMS: dict[str, Algorithm] = {
+    algorithm.name: algorithm
+    for algorithm in (
+        Algorithm("MD5", "md5"),
+        Algorithm("SHA-1", "sha1"),
+        Algorithm("SHA-224", "sha224"),
+        Algorithm("SHA-256", "sha256"),
+        Algorithm("SHA-384", "sha384"),
+        Algorithm("SHA-512", "sha512"),
+    )
+}
+# What a host reports when no checksum was asked for.
+REPORTED = ALGORITHMS["SHA-256"]
+
+# Users write SHA256 as often as SHA-256, metalinks sha-256 (v4) and sha256 (v3).
 _SPELLINGS: dict[str, str] = {
     spelling: name for name in ALGORITHMS for spelling in (name, name.replace("-", ""))
 }
 
 
+def find_algorithm(spelled: str) -> Algorithm | None:
+    """The algorithm `spelled` names in any casing, with or without its hyphen; None if none."""
+    name = _SPELLINGS.get(spelled.upper())
+    return ALGORITHMS[name] if name else None
+
+
 def _lengths_to_algorithms() -> dict[int, tuple[str, ...]]:
     lengths: dict[int, tuple[str, ...]] = {}
-    for name, (_, digits) in ALGORITHMS.items():
-        lengths[digits] = (*lengths.get(digits, ()), name)
+    for name, algorithm in ALGORITHMS.items():
+        lengths[algorithm.hex_digits] = (*lengths.get(algorithm.hex_digits, ()), name)
     return lengths
 
 
@@ -48,7 +83,7 @@ class Checksum:
 
     @property
     def hashlib_name(self) -> str:
-        return ALGORITHMS[self.algorithm][0]
+        return ALGORITHMS[self.algorithm].hashlib_name
 
     def __str__(self) -> str:
         return f"{{{self.algorithm}}}{self.hexdigest}"
@@ -71,11 +106,12 @@ def parse_checksum(text: str) -> Checksum:
         algorithm, digits = None, stripped
     else:
         spelled, digits = prefixed.groups()
-        algorithm = _SPELLINGS.get(spelled.upper())
-        if algorithm is None:
+        found = find_algorithm(spelled)
+        if found is None:
             raise invalid(
                 f"names unknown algorithm {spelled!r}; supported: {', '.join(ALGORITHMS)}"
             )
+        algorithm = found.name
 
     bad = sorted(set(digits) - _HEX)
     if bad:
@@ -95,9 +131,7 @@ def parse_checksum(text: str) -> Checksum:
                 f"prefix it with {{ALGO}}, for example {{{candidates[0]}}}{digits.lower()}"
             )
         algorithm = candidates[0]
-    elif len(digits) != ALGORITHMS[algorithm][1]:
-        raise invalid(
-            f"has {len(digits)} hex digits, but {algorithm} needs {ALGORITHMS[algorithm][1]}"
-        )
+    elif len(digits) != (needed := ALGORITHMS[algorithm].hex_digits):
+        raise invalid(f"has {len(digits)} hex digits, but {algorithm} needs {needed}")
 
     return Checksum(algorithm, digits.lower())

@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from directdl.contracts import senders
 from directdl.contracts.base import Command, Event, Result
-from directdl.contracts.bounds import Bytes, Digest, Id, Path, Seconds, Text, Token
+from directdl.contracts.bounds import Bytes, Digest, Id, Path, Seconds, Text
+from directdl.contracts.download import DownloadFailure
 
 # A deploy makes at most 3; the bound leaves room should that number grow.
 Attempts = Annotated[list["DeployAttempt"], Field(max_length=20)]
@@ -32,7 +33,7 @@ class DeployAttempt(BaseModel):
     job_id: Id
     host_id: Id
     state: AttemptState
-    error_code: Token | None = None
+    error_code: DownloadFailure | None = None
     message: Text | None = None
     started_at: datetime
     finished_at: datetime | None = None
@@ -64,8 +65,6 @@ class DeployTemplate(Command):
     every attempt."""
 
     routing_key: ClassVar[str] = "template.deploy"
-    consumers = (REGISTRATION,)
-    emits = ("template.deployed", "template.deploy.failed")
     result = DeployResult
 
     template_id: Id
@@ -79,7 +78,6 @@ class TemplateDeployed(Event, TemplateDeployedFields):
 
     routing_key: ClassVar[str] = "template.deployed"
     sent_by = senders.Services((senders.REGISTRATION,))
-    producers = (REGISTRATION,)
 
 
 class TemplateDeployFailed(Event):
@@ -87,11 +85,10 @@ class TemplateDeployFailed(Event):
 
     routing_key: ClassVar[str] = "template.deploy.failed"
     sent_by = senders.Services((senders.REGISTRATION,))
-    producers = (REGISTRATION,)
 
     deploy_id: Id
     template_id: Id
     zone_id: Id
-    code: Token
+    code: DownloadFailure = Field(description="The last attempt's failure code.")
     message: Text
     attempts: Attempts

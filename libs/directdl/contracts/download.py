@@ -21,10 +21,9 @@ from directdl.contracts.bounds import (
     Token,
     Url,
 )
-from directdl.contracts.template import Protocol, TemplateFormat
+from directdl.contracts.template import SourceProtocol, TemplateFormat
 from directdl.destinations import DEFAULT_DENIED, canonical_network
 
-AGENT = "host-agent"
 REGISTRATION = "registration"
 
 Millis = Annotated[int, Field(ge=1, le=3_600_000)]
@@ -122,20 +121,13 @@ class DownloadTemplate(Command):
 
     routing_key: ClassVar[str] = "host.{host_id}.template.download"
     sent_by = senders.Services((senders.REGISTRATION,))
-    producers = (REGISTRATION,)
-    consumers = (AGENT,)
-    emits = (
-        "template.download.progress",
-        "template.download.completed",
-        "template.download.failed",
-    )
     result = DownloadAccepted
 
     job_id: Id
     deploy_id: Id
     template_id: Id
     url: Url
-    protocol: Protocol
+    protocol: SourceProtocol
     format: TemplateFormat
     checksum: Digest | None = Field(None, description="{ALGO}hex; none means report SHA-256")
     headers: Headers = Field(default_factory=dict)
@@ -171,7 +163,6 @@ class DownloadProgress(Event, DownloadReport):
 
     routing_key: ClassVar[str] = "template.download.progress"
     sent_by = senders.THE_HOST
-    producers = (AGENT,)
 
     bytes_done: Bytes
     total: Bytes | None
@@ -183,8 +174,6 @@ class DownloadCompleted(Event, DownloadReport):
 
     routing_key: ClassVar[str] = "template.download.completed"
     sent_by = senders.THE_HOST
-    producers = (AGENT,)
-    consumers = (REGISTRATION,)
 
     path: Path
     size: Bytes
@@ -198,8 +187,6 @@ class DownloadFailed(Event, DownloadReport):
 
     routing_key: ClassVar[str] = "template.download.failed"
     sent_by = senders.THE_HOST
-    producers = (AGENT,)
-    consumers = (REGISTRATION,)
 
     code: DownloadFailure
     message: Text

@@ -12,9 +12,6 @@ from directdl.contracts import senders
 from directdl.contracts.base import Command, Event, Result
 from directdl.contracts.bounds import MANY, Bytes, Digest, Id, Interval, Path, Short
 
-AGENT = "host-agent"
-REGISTRATION = "registration"
-
 
 class HostState(StrEnum):
     UP = "Up"
@@ -56,8 +53,6 @@ class HostHeartbeat(Event):
 
     routing_key: ClassVar[str] = "host.heartbeat"
     sent_by = senders.THE_HOST
-    producers = (AGENT,)
-    consumers = (REGISTRATION, "certificate")
 
     host_id: Id
     zone_id: Id
@@ -93,7 +88,6 @@ class ListHosts(Command):
     """The hosts known from their heartbeats; state is Down for one silent too long."""
 
     routing_key: ClassVar[str] = "host.list"
-    consumers = (REGISTRATION,)
     result = HostList
 
     zone_id: Id | None = None

@@ -11,8 +11,6 @@ from directdl.contracts import senders
 from directdl.contracts.base import Command, Event, Result
 from directdl.contracts.bounds import MANY, Id, Name, Number, Short, Text, Token
 
-ANY = "any service"  # settings commands go to one shared queue; whichever service takes one
-
 # Numbers, or text (comma-separated CIDRs for the download destination networks).
 Value = Text | Number
 
@@ -41,7 +39,6 @@ class ListSettings(Command):
     """Every setting; hidden ones (as CloudStack's listConfigurations hides them) on request."""
 
     routing_key: ClassVar[str] = "settings.list"
-    consumers = (ANY,)
     result = SettingList
 
     show_hidden: bool = False
@@ -50,7 +47,6 @@ class ListSettings(Command):
 
 class GetSetting(Command):
     routing_key: ClassVar[str] = "settings.get"
-    consumers = (ANY,)
     result = SettingResult
 
     name: Name
@@ -60,8 +56,6 @@ class UpdateSetting(Command):
     """Change a setting; it takes effect without a restart and emits settings.changed."""
 
     routing_key: ClassVar[str] = "settings.update"
-    consumers = (ANY,)
-    emits = ("settings.changed",)
     result = SettingResult
 
     name: Name
@@ -73,9 +67,6 @@ class ApplySetting(Command):
 
     routing_key: ClassVar[str] = "settings.{owner}.apply"
     sent_by = senders.Services(senders.SERVICES)
-    producers = (ANY,)
-    consumers = (ANY,)
-    emits = ("settings.changed",)
 
     name: Name
     value: Value
@@ -88,8 +79,6 @@ class SettingsChanged(Event):
 
     routing_key: ClassVar[str] = "settings.changed"
     sent_by = senders.Services(senders.SERVICES)
-    producers = (ANY,)
-    consumers = (ANY,)
 
     name: Name
     value: Value

@@ -11,8 +11,6 @@ from directdl.contracts import senders
 from directdl.contracts.base import Command, Event, Result
 from directdl.contracts.bounds import MANY, Count, Id, Seconds, Token
 
-SCHEDULER = "sync-scheduler"
-
 
 class SyncReport(Result):
     run_id: Id
@@ -30,8 +28,6 @@ class RunSync(Command):
     """Run now, and reply with the run's report."""
 
     routing_key: ClassVar[str] = "sync.run"
-    consumers = (SCHEDULER,)
-    emits = ("sync.run.completed", "cert.provision", "cert.revoke")
     result = SyncReport
 
     zone_id: Id | None = Field(None, description="Only this zone (enabled or not).")
@@ -42,14 +38,11 @@ class SyncTick(Command):
 
     routing_key: ClassVar[str] = "sync.tick"
     sent_by = senders.Services((senders.SYNC_SCHEDULER,))
-    producers = (SCHEDULER,)
-    consumers = (SCHEDULER,)
 
 
 class SyncRunCompleted(Event, SyncReport):
     routing_key: ClassVar[str] = "sync.run.completed"
     sent_by = senders.Services((senders.SYNC_SCHEDULER,))
-    producers = (SCHEDULER,)
 
 
 class ZoneSync(Result):
@@ -61,7 +54,6 @@ class EnableZone(Command):
     """Include a zone in sync runs again."""
 
     routing_key: ClassVar[str] = "zone.enable"
-    consumers = (SCHEDULER,)
     result = ZoneSync
 
     zone_id: Id
@@ -71,7 +63,6 @@ class DisableZone(Command):
     """Leave a zone out of sync runs (hosts coming Up in it are left alone too)."""
 
     routing_key: ClassVar[str] = "zone.disable"
-    consumers = (SCHEDULER,)
     result = ZoneSync
 
     zone_id: Id

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, ClassVar
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -43,11 +47,81 @@ class TemplateType(StrEnum):
     SYSTEM = "SYSTEM"
 
 
-class Protocol(StrEnum):
+class SourceProtocol(StrEnum):
+    """How the hosts fetch a template's URL; metalink is an http(s) URL ending in .meta4 or
+    .metalink, a document naming the file and its mirrors."""
+
     HTTP = "http"
     HTTPS = "https"
     NFS = "nfs"
     METALINK = "metalink"
+
+
+@dataclass(frozen=True)
+class ProtocolSpec:
+    """Which URLs select a protocol, and the shape their path must have."""
+
+    # URL scheme -> the server's port when the URL names none.
+    schemes: Mapping[str, int]
+    # When set, only a path ending so selects it: the URL is a document that names the file
+    # (and so its compression) inside, and every other path is the scheme's plain protocol.
+    suffixes: tuple[str, ...] = ()
+    # The path is /export/.../file: the server's export, then the file inside it.
+    export: bool = False
+
+    @property
+    def names_the_file(self) -> bool:
+        """Whether the URL's own last segment is the template's file name."""
+        return not self.suffixes
+
+
+# The one table of protocols. A new one needs a row here and a fetcher in the host agent's
+# table (host_agent.download.protocols); registration learns all it checks from this row.
+PROTOCOLS: Mapping[SourceProtocol, ProtocolSpec] = {
+    SourceProtocol.HTTP: ProtocolSpec({"http": 80}),
+    SourceProtocol.HTTPS: ProtocolSpec({"https": 443}),
+    SourceProtocol.NFS: ProtocolSpec({"nfs": 2049}, export=True),
+    SourceProtocol.METALINK: ProtocolSpec(
+        {"http": 80, "https": 443}, suffixes=(".metalink", ".meta4")
+    ),
+}
+DEFAULT_PORTS: Mapping[str, int] = {
+    scheme: port for spec in PROTOCOLS.values() for scheme, port in spec.schemes.items()
+}
+
+
+def protocol_of(url: str) -> SourceProtocol | None:
+    """The protocol a URL selects, None when none does; ValueError when it cannot be parsed."""
+    parts = urlsplit(url)
+    scheme, path = parts.scheme.lower(), parts.path.lower()
+    candidates = [
+        (protocol, spec) for protocol, spec in PROTOCOLS.items() if scheme in spec.schemes
+    ]
+    # Documents first: their suffix wins over the scheme's plain protocol.
+    for protocol, spec in sorted(candidates, key=lambda candidate: candidate[1].names_the_file):
+        if spec.names_the_file or path.endswith(spec.suffixes):
+            return protocol
+    return None
+
+
+class Compression(StrEnum):
+    """How a template file is compressed, named by its last suffix (disk.qcow2.xz). The host
+    agent decompresses as it downloads and stores the image itself."""
+
+    GZ = "gz"
+    BZ2 = "bz2"
+    XZ = "xz"
+
+    @classmethod
+    def of(cls, name: str) -> Compression | None:
+        """What a file name's last suffix says; None when it names no compression."""
+        _, dot, suffix = name.lower().rpartition(".")
+        return next((kind for kind in cls if dot and kind.value == suffix), None)
+
+
+def file_name(url: str) -> str:
+    """A URL's last path segment, decoded: the name whose suffixes say format and compression."""
+    return unquote(posixpath.basename(urlsplit(url).path))
 
 
 def _upper(value: object) -> object:
@@ -65,7 +139,7 @@ class TemplateView(BaseModel):
         description="The source with its user-info and query shown as ***, as in "
         "https://***@host/t.qcow2?***: only the host sent to download it sees the full URL."
     )
-    protocol: Protocol
+    protocol: SourceProtocol
     zone_ids: Annotated[list[ZoneId], Field(max_length=ZONES_MAX)]
     hypervisor: Token
     format: TemplateFormat
@@ -95,9 +169,7 @@ class RegisterTemplate(Command):
     """Register a template or ISO for direct download; nothing is copied now."""
 
     routing_key: ClassVar[str] = "template.register"
-    consumers = (REGISTRATION,)
     result = TemplateResult
-    emits = ("template.registered",)
 
     name: Name
     url: Url
@@ -128,7 +200,6 @@ class ListTemplates(Command):
     """List templates, filtered and paged."""
 
     routing_key: ClassVar[str] = "template.list"
-    consumers = (REGISTRATION,)
     result = TemplatePage
 
     zone_id: ZoneId | None = None
@@ -145,7 +216,6 @@ class GetTemplate(Command):
     """Describe one template."""
 
     routing_key: ClassVar[str] = "template.get"
-    consumers = (REGISTRATION,)
     result = TemplateResult
 
     id: Id
@@ -155,9 +225,7 @@ class UpdateTemplate(Command):
     """Rename a template or change its type (USER/ROUTING to SYSTEM included)."""
 
     routing_key: ClassVar[str] = "template.update"
-    consumers = (REGISTRATION,)
     result = TemplateResult
-    emits = ("template.updated",)
 
     id: Id
     name: Name | None = None
@@ -170,9 +238,7 @@ class DeleteTemplate(Command):
     """Remove a template from the catalogue; its copies on primary storage are not touched."""
 
     routing_key: ClassVar[str] = "template.delete"
-    consumers = (REGISTRATION,)
     result = TemplateResult
-    emits = ("template.deleted",)
 
     id: Id
 
@@ -182,7 +248,6 @@ class TemplateRegistered(Event):
 
     routing_key: ClassVar[str] = "template.registered"
     sent_by = senders.Services((senders.REGISTRATION,))
-    producers = (REGISTRATION,)
 
     template: TemplateView
 
@@ -192,7 +257,6 @@ class TemplateUpdated(Event):
 
     routing_key: ClassVar[str] = "template.updated"
     sent_by = senders.Services((senders.REGISTRATION,))
-    producers = (REGISTRATION,)
 
     template: TemplateView
     changed: Annotated[list[Short], Field(max_length=16)]
@@ -203,7 +267,6 @@ class TemplateDeleted(Event):
 
     routing_key: ClassVar[str] = "template.deleted"
     sent_by = senders.Services((senders.REGISTRATION,))
-    producers = (REGISTRATION,)
 
     id: Id
     name: Name

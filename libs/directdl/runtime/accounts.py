@@ -2,9 +2,8 @@
 of what `make run` and the tests provision.
 
 Each service connects as the user named after it, each host agent as `host-agent-<host id>`,
-and operators as users of their own. The permissions follow from the queue names each one
-declares; a host agent's topic permissions follow from the contract: it may publish only what
-a host reports about itself, and bind only commands addressed to its own host.
+and operators as users of their own. The permissions follow from each service's dispatch
+table: the queues it declares, and for a host agent the keys it publishes and binds.
 """
 
 from __future__ import annotations
@@ -19,10 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from directdl.bus.dispatch import Handlers
+from directdl.bus.tables import AGENT, roles_of, service_tables
 from directdl.bus.topology import Topology
-from directdl.contracts.catalog import MESSAGES
-from directdl.contracts.senders import SERVICES, THE_HOST, Operators, host_user
-from directdl.runtime.live_settings import SHARED_QUEUE
+from directdl.contracts.roles import Roles
+from directdl.contracts.senders import SERVICES, Operators, host_user
 
 ADMIN = "admin"
 OPERATOR = "cli"
@@ -93,63 +93,83 @@ def _keys(patterns: Iterable[str]) -> str:
     return _anchored(*escaped)
 
 
-def service_account(service: str, names: Names, password: str | None = None) -> Account:
-    """A central service: its own commands, events and dead letters, and the shared
-    settings queue every service takes turns on."""
-    own = f"{names.queue_prefix}{_escape(service)}"
-    shared = f"{names.queue_prefix}{_escape(SHARED_QUEUE)}"
+# What a consumer declares and reads. A queue that dead-letters, as a retry queue does, needs
+# read as well as configure to be declared.
+Patterns = tuple[tuple[str, ...], tuple[str, ...]]
+
+
+def _own_queues(stem: str, purposes: Iterable[str]) -> Patterns:
+    """`<stem>.<purpose>` and its `.retry` for each purpose, and `<stem>.dead`."""
+    queues = rf"{stem}\.({'|'.join(sorted(purposes))})(\.retry)?"
+    return (queues, rf"{stem}\.dead"), (queues,)
+
+
+def _shared_queue(queue: str) -> Patterns:
+    """A queue every service takes turns on, with its own `.retry` and `.dead`."""
+    return (rf"{queue}(\.retry|\.dead)?",), (rf"{queue}(\.retry)?",)
+
+
+def service_account(
+    service: str, names: Names, password: str | None = None, table: Handlers | None = None
+) -> Account:
+    """A central service: the queues its dispatch table declares (its own, and the shared
+    ones it takes turns on), their dead letters, and the exchanges."""
+    table = table or service_tables()[service]
+    parts = [
+        _own_queues(f"{names.queue_prefix}{_escape(service)}", table.queues),
+        *(_shared_queue(f"{names.queue_prefix}{_escape(name)}") for name in sorted(table.shared)),
+    ]
+    declared = [pattern for part in parts for pattern in part[0]]
+    consumed = [pattern for part in parts for pattern in part[1]]
     exchanges = (names.exchange, rf"{names.exchange}\.dlx")
     return Account(
         service,
         password or dev_password(service),
         Grant(
-            configure=_anchored(
-                *exchanges, rf"{own}\.(commands|events|dead)", rf"{shared}(\.dead)?"
-            ),
-            write=_anchored(
-                *exchanges,
-                r"amq\.default",
-                rf"{own}\.(commands|events|dead)",
-                rf"{shared}(\.dead)?",
-            ),
-            read=_anchored(*exchanges, rf"{own}\.(commands|events)", shared),
+            configure=_anchored(*exchanges, *declared),
+            write=_anchored(*exchanges, r"amq\.default", *declared),
+            read=_anchored(*exchanges, *consumed),
         ),
     )
 
 
-def host_account(host_id: str, names: Names, password: str | None = None) -> Account:
-    """A host agent: its own command queue, the events a host reports about itself, and
-    only the commands addressed to its own host."""
+def host_account(
+    host_id: str, names: Names, password: str | None = None, table: Handlers | None = None
+) -> Account:
+    """A host agent: its own queues, publishing only what its table publishes (what a host
+    reports about itself), and binding only the keys its table consumes, addressed to it."""
+    table = table or service_tables()[AGENT]
     user = host_user(host_id)
-    own = f"{names.queue_prefix}{_escape(user)}"
+    declared, consumed = _own_queues(f"{names.queue_prefix}{_escape(user)}", table.queues)
     exchanges = (names.exchange, rf"{names.exchange}\.dlx")
     topic = None
     if names.topic_exchange is not None:
-        reports = [m.routing_key for m in MESSAGES if m.sent_by == THE_HOST]
-        addressed = [m.routing_key for m in MESSAGES if "{host_id}" in m.routing_key]
         topic = TopicGrant(
             names.topic_exchange,
-            write=_keys(reports),
-            read=_keys(addressed).replace("{host}", _escape(host_id)),
+            write=_keys(m.routing_key for m in table.publishes()),
+            read=_keys(m.routing_key for m in table.consumes()).replace("{host}", _escape(host_id)),
         )
     return Account(
         user,
         password or dev_password(user),
         Grant(
-            configure=_anchored(*exchanges, rf"{own}\.(commands|dead)"),
-            write=_anchored(*exchanges, r"amq\.default", rf"{own}\.(commands|dead)"),
-            read=_anchored(*exchanges, rf"{own}\.commands"),
+            configure=_anchored(*exchanges, *declared),
+            write=_anchored(*exchanges, r"amq\.default", *declared),
+            read=_anchored(*exchanges, *consumed),
         ),
         topic,
     )
 
 
-def operator_account(names: Names, user: str = OPERATOR, password: str | None = None) -> Account:
-    """An operator's tools: the commands the contract takes from operators, replies and
+def operator_account(
+    names: Names, user: str = OPERATOR, password: str | None = None, roles: Roles | None = None
+) -> Account:
+    """An operator's tools: the commands some service takes from operators, replies and
     server-named queues to watch the bus; no service's queue."""
     topic = None
     if names.topic_exchange is not None:
-        commands = [m.routing_key for m in MESSAGES if isinstance(m.sent_by, Operators)]
+        known = roles or roles_of(service_tables())
+        commands = [m.routing_key for m in known.consumers if isinstance(m.sent_by, Operators)]
         topic = TopicGrant(names.topic_exchange, write=_keys(commands), read="^.*$")
     return Account(
         user,

@@ -1,4 +1,4 @@
-"""The run loop every service shares: bind its table, consume, relay, serve health, stop on signal."""
+"""The run loop every service shares: bind its table, consume, relay, serve health, stop."""
 
 from __future__ import annotations
 

@@ -34,9 +34,11 @@ def remove_topology(url: str, topology: Topology) -> None:
         for service in SERVICES:
             for purpose in PURPOSES:
                 channel.queue_delete(topology.queue(service, purpose))
+                channel.queue_delete(topology.retry_queue(topology.queue(service, purpose)))
             channel.queue_delete(topology.dead_letter_queue(service))
         for queue in SHARED_QUEUES:
             channel.queue_delete(topology.queue_prefix + queue)
+            channel.queue_delete(topology.retry_queue(topology.queue_prefix + queue))
         channel.exchange_delete(topology.exchange)
         channel.exchange_delete(topology.dead_letter_exchange)
     finally:

@@ -10,7 +10,8 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from directdl.bus.consumer import Consumer, ConsumerConfig, QueueSpec
-from directdl.bus.processing import Processor, Route, routes
+from directdl.bus.dispatch import Handlers, On
+from directdl.bus.processing import Processor, Route
 from directdl.bus.relay import OutboxRelay
 from directdl.bus.store import MessageStore
 from directdl.bus.topology import Topology
@@ -65,8 +66,13 @@ class NoteService:
             self.explosions += 1
         raise RuntimeError(cmd.reason)
 
+    def handlers(self) -> Handlers:
+        return Handlers(
+            commands={AddNote: On(self.add_note, emits=(NoteAdded,)), Explode: On(self.explode)}
+        )
+
     def routes(self) -> dict[str, Route]:
-        return routes((AddNote, self.add_note), (Explode, self.explode))
+        return self.handlers().bind({}, {}).routes
 
 
 def count_notes(sessions: sessionmaker[Session]) -> int:

@@ -6,11 +6,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from directdl.runtime.service import Service
+from directdl.runtime.service import Service, U
 
 
 @contextmanager
-def running(service: Service, timeout: float = 15.0) -> Iterator[Service]:
+def running(service: Service[U], timeout: float = 15.0) -> Iterator[Service[U]]:
     """Migrate, start `service.run()` in a thread, wait until it consumes, stop it on exit."""
     service.migrate()
     thread = threading.Thread(target=service.run, name=service.definition.name, daemon=True)

@@ -1,1 +1,1 @@
-"""The certificate service's domain: pure rules about certificates and aliases, no I/O."""
+"""The certificate service's domain: certificates, aliases and operations on hosts, no I/O."""

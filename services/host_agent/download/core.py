@@ -1,4 +1,4 @@
-"""What every downloader shares: the request, the sink it writes to, and its two kinds of error."""
+"""What every downloader shares: the request, how a source opens, the sink, two kinds of error."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from directdl.contracts.checksum import Checksum
 from directdl.contracts.download import DownloadFailure
-from directdl.contracts.template import Protocol as UrlProtocol
 from directdl.destinations import DestinationPolicy
 
 
@@ -48,7 +48,6 @@ class Timeouts:
 @dataclass(frozen=True)
 class DownloadRequest:
     url: str
-    protocol: UrlProtocol
     headers: Mapping[str, str] = field(default_factory=dict)
     timeouts: Timeouts = Timeouts()
     expected_size: int | None = None
@@ -84,3 +83,20 @@ class Fetcher(Protocol):
     def fetch(
         self, request: DownloadRequest, sink: Sink, cancelled: Callable[[], bool]
     ) -> None: ...
+
+
+@dataclass(frozen=True)
+class Opened:
+    """What a protocol knows before the file's first byte."""
+
+    name: str  # the file's name, whose last suffix says its compression
+    fetcher: Callable[[], Fetcher]  # a fresh one for each whole download of the file
+    checksum: Checksum | None = None  # the hash the source itself gives (a metalink's)
+
+
+class Opener(Protocol):
+    """One protocol's first step: may fetch a document (a metalink) before the file itself."""
+
+    def __call__(
+        self, request: DownloadRequest, cancelled: Callable[[], bool], max_attempts: int
+    ) -> Opened: ...

@@ -1,4 +1,4 @@
-"""Stream decompression of .gz, .bz2 and .xz templates, bounded in memory."""
+"""Stream decompression of a template in each of contracts' Compressions, bounded in memory."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import bz2
 import lzma
 import zlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, assert_never
 
 from directdl.contracts.download import DownloadFailure
+from directdl.contracts.template import Compression
 from host_agent.download.core import TerminalError
 
 CHUNK = 1 << 20
-COMPRESSIONS = ("gz", "bz2", "xz")
 
 
 class Decompressor:
@@ -22,9 +22,7 @@ class Decompressor:
     thousandfold never sits in memory whole.
     """
 
-    def __init__(self, kind: str, label: str) -> None:
-        if kind not in COMPRESSIONS:
-            raise ValueError(f"unknown compression {kind!r}; expected one of {COMPRESSIONS}")
+    def __init__(self, kind: Compression, label: str) -> None:
         self.kind = kind
         self.label = label
         self._engine: Any = None  # zlib's, bz2's and lzma's decompressor objects differ
@@ -47,11 +45,16 @@ class Decompressor:
         return TerminalError(DownloadFailure.DECOMPRESSION, f"{self.label}: {message}")
 
     def _new(self) -> Any:
-        if self.kind == "gz":
-            return zlib.decompressobj(wbits=47)  # 32 + 15: gzip or zlib header, largest window
-        if self.kind == "bz2":
-            return bz2.BZ2Decompressor()
-        return lzma.LZMADecompressor()
+        # One engine per Compression; mypy's assert_never fails on one added without its engine.
+        match self.kind:
+            case Compression.GZ:
+                return zlib.decompressobj(wbits=47)  # 32 + 15: gzip or zlib header, largest window
+            case Compression.BZ2:
+                return bz2.BZ2Decompressor()
+            case Compression.XZ:
+                return lzma.LZMADecompressor()
+            case unknown:
+                assert_never(unknown)
 
     def _feed(self, data: bytes) -> Iterator[bytes]:
         while data:
@@ -71,7 +74,7 @@ class Decompressor:
                     self._engine = None
                     self._members += 1
                     break
-                if self.kind == "gz":
+                if self.kind is Compression.GZ:
                     data = engine.unconsumed_tail
                     if not data and len(out) < CHUNK:
                         return

@@ -6,7 +6,6 @@ import re
 import ssl
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
-from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
@@ -15,8 +14,9 @@ from urllib3.util.ssl_match_hostname import CertificateError as HostnameError
 
 from directdl.causes import find_cause
 from directdl.contracts.download import DownloadFailure
-from directdl.destinations import DestinationDenied, DestinationPolicy, PinnedAdapter
-from directdl.redaction import is_credential_header, redact_url
+from directdl.destinations import DestinationPolicy, PinnedAdapter
+from directdl.redaction import redact_url
+from directdl.redirects import HopDenied, RedirectRefused, follow, origin
 from host_agent.download.core import (
     DownloadError,
     DownloadRequest,
@@ -27,9 +27,6 @@ from host_agent.download.core import (
 )
 
 CHUNK_SIZE = 1024 * 1024
-MAX_REDIRECTS = 10
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-# Headers whose names contain these are not sent on to another host after a redirect.
 RETRYABLE_CLIENT_STATUSES = frozenset({408, 429})  # 4xx answers meaning "later", not "never"
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+|\*)(?:-\d+)?/(\d+|\*)", re.IGNORECASE)
 
@@ -153,43 +150,35 @@ def _ssl_context(extra_ca_file: str | None) -> ssl.SSLContext:
 def _open(
     session: requests.Session, request: DownloadRequest, headers: dict[str, str]
 ) -> tuple[requests.Response, str]:
-    """GET the URL, following up to MAX_REDIRECTS redirects that stay on http(s)."""
-    url, timeouts = request.url, request.timeouts
-    for _ in range(MAX_REDIRECTS + 1):
+    """GET the URL, following the redirects directdl.redirects allows."""
+    timeouts = request.timeouts
+
+    def send(url: str, hop_headers: Mapping[str, str]) -> requests.Response:
         try:
-            response = session.get(
+            return session.get(
                 url,
-                headers=headers,
+                headers=dict(hop_headers),
                 stream=True,
                 allow_redirects=False,
                 timeout=(timeouts.connect, timeouts.read),
             )
         except requests.RequestException as err:
             raise _translate(err, url, timeouts, in_body=False) from err
-        except DestinationDenied as err:
-            raise _denied(request.url, url, err) from None
-        location = response.headers.get("Location")
-        if response.status_code not in REDIRECT_STATUSES or not location:
-            return response, url
-        response.close()
-        target = urljoin(url, location)
-        scheme, current = urlsplit(target).scheme.lower(), urlsplit(url).scheme.lower()
-        if scheme not in ("http", "https") or (scheme, current) == ("http", "https"):
-            message = f"{redact_url(url)} redirects to {redact_url(target)}"
-            raise TerminalError(DownloadFailure.UNSAFE_REDIRECT, message)
-        if _origin(target) != _origin(url):
-            headers = {k: v for k, v in headers.items() if not is_credential_header(k)}
-        url = target
-    message = f"more than {MAX_REDIRECTS} redirects starting at {redact_url(request.url)}"
-    raise TerminalError(DownloadFailure.UNSAFE_REDIRECT, message)
+
+    try:
+        return follow(send, request.url, headers, request.policy)
+    except HopDenied as err:
+        raise _denied(err) from None
+    except RedirectRefused as err:
+        raise TerminalError(DownloadFailure.UNSAFE_REDIRECT, str(err)) from None
 
 
-def _denied(first: str, url: str, err: DestinationDenied) -> TerminalError:
+def _denied(err: HopDenied) -> TerminalError:
     """Refused before connecting; another host would be refused the same."""
-    where = redact_url(first)
-    if url != first:
-        where += f" redirects to {redact_url(url)}, which"
-    message = f"{where} is refused by the download destination policy: {err}"
+    where = redact_url(err.first)
+    if err.redirected:
+        where += f" redirects to {redact_url(err.hop)}, which"
+    message = f"{where} is refused by the download destination policy: {err.denied}"
     return TerminalError(DownloadFailure.DESTINATION_DENIED, message)
 
 
@@ -224,7 +213,7 @@ def _copy(
 
 
 def _translate(err: BaseException, url: str, timeouts: Timeouts, *, in_body: bool) -> DownloadError:
-    host, port = _origin(url)
+    _, host, port = origin(url)
     where = f"{host}:{port}"
     timed_out = find_cause(
         err, requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError
@@ -271,8 +260,3 @@ def _content_range(value: str) -> tuple[int | None, int | None]:
         return None, None
     start, total = match.groups()
     return (None if start == "*" else int(start)), (None if total == "*" else int(total))
-
-
-def _origin(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
-    return (parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))

@@ -7,12 +7,13 @@ from dataclasses import replace
 
 import structlog
 
+from directdl.contracts.checksum import Checksum
 from directdl.contracts.download import DownloadFailure
-from directdl.contracts.template import Protocol
-from directdl.metalink import Metalink, MetalinkError, parse_metalink
+from directdl.metalink import MAX_BYTES, Metalink, MetalinkError, parse_metalink
 from host_agent.download.core import (
     DownloadError,
     DownloadRequest,
+    Opened,
     Sink,
     TerminalError,
     TransientError,
@@ -22,7 +23,6 @@ from host_agent.download.retry import fetch_with_retries
 
 log = structlog.get_logger(__name__)
 
-MAX_METALINK_BYTES = 1 << 20
 # Verdicts on the file or the pool, not on the mirror (the sink raises them): the next mirror
 # would only resume into the same sink and meet them again, after downloading the rest.
 NOT_THE_MIRROR = frozenset(
@@ -54,11 +54,24 @@ class _Buffer:
         self.data.clear()
 
     def expect_size(self, size: int | None) -> None:
-        if size is not None and size > MAX_METALINK_BYTES:
+        if size is not None and size > MAX_BYTES:
             raise TerminalError(
                 DownloadFailure.BAD_METALINK,
-                f"metalink {self.url} is {size} bytes; more than {MAX_METALINK_BYTES} is refused",
+                f"metalink {self.url} is {size} bytes; more than {MAX_BYTES} is refused",
             )
+
+
+def open_metalink(
+    request: DownloadRequest, cancelled: Callable[[], bool], max_attempts: int = 1
+) -> Opened:
+    """The metalink protocol's Opener: the document names the file, its hash and mirrors."""
+    metalink = fetch_metalink(request, cancelled, max_attempts)
+    strongest = metalink.strongest_hash()
+    return Opened(
+        name=metalink.name,
+        fetcher=lambda: MirrorFetcher(metalink),
+        checksum=Checksum(*strongest) if strongest else None,
+    )
 
 
 def fetch_metalink(
@@ -67,9 +80,8 @@ def fetch_metalink(
     """Download and parse the metalink document itself (small, kept in memory); a transient
     failure is retried like the file's own download, up to `max_attempts` in all."""
     buffer = _Buffer(request.url)
-    document = replace(request, protocol=_protocol(request.url))
     fetch_with_retries(
-        HttpFetcher(), document, buffer, max_attempts=max_attempts, cancelled=cancelled
+        HttpFetcher(), request, buffer, max_attempts=max_attempts, cancelled=cancelled
     )
     try:
         return parse_metalink(bytes(buffer.data), source=request.url)
@@ -93,7 +105,7 @@ class MirrorFetcher:
         mirrors = self.metalink.mirrors
         for _ in range(len(mirrors)):
             url = mirrors[self._next % len(mirrors)]
-            mirror = replace(request, url=url, protocol=_protocol(url))
+            mirror = replace(request, url=url)
             try:
                 HttpFetcher(resume_unvalidated=True).fetch(mirror, sink, cancelled)
             except DownloadError as err:
@@ -113,7 +125,3 @@ class MirrorFetcher:
         if all(e.terminal for e in errors):
             raise TerminalError(errors[-1].code, f"every mirror failed: {summary}")
         raise TransientError(errors[-1].code, f"every mirror failed: {summary}")
-
-
-def _protocol(url: str) -> Protocol:
-    return Protocol.HTTPS if url.lower().startswith("https:") else Protocol.HTTP

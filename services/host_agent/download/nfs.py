@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import structlog
 
 from directdl.contracts.download import DownloadFailure
+from directdl.contracts.template import DEFAULT_PORTS
 from directdl.destinations import DestinationDenied
 from directdl.redaction import redact_url
 from host_agent.download.core import (
@@ -32,7 +33,7 @@ CHUNK = 1 << 20
 # How often the pump wakes up with no data, to look at cancelled() and the read deadline.
 POLL_S = 0.2
 STDERR_KEEP = 4096
-NFS_PORT = 2049
+NFS_PORT = DEFAULT_PORTS["nfs"]
 
 # Every failure of nfs-cat exits 10 (libnfs-utils 4.0), so the status only says "failed";
 # the libnfs message on stderr says why.

@@ -1,11 +1,11 @@
-"""The retry loop around a Fetcher: exponential back-off with full jitter, resuming each time."""
+"""The retry loop around a Fetcher: the shared back-off between attempts, resuming each time."""
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 
+from directdl.backoff import Backoff
 from directdl.contracts.download import DownloadFailure
 from host_agent.download.core import (
     DownloadRequest,
@@ -15,6 +15,8 @@ from host_agent.download.core import (
     TransientError,
 )
 
+# Half a second after the first failure, doubling up to 30 s.
+DEFAULT_BACKOFF = Backoff(base=0.5, cap=30.0)
 # Called before each back-off with the attempt that failed (1-based), its error and the delay.
 OnRetry = Callable[[int, TransientError, float], None]
 
@@ -25,18 +27,16 @@ def fetch_with_retries(
     sink: Sink,
     *,
     max_attempts: int = 5,
-    base_delay: float = 0.5,
-    max_delay: float = 30.0,
+    backoff: Backoff = DEFAULT_BACKOFF,
     cancelled: Callable[[], bool] = lambda: False,
     sleep: Callable[[float], None] = time.sleep,
     on_retry: OnRetry | None = None,
 ) -> None:
     """Call `fetcher.fetch` until it returns, at most `max_attempts` times in all.
 
-    A TransientError waits `uniform(0, min(max_delay, base_delay * 2**n))` after the n-th
-    failure (n from 0) and tries again; the sink is left as it is, so the fetcher resumes from
-    `sink.offset`. The last TransientError is raised again with the attempt count in its
-    message. A TerminalError propagates at once.
+    A TransientError waits `backoff.delay(n)` after the n-th failure and tries again; the sink
+    is left as it is, so the fetcher resumes from `sink.offset`. The last TransientError is
+    raised again with the attempt count in its message. A TerminalError propagates at once.
     """
     if max_attempts < 1:
         raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
@@ -48,7 +48,7 @@ def fetch_with_retries(
                 raise TransientError(
                     err.code, f"{err.message} (gave up after {attempt} attempts)"
                 ) from err
-            delay = random.uniform(0, min(max_delay, base_delay * 2 ** (attempt - 1)))
+            delay = backoff.delay(attempt)
             if on_retry is not None:
                 on_retry(attempt, err, delay)
             if not cancelled():

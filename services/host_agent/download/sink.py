@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import math
 import os
 import re
@@ -16,15 +15,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
+from directdl.contracts.checksum import REPORTED, Algorithm, find_algorithm
 from directdl.contracts.download import DownloadFailure
-from directdl.contracts.template import TemplateFormat
+from directdl.contracts.template import Compression, TemplateFormat
 from host_agent.download.core import TerminalError
-from host_agent.download.decompress import COMPRESSIONS, Decompressor
+from host_agent.download.decompress import Decompressor
 from host_agent.download.image import ImageInspector
 
 PART_SUFFIX = ".part"
 WRITEBACK_WINDOW = 32 << 20
-REPORTED_DIGEST = "sha256"
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 _UNITS = ("KiB", "MiB", "GiB", "TiB")
@@ -38,12 +37,12 @@ class Result:
     path: Path  # the .part file; commit() moves it
 
 
-def hashlib_name(algorithm: str) -> str:
-    """'SHA-256', 'sha256' and 'Sha256' all name hashlib's 'sha256'."""
-    name = algorithm.lower().replace("-", "")
-    if name not in hashlib.algorithms_available:
-        raise ValueError(f"unknown checksum algorithm {algorithm!r}")
-    return name
+def _algorithm(spelled: str) -> Algorithm:
+    """'SHA-256', 'sha256' and 'Sha256' all name SHA-256; ValueError for what none names."""
+    algorithm = find_algorithm(spelled)
+    if algorithm is None:
+        raise ValueError(f"unknown checksum algorithm {spelled!r}")
+    return algorithm
 
 
 def _disk_free(path: Path) -> int:
@@ -74,7 +73,7 @@ class FileSink:
         fmt: TemplateFormat,
         *,
         checksum_algorithm: str | None = None,
-        compression: str | None = None,
+        compression: Compression | None = None,
         label: str | None = None,
         free_bytes: Callable[[Path], int] = _disk_free,
     ) -> None:
@@ -85,13 +84,12 @@ class FileSink:
         self.path = pool / f".{template_id}.{job_id}{PART_SUFFIX}"
         self.fmt = fmt
         self.label = label or template_id
-        self.compression = compression
-        self._algorithms = {REPORTED_DIGEST}
+        # Compression("zip") is the ValueError naming a bad one, before any file exists.
+        self.compression = None if compression is None else Compression(compression)
+        self._algorithms = {REPORTED}
         if checksum_algorithm:
-            self._algorithms.add(hashlib_name(checksum_algorithm))
+            self._algorithms.add(_algorithm(checksum_algorithm))
         self._free_bytes = free_bytes
-        if compression is not None and compression not in COMPRESSIONS:
-            raise ValueError(f"unknown compression {compression!r}; expected one of {COMPRESSIONS}")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
         fd = os.open(self.path, flags, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -101,7 +99,7 @@ class FileSink:
         self._reset()
 
     def _reset(self) -> None:
-        self._hashes = {name: hashlib.new(name, usedforsecurity=False) for name in self._algorithms}
+        self._hashes = {algorithm.hashlib_name: algorithm.new() for algorithm in self._algorithms}
         self._decompressor = (
             Decompressor(self.compression, self.label) if self.compression else None
         )

@@ -1,85 +1,75 @@
-"""Repositories for the host projection and for deploys with their attempts."""
+"""Repositories for hosts and for deploys with their attempts: domain objects in, and out."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
+from pydantic import TypeAdapter
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
-from directdl.contracts.deploy import AttemptState, DeployAttempt
-from directdl.contracts.host import HostHeartbeat, HostState, HostView, PoolStatus, StoredTemplate
+from directdl.contracts.deploy import AttemptState, TemplateDeployedFields, TemplateDeployFailed
+from directdl.contracts.host import PoolStatus, StoredTemplate
 from registration.adapters.orm import AttemptRow, DeployRow, HostRow
-from registration.domain.deploy import Host
+from registration.domain.deploy import Attempt, Deploy, Outcome
+from registration.domain.host import Host
 
 
 class HostRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def record(self, beat: HostHeartbeat) -> None:
-        row = self.session.get(HostRow, beat.host_id) or HostRow(host_id=beat.host_id)
-        row.zone_id = beat.zone_id
-        row.cluster_id = beat.cluster_id
-        row.state = beat.state.value
-        row.interval_seconds = beat.interval_seconds
-        row.last_seen = beat.sent_at
-        row.pools = [p.model_dump(mode="json") for p in beat.pools]
-        row.templates = [t.model_dump(mode="json") for t in beat.templates]
-        self.session.add(row)
-        self.session.flush()
-
-    def add_template(self, host_id: str, stored: StoredTemplate) -> None:
-        """Learn a placement from the download's outcome, before the next heartbeat says so."""
-        row = self.session.get(HostRow, host_id)
-        if row is None:
-            return
-        kept = [t for t in row.templates if t["template_id"] != stored.template_id]
-        row.templates = [*kept, stored.model_dump(mode="json")]
-        self.session.flush()
+    def save(self, host: Host) -> None:
+        # One statement, insert or update: two first heartbeats of a host handled at once
+        # would otherwise both insert, and one would fail on the primary key.
+        values = {
+            "zone_id": host.zone_id,
+            "cluster_id": host.cluster_id,
+            "state": host.state,
+            "interval_seconds": host.interval_seconds,
+            "last_seen": host.last_seen,
+            "pools": [p.model_dump(mode="json") for p in host.pools],
+            "templates": [t.model_dump(mode="json") for t in host.templates],
+        }
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(HostRow).values(host_id=host.host_id, **values)
+        self.session.execute(
+            statement.on_conflict_do_update(index_elements=[HostRow.host_id], set_=values)
+        )
+        # A row this session loaded before is now stale; the next read loads it again.
+        loaded = self.session.identity_map.get(identity_key(HostRow, host.host_id))
+        if loaded is not None:
+            self.session.expire(loaded)
 
     def get(self, host_id: str) -> Host | None:
         row = self.session.get(HostRow, host_id)
         return _to_host(row) if row else None
 
     def in_zone(self, zone_id: str | None = None) -> list[Host]:
-        return [_to_host(row) for row in self._rows(zone_id)]
-
-    def views(self, zone_id: str | None, now: datetime) -> list[HostView]:
-        views = []
-        for row in self._rows(zone_id):
-            up = _to_host(row).is_up(now)
-            views.append(
-                HostView(
-                    host_id=row.host_id,
-                    zone_id=row.zone_id,
-                    cluster_id=row.cluster_id,
-                    state=HostState.UP if up else HostState.DOWN,
-                    last_seen=row.last_seen,
-                    pools=[PoolStatus.model_validate(p) for p in row.pools],
-                    templates=[StoredTemplate.model_validate(t) for t in row.templates],
-                )
-            )
-        return views
-
-    def _rows(self, zone_id: str | None) -> list[HostRow]:
+        """The hosts of `zone_id`, or every host, by id."""
         query = select(HostRow).order_by(HostRow.host_id)
         if zone_id is not None:
             query = query.where(HostRow.zone_id == zone_id)
-        return list(self.session.scalars(query))
+        return [_to_host(row) for row in self.session.scalars(query)]
+
+
+# A host may hold thousands of templates, read at every step of every deploy in its zone: one
+# adapter for the whole list validates them in a single call, faster than one model at a time.
+_POOLS = TypeAdapter(tuple[PoolStatus, ...])
+_TEMPLATES = TypeAdapter(tuple[StoredTemplate, ...])
 
 
 def _to_host(row: HostRow) -> Host:
     return Host(
         host_id=row.host_id,
         zone_id=row.zone_id,
+        cluster_id=row.cluster_id,
         state=row.state,
         last_seen=row.last_seen,
         interval_seconds=row.interval_seconds,
-        free_bytes=sum(int(p["free_bytes"]) for p in row.pools),
-        template_ids=frozenset(t["template_id"] for t in row.templates),
-        pool_ids=frozenset(p["pool_id"] for p in row.pools),
+        pools=_POOLS.validate_python(row.pools),
+        templates=_TEMPLATES.validate_python(row.templates),
     )
 
 
@@ -87,41 +77,87 @@ class DeployRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, row: DeployRow) -> DeployRow:
-        self.session.add(row)
+    def save(self, deploy: Deploy) -> None:
+        """Add the deploy or bring its row up to date, its attempts too (none is ever removed)."""
+        row = self.session.get(DeployRow, deploy.deploy_id)
+        if row is None:
+            row = DeployRow(deploy_id=deploy.deploy_id)
+            self.session.add(row)
+        row.template_id = deploy.template_id
+        row.zone_id = deploy.zone_id
+        row.requested_host_id = deploy.requested_host_id
+        row.requested_pool_id = deploy.requested_pool_id
+        row.state = deploy.state
+        row.reply_to = deploy.reply_to
+        row.correlation_id = deploy.correlation_id
+        row.outcome = deploy.outcome.model_dump(mode="json") if deploy.outcome else None
+        row.created_at = deploy.created_at
+        row.updated_at = deploy.updated_at
+        rows = {a.job_id: a for a in row.attempts}
+        for attempt in deploy.attempts:
+            attempt_row = rows.get(attempt.job_id)
+            if attempt_row is None:
+                attempt_row = AttemptRow(job_id=attempt.job_id)
+                row.attempts.append(attempt_row)
+            attempt_row.host_id = attempt.host_id
+            attempt_row.state = attempt.state
+            attempt_row.error_code = attempt.error_code
+            attempt_row.message = attempt.message
+            attempt_row.started_at = attempt.started_at
+            attempt_row.finished_at = attempt.finished_at
         self.session.flush()
-        return row
 
-    def attempt(self, job_id: str) -> AttemptRow | None:
-        return self.session.get(AttemptRow, job_id)
+    def get(self, deploy_id: str) -> Deploy | None:
+        row = self.session.get(DeployRow, deploy_id)
+        return _to_deploy(row) if row else None
 
-    def running_attempts(self) -> list[AttemptRow]:
-        query = select(AttemptRow).where(AttemptRow.state == AttemptState.RUNNING)
-        return list(self.session.scalars(query))
+    def for_attempt(self, job_id: str) -> Deploy | None:
+        """The deploy one of whose attempts has this job id."""
+        row = self.session.get(AttemptRow, job_id)
+        return _to_deploy(row.deploy) if row else None
 
-    def start_attempt(self, deploy: DeployRow, job_id: str, host_id: str, now: datetime) -> None:
-        deploy.attempts.append(
-            AttemptRow(job_id=job_id, host_id=host_id, state=AttemptState.RUNNING, started_at=now)
+    def running(self) -> list[Deploy]:
+        """The deploys waiting for an attempt, each with its running attempt."""
+        query = select(DeployRow).where(
+            DeployRow.attempts.any(AttemptRow.state == AttemptState.RUNNING)
         )
-        self.session.flush()
+        return [
+            _to_deploy(row) for row in self.session.scalars(query.order_by(DeployRow.created_at))
+        ]
 
 
-def attempt_views(deploy: DeployRow) -> list[DeployAttempt]:
-    return [
-        DeployAttempt(
-            job_id=a.job_id,
-            host_id=a.host_id,
-            state=AttemptState(a.state),
-            error_code=a.error_code,
-            message=a.message,
-            started_at=a.started_at,
-            finished_at=a.finished_at if a.finished_at else None,
-        )
-        for a in deploy.attempts
-    ]
+def _to_deploy(row: DeployRow) -> Deploy:
+    return Deploy(
+        deploy_id=row.deploy_id,
+        template_id=row.template_id,
+        zone_id=row.zone_id,
+        requested_host_id=row.requested_host_id,
+        requested_pool_id=row.requested_pool_id,
+        reply_to=row.reply_to,
+        correlation_id=row.correlation_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        state=row.state,
+        attempts=tuple(
+            Attempt(
+                job_id=a.job_id,
+                host_id=a.host_id,
+                started_at=a.started_at,
+                state=a.state,
+                error_code=a.error_code,
+                message=a.message,
+                finished_at=a.finished_at,
+            )
+            for a in row.attempts
+        ),
+        outcome=_outcome(row.state, row.outcome),
+    )
 
 
-def finish(deploy: DeployRow, state: AttemptState, outcome: dict[str, Any], now: datetime) -> None:
-    deploy.state = state
-    deploy.outcome = outcome
-    deploy.updated_at = now
+def _outcome(state: AttemptState, stored: dict[str, object] | None) -> Outcome | None:
+    """The ended deploy's event, as it was stored: a success's fields, or the failure."""
+    if stored is None:
+        return None
+    if state is AttemptState.SUCCEEDED:
+        return TemplateDeployedFields.model_validate(stored)
+    return TemplateDeployFailed.model_validate(stored)

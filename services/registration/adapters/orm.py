@@ -3,26 +3,53 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Dialect,
     ForeignKey,
     MetaData,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from directdl.bus.store import MessageStore
+from directdl.contracts.deploy import AttemptState
+from directdl.contracts.download import DownloadFailure
+from directdl.contracts.host import HostState
 from directdl.runtime.db import UtcDateTime
 from directdl.runtime.live_settings import settings_table
 
 
 class Base(DeclarativeBase):
     metadata = MetaData()
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class EnumText(TypeDecorator[E]):
+    """An enum member stored as its value in a VARCHAR column: the columns and the rows stay
+    what they were when they held plain strings, and a value no member has fails when read."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[E], length: int) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: E | None, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: Any | None, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum(value)
 
 
 class TemplateRow(Base):
@@ -73,7 +100,7 @@ class HostRow(Base):
     host_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     zone_id: Mapped[str] = mapped_column(String(255), index=True)
     cluster_id: Mapped[str] = mapped_column(String(255))
-    state: Mapped[str] = mapped_column(String(16))
+    state: Mapped[HostState] = mapped_column(EnumText(HostState, 16))
     interval_seconds: Mapped[float]
     last_seen: Mapped[datetime] = mapped_column(UtcDateTime)
     pools: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
@@ -88,7 +115,7 @@ class DeployRow(Base):
     zone_id: Mapped[str] = mapped_column(String(255))
     requested_host_id: Mapped[str | None] = mapped_column(String(255))
     requested_pool_id: Mapped[str | None] = mapped_column(String(255))
-    state: Mapped[str] = mapped_column(String(16), index=True)
+    state: Mapped[AttemptState] = mapped_column(EnumText(AttemptState, 16), index=True)
     reply_to: Mapped[str | None] = mapped_column(String(255))
     correlation_id: Mapped[str | None] = mapped_column(String(255))
     outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -113,8 +140,8 @@ class AttemptRow(Base):
         ForeignKey("deploys.deploy_id", ondelete="CASCADE"), index=True
     )
     host_id: Mapped[str] = mapped_column(String(255), index=True)
-    state: Mapped[str] = mapped_column(String(16), index=True)
-    error_code: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[AttemptState] = mapped_column(EnumText(AttemptState, 16), index=True)
+    error_code: Mapped[DownloadFailure | None] = mapped_column(EnumText(DownloadFailure, 64))
     message: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

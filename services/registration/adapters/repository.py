@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from directdl.contracts.template import Protocol, TemplateFormat, TemplateType
+from directdl.contracts.template import SourceProtocol, TemplateFormat, TemplateType
 from registration.adapters.orm import TemplateRow, TemplateZoneRow
 from registration.domain.template import Template
 
@@ -121,7 +121,7 @@ def _to_domain(row: TemplateRow) -> Template:
         id=row.id,
         name=row.name,
         url=row.url,
-        protocol=Protocol(row.protocol),
+        protocol=SourceProtocol(row.protocol),
         zone_ids=tuple(sorted(z.zone_id for z in row.zones)),
         hypervisor=row.hypervisor,
         format=TemplateFormat(row.format),

@@ -9,8 +9,9 @@ not become a way to read internal hosts.
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 import structlog
@@ -18,17 +19,24 @@ import urllib3
 
 from directdl.causes import find_cause
 from directdl.contracts.errors import ErrorCode, InvalidMessage, MessageError
-from directdl.contracts.template import Protocol
+from directdl.contracts.template import DEFAULT_PORTS, SourceProtocol
 from directdl.destinations import DestinationDenied, DestinationPolicy, PinnedAdapter
 from directdl.metalink import MAX_BYTES as MAX_METALINK_BYTES
 from directdl.metalink import MetalinkError, parse_metalink
-from directdl.redaction import is_credential_header, redact_url
+from directdl.redaction import redact_url
+from directdl.redirects import HopDenied, RedirectRefused, follow
 from registration.domain.destination import destination_denied
 
 log = structlog.get_logger(__name__)
 
-MAX_REDIRECTS = 10
-NFS_PORT = 2049
+# What this service reads itself, over HTTP; True when the body is a document to parse (a
+# metalink), not the file. Any other protocol needs a client only the hosts have, so only
+# where its server name points is checked.
+READ_OVER_HTTP: Mapping[SourceProtocol, bool] = {
+    SourceProtocol.HTTP: False,
+    SourceProtocol.HTTPS: False,
+    SourceProtocol.METALINK: True,
+}
 
 
 @dataclass(frozen=True)
@@ -37,20 +45,21 @@ class UrlChecker:
     read_timeout: float = 5.0
     policy: DestinationPolicy = field(default_factory=DestinationPolicy)
 
-    def size_of(self, url: str, protocol: Protocol, headers: dict[str, str]) -> int | None:
+    def size_of(self, url: str, protocol: SourceProtocol, headers: dict[str, str]) -> int | None:
         """The size the source announces, None when it does not; raises when it won't answer.
 
-        NFS is not read here: that needs a client on the hosts, not on this service; only
-        where its server name points is checked. A TLS failure does not fail the check
-        either, because the hosts may trust certificates uploaded for them that this
-        service does not know.
+        NFS is not read here (see READ_OVER_HTTP): that needs a client on the hosts, not on
+        this service; only where its server name points is checked. A TLS failure does not
+        fail the check either, because the hosts may trust certificates uploaded for them
+        that this service does not know.
         """
-        if protocol is Protocol.NFS:
-            self._check_nfs_server(url)
+        document = READ_OVER_HTTP.get(protocol)
+        if document is None:
+            self._check_server(url)
             return None
         with self._session() as session:
             try:
-                response = self._follow(session, url, headers, body=protocol is Protocol.METALINK)
+                response = self._follow(session, url, headers, body=document)
             except requests.exceptions.SSLError as err:
                 log.info("url_check.tls_unverified", url=redact_url(url), error=str(err))
                 return None
@@ -59,7 +68,7 @@ class UrlChecker:
             with response:
                 if response.status_code >= 400:
                     raise _unreachable(url, f"the server answered HTTP {response.status_code}")
-                if protocol is Protocol.METALINK:
+                if document:
                     return self._metalink_size(url, response)
             length = response.headers.get("Content-Length")
             return int(length) if length and length.isdigit() else None
@@ -95,31 +104,28 @@ class UrlChecker:
     def _follow(
         self, session: requests.Session, url: str, headers: dict[str, str], *, body: bool
     ) -> requests.Response:
-        """The answer at the end of up to MAX_REDIRECTS redirects that stay on http(s); each
-        hop's address is checked before it is connected to. `body`: a GET left unread."""
+        """The answer at the end of the redirects directdl.redirects allows, as the hosts
+        follow them; each hop's address is checked before it is connected to. `body`: a GET
+        left unread."""
         timeout = (self.connect_timeout, self.read_timeout)
-        hop = url
-        for _ in range(MAX_REDIRECTS + 1):
-            try:
-                response = _ask(session, hop, headers, timeout, body=body)
-            except DestinationDenied as err:
-                raise destination_denied(url, err, via=None if hop == url else hop) from None
-            if not response.is_redirect:
-                return response
-            response.close()
-            target = urljoin(hop, response.headers["Location"])
-            if urlsplit(target).scheme not in ("http", "https"):
-                raise _unreachable(url, f"it redirects to {redact_url(target)!r}, not http(s)")
-            if _origin(target) != _origin(hop):
-                # The template's credentials are for its own server, as the agents treat them.
-                headers = {k: v for k, v in headers.items() if not is_credential_header(k)}
-            hop = target
-        raise _unreachable(url, f"more than {MAX_REDIRECTS} redirects")
 
-    def _check_nfs_server(self, url: str) -> None:
-        parts = urlsplit(url)
+        def send(hop: str, hop_headers: Mapping[str, str]) -> requests.Response:
+            return _ask(session, hop, dict(hop_headers), timeout, body=body)
+
         try:
-            self.policy.resolve(parts.hostname or "", parts.port or NFS_PORT)
+            response, _ = follow(send, url, headers, self.policy)
+        except HopDenied as err:
+            via = err.hop if err.redirected else None
+            raise destination_denied(url, err.denied, via=via) from None
+        except RedirectRefused as err:
+            raise _unreachable(url, str(err)) from None
+        return response
+
+    def _check_server(self, url: str) -> None:
+        parts = urlsplit(url)
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower(), 0)
+        try:
+            self.policy.resolve(parts.hostname or "", port)
         except socket.gaierror:
             return  # the hosts may resolve names this service cannot; they check again
         except DestinationDenied as err:
@@ -155,11 +161,6 @@ def _ask(
             return response
         response.close()  # no HEAD here: ask for the body, read none
     return session.get(url, headers=headers, timeout=timeout, stream=True, allow_redirects=False)
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
 
 
 def _unreachable(url: str, why: str) -> MessageError:

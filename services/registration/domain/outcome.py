@@ -7,34 +7,26 @@ from dataclasses import dataclass
 from directdl.contracts.checksum import Checksum, parse_checksum
 from directdl.contracts.download import DownloadReport
 from directdl.contracts.errors import InvalidMessage
-from directdl.contracts.template import Protocol
+from directdl.contracts.template import SourceProtocol
+from registration.domain.deploy import Deploy
 from registration.domain.source import parse_source
 from registration.domain.template import Template
 
 
-@dataclass(frozen=True)
-class Awaited:
-    """The attempt a deploy is waiting for, as registration started it."""
-
-    job_id: str
-    deploy_id: str
-    template_id: str
-    host_id: str
-    pool_id: str | None  # the pool the deploy asked for; None lets the host choose
-    running: bool
-
-
-def refusal(report: DownloadReport, awaited: Awaited | None) -> str | None:
+def refusal(report: DownloadReport, deploy: Deploy | None) -> str | None:
     """Why a report is not believed (a short reason, a metric label), or None when every field
-    names the running attempt. A job id alone proves nothing: any host sees job ids go by."""
-    if awaited is None:
+    names the running attempt of `deploy`, the one whose attempt has the report's job id.
+    A job id alone proves nothing: any host sees job ids go by."""
+    attempt = deploy.attempt(report.job_id) if deploy is not None else None
+    if deploy is None or attempt is None:
         return "unknown_attempt"
+    pool_id = deploy.requested_pool_id  # None lets the host choose
     checks = (
-        ("attempt_settled", awaited.running),
-        ("wrong_deploy", report.deploy_id == awaited.deploy_id),
-        ("wrong_template", report.template_id == awaited.template_id),
-        ("wrong_host", report.host_id == awaited.host_id),
-        ("wrong_pool", awaited.pool_id is None or report.pool_id == awaited.pool_id),
+        ("attempt_settled", attempt.running),
+        ("wrong_deploy", report.deploy_id == deploy.deploy_id),
+        ("wrong_template", report.template_id == deploy.template_id),
+        ("wrong_host", report.host_id == attempt.host_id),
+        ("wrong_pool", pool_id is None or report.pool_id == pool_id),
     )
     return next((reason for reason, passed in checks if not passed), None)
 
@@ -59,7 +51,7 @@ def size_problem(template: Template, copy: Copy) -> str | None:
     """A size that differs from the one the source gave at registration. Only an uncompressed
     file can be compared: a compressed one is stored decompressed, and a metalink's file is
     named (and maybe compressed) inside the document."""
-    if template.size is None or template.protocol is Protocol.METALINK:
+    if template.size is None or template.protocol is SourceProtocol.METALINK:
         return None
     if parse_source(template.url, template.format).compression is not None:
         return None

@@ -3,24 +3,43 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from posixpath import basename
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from directdl.contracts.bounds import URL_MAX
 from directdl.contracts.errors import InvalidMessage, Unsupported
-from directdl.contracts.template import Protocol, TemplateFormat
+from directdl.contracts.template import (
+    PROTOCOLS,
+    Compression,
+    SourceProtocol,
+    TemplateFormat,
+    file_name,
+    protocol_of,
+)
 from directdl.redaction import redact_url
-
-_SCHEMES = {"http": Protocol.HTTP, "https": Protocol.HTTPS, "nfs": Protocol.NFS}
-_METALINK_SUFFIXES = (".metalink", ".meta4")
-_SUPPORTED = "http, https, nfs, and metalink (an http or https URL ending in .metalink or .meta4)"
 
 EXTENSIONS: dict[TemplateFormat, tuple[str, ...]] = {
     TemplateFormat.QCOW2: (".qcow2",),
     TemplateFormat.RAW: (".raw", ".img"),
     TemplateFormat.ISO: (".iso",),
 }
-COMPRESSIONS = ("gz", "bz2", "xz")
+
+
+def _supported() -> str:
+    """The protocols in words, as in: http, https, nfs, and metalink (an http ... URL ending in
+    .metalink or .meta4)."""
+    plain = [
+        scheme for spec in PROTOCOLS.values() if spec.names_the_file for scheme in spec.schemes
+    ]
+    documents = [
+        f"{protocol.value} (an {' or '.join(spec.schemes)} URL ending in "
+        f"{' or '.join(spec.suffixes)})"
+        for protocol, spec in PROTOCOLS.items()
+        if not spec.names_the_file
+    ]
+    return ", ".join(plain) + ", and " + ", ".join(documents)
+
+
+_SUPPORTED = _supported()
 
 
 @dataclass(frozen=True)
@@ -28,8 +47,8 @@ class Source:
     """A template's URL, how to fetch it, and how it is compressed (None when it is not)."""
 
     url: str
-    protocol: Protocol
-    compression: str | None
+    protocol: SourceProtocol
+    compression: Compression | None
 
 
 def parse_source(url: str, fmt: TemplateFormat) -> Source:
@@ -41,8 +60,9 @@ def parse_source(url: str, fmt: TemplateFormat) -> Source:
         parts = urlsplit(url)
     except ValueError as err:  # an unbalanced "[" in the host, for one
         raise InvalidMessage(f"URL {shown!r} cannot be parsed: {err}", details=details) from err
-    scheme = parts.scheme.lower()
-    if scheme not in _SCHEMES:
+    protocol = protocol_of(url)
+    if protocol is None:
+        scheme = parts.scheme.lower()
         used = f"uses scheme {scheme!r}" if scheme else "has no scheme"
         raise Unsupported(
             f"URL {shown!r} {used}, which direct download does not support; "
@@ -56,37 +76,36 @@ def parse_source(url: str, fmt: TemplateFormat) -> Source:
     if not parts.hostname:
         raise InvalidMessage(f"URL {shown!r} has no host", details=details)
 
-    path = parts.path.lower()
-    if scheme == "nfs":
-        # The host agent mounts server:/export and reads the file inside; it needs both parts.
+    spec = PROTOCOLS[protocol]
+    if spec.export:
+        # The host agent reads the file inside server:/export; it needs both parts.
         export, _, name = parts.path.rpartition("/")
         if not export.strip("/") or not name:
+            scheme = parts.scheme.lower()
             raise InvalidMessage(
-                f"NFS URL {shown!r} must look like nfs://server/export/path/file",
+                f"{scheme.upper()} URL {shown!r} must look like {scheme}://server/export/path/file",
                 details=details,
             )
-    elif path.endswith(_METALINK_SUFFIXES):
-        # The file name, and so the extension, lives inside the metalink document.
-        return Source(url, Protocol.METALINK, None)
+    if not spec.names_the_file:
+        # The file name, and so the extension, lives inside the document.
+        return Source(url, protocol, None)
+    return Source(url, protocol, _compression(url, file_name(url), fmt))
 
-    return Source(url, _SCHEMES[scheme], _compression(url, unquote(basename(parts.path)), fmt))
 
-
-def _compression(url: str, name: str, fmt: TemplateFormat) -> str | None:
+def _compression(url: str, name: str, fmt: TemplateFormat) -> Compression | None:
     extensions = EXTENSIONS.get(fmt)
     if extensions is None:
         raise Unsupported(
             f"format {str(fmt)!r} has no known file extensions",
             details={"field": "format", "value": str(fmt)},
         )
-    stem, dot, suffix = name.lower().rpartition(".")
-    compression = suffix if dot and suffix in COMPRESSIONS else None
-    if compression is None:
-        stem = name.lower()
+    compression = Compression.of(name)
+    stem = name.lower().removesuffix(f".{compression}" if compression else "")
     if stem.endswith(extensions):
         return compression
     expected = " or ".join(extensions)
-    compressions = ", ".join(f".{c}" for c in COMPRESSIONS[:-1]) + f" or .{COMPRESSIONS[-1]}"
+    suffixes = [f".{kind}" for kind in Compression]
+    compressions = ", ".join(suffixes[:-1]) + f" or {suffixes[-1]}"
     raise InvalidMessage(
         f"URL {shown_url(url)!r} does not end in an extension for format {fmt.value}: "
         f"expected {expected}, optionally followed by {compressions}",

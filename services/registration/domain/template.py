@@ -19,8 +19,8 @@ from directdl.contracts.bounds import (
 from directdl.contracts.checksum import parse_checksum
 from directdl.contracts.errors import Unsupported
 from directdl.contracts.template import (
-    Protocol,
     RegisterTemplate,
+    SourceProtocol,
     TemplateFormat,
     TemplateType,
     TemplateView,
@@ -36,7 +36,7 @@ class Template:
     id: str
     name: str
     url: str
-    protocol: Protocol
+    protocol: SourceProtocol
     zone_ids: tuple[str, ...]
     hypervisor: str
     format: TemplateFormat

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
 import pika
 import pytest
@@ -15,7 +13,6 @@ from directdl.bus.client import BusClient
 from directdl.bus.connection import broker_user
 from directdl.bus.publisher import Unroutable
 from directdl.bus.topology import Topology
-from directdl.runtime.db import make_engine, session_factory
 from directdl.testing import note_service
 from directdl.testing.note_service import NoteService, running_consumer
 from directdl.testing.waiting import wait_until
@@ -23,30 +20,12 @@ from directdl.testing.waiting import wait_until
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def sessions(tmp_path: Path) -> sessionmaker[Session]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'notes.db'}")
-    note_service.metadata.create_all(engine)
-    return session_factory(engine)
-
-
-def dead_letters(url: str, topology: Topology) -> Iterator[tuple[Any, bytes]]:
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        channel = connection.channel()
-        while True:
-            method, props, body = channel.basic_get(
-                topology.dead_letter_queue("test"), auto_ack=True
-            )
-            if method is None:
-                return
-            yield props, body
-    finally:
-        connection.close()
-
-
 def test_a_handler_that_keeps_failing_is_retried_then_answered_and_dead_lettered(
-    amqp_url: str, topology: Topology, client: BusClient, sessions: sessionmaker[Session]
+    amqp_url: str,
+    topology: Topology,
+    client: BusClient,
+    sessions: sessionmaker[Session],
+    drain: Callable[[str], list[tuple[pika.BasicProperties, bytes]]],
 ) -> None:
     handlers = NoteService()
     with running_consumer(amqp_url, topology, handlers, sessions, max_attempts=3):
@@ -57,7 +36,7 @@ def test_a_handler_that_keeps_failing_is_retried_then_answered_and_dead_lettered
     # What the exception said stays with the operators (log, dead letter), not the caller.
     assert "disk on fire" not in reply.error.message
     assert reply.error.message.startswith("test.explode failed after 3 attempts")
-    [(props, body)] = list(dead_letters(amqp_url, topology))
+    [(props, body)] = drain(topology.dead_letter_queue("test"))
     assert b"disk on fire" in body
     assert "RuntimeError: disk on fire" in props.headers["x-directdl-error"]
     assert props.headers["x-directdl-attempts"] == 3

@@ -13,13 +13,14 @@ import pytest
 from directdl.bus.client import BusClient
 from directdl.bus.topology import Topology
 from directdl.contracts.download import DownloadTemplate
-from directdl.contracts.template import Protocol, TemplateFormat
+from directdl.contracts.host import HostState
+from directdl.contracts.template import SourceProtocol, TemplateFormat
 from directdl.testing.accounts import TestAccounts
 from directdl.testing.nginx import Nginx
 from directdl.testing.recorder import MessageRecorder
 from directdl.testing.services import running
 from directdl.testing.waiting import wait_until
-from host_agent.bootstrap import bootstrap
+from host_agent.bootstrap import bootstrap, prepare
 from host_agent.config import HostAgentSettings
 
 pytestmark = pytest.mark.integration
@@ -55,12 +56,14 @@ def test_an_interrupted_job_starts_again_and_completes(
         deploy_id=str(uuid.uuid4()),
         template_id=str(uuid.uuid4()),
         url=f"{nginx.http_url}/slow/disk.raw",
-        protocol=Protocol.HTTP,
+        protocol=SourceProtocol.HTTP,
         format=TemplateFormat.RAW,
         checksum="{SHA-256}" + hashlib.sha256(data).hexdigest(),
     )
     pool = settings.resolved_pool_path()
 
+    # Each start as `python -m host_agent` does it: `running` migrates, `prepare` sweeps.
+    prepare(settings)
     with running(bootstrap(settings)):
         client_as("registration").publish(
             DownloadTemplate.address(host_id="host-1"), command.model_dump_json().encode()
@@ -70,6 +73,7 @@ def test_an_interrupted_job_starts_again_and_completes(
     assert [p.name for p in pool.iterdir()] == []
     assert not [m for m in recorder.messages if m.routing_key == "template.download.completed"]
 
+    prepare(settings)
     with running(bootstrap(settings)):
         [done] = recorder.expect("template.download.completed", timeout=20)
         assert done.body["job_id"] == command.job_id
@@ -79,6 +83,6 @@ def test_an_interrupted_job_starts_again_and_completes(
     downs = [
         m
         for m in recorder.messages
-        if m.routing_key == "host.heartbeat" and m.body["state"] == "Down"
+        if m.routing_key == "host.heartbeat" and m.body["state"] == HostState.DOWN
     ]
     assert downs, "a host that stops cleanly says so"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from directdl.contracts.download import DownloadFailure, DownloadTemplate
-from directdl.contracts.template import Protocol, TemplateFormat
+from directdl.contracts.template import SourceProtocol, TemplateFormat
 from directdl.destinations import DestinationPolicy
 from directdl.metalink import Metalink
 from directdl.testing.certs import make_self_signed
@@ -38,8 +38,7 @@ FAST = Timeouts(connect=2, read=2)
 
 
 def request(url: str, policy: DestinationPolicy, **fields: Any) -> DownloadRequest:
-    protocol = Protocol.NFS if url.startswith("nfs:") else Protocol.HTTP
-    return DownloadRequest(url, protocol, timeouts=FAST, policy=policy, **fields)
+    return DownloadRequest(url, timeouts=FAST, policy=policy, **fields)
 
 
 def refusal(fetcher: Any, req: DownloadRequest) -> DownloadError:
@@ -160,7 +159,7 @@ def test_a_metalink_whose_mirrors_are_all_denied_fails_as_denied(
             deploy_id=str(uuid.uuid4()),
             template_id=str(uuid.uuid4()),
             url=f"{nginx.http_url}/a.meta4",
-            protocol=Protocol.METALINK,
+            protocol=SourceProtocol.METALINK,
             format=TemplateFormat.RAW,
             denied_networks=["127.0.0.2/32"],
             max_attempts=1,

@@ -13,7 +13,6 @@ import pytest
 import requests
 
 from directdl.contracts.download import DownloadFailure
-from directdl.contracts.template import Protocol
 from directdl.testing.certs import make_self_signed
 from directdl.testing.faulty_http import FaultyServer
 from directdl.testing.nginx import AccessLogEntry, Nginx
@@ -50,7 +49,6 @@ def req(
 ) -> DownloadRequest:
     return DownloadRequest(
         url=url,
-        protocol=Protocol.HTTPS if url.startswith("https") else Protocol.HTTP,
         headers=headers or {},
         timeouts=timeouts or Timeouts(),
         extra_ca_file=extra_ca_file,

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from directdl.contracts.download import DownloadFailure
-from directdl.contracts.template import Protocol
 from directdl.testing.ganesha import Ganesha
 from directdl.testing.sinks import MemorySink
 from host_agent.download.core import (
@@ -61,7 +60,7 @@ def put(server: Ganesha, relative: str, data: bytes) -> tuple[str, str]:
 
 
 def fetch(url: str, sink: MemorySink, cancelled: Callable[[], bool] = never) -> None:
-    NfsFetcher().fetch(DownloadRequest(url, Protocol.NFS, timeouts=TIMEOUTS), sink, cancelled)
+    NfsFetcher().fetch(DownloadRequest(url, timeouts=TIMEOUTS), sink, cancelled)
 
 
 def failure(
@@ -156,7 +155,7 @@ def test_without_a_size_from_the_listing_the_file_still_arrives(
     url, digest = big_file
     sink = MemorySink()
 
-    NfsFetcher(nfs_ls="true").fetch(DownloadRequest(url, Protocol.NFS), sink, never)
+    NfsFetcher(nfs_ls="true").fetch(DownloadRequest(url), sink, never)
 
     assert (sink.hexdigest(), sink.expected_sizes) == (digest, [None])
 
@@ -164,7 +163,7 @@ def test_without_a_size_from_the_listing_the_file_still_arrives(
 def test_a_file_missing_from_the_listing_and_the_server_is_not_found(server: Ganesha) -> None:
     url = server.url_for("images/gone.qcow2")
     with pytest.raises(TerminalError) as caught:
-        NfsFetcher(nfs_ls="true").fetch(DownloadRequest(url, Protocol.NFS), MemorySink(), never)
+        NfsFetcher(nfs_ls="true").fetch(DownloadRequest(url), MemorySink(), never)
     assert caught.value.code is DownloadFailure.NOT_FOUND
 
 
@@ -178,7 +177,7 @@ def test_fewer_bytes_than_listed_is_a_short_read(big_file: tuple[str, str], tmp_
     sink = MemorySink()
 
     with pytest.raises(TransientError) as caught:
-        NfsFetcher(nfs_ls=str(fake_ls)).fetch(DownloadRequest(url, Protocol.NFS), sink, never)
+        NfsFetcher(nfs_ls=str(fake_ls)).fetch(DownloadRequest(url), sink, never)
 
     assert caught.value.code is DownloadFailure.SIZE_MISMATCH
     assert caught.value.message == f"short read from {url}: got {SIZE} of {SIZE + 1} bytes"
@@ -283,7 +282,7 @@ def test_cancel_stops_the_transfer(big_file: tuple[str, str]) -> None:
 def test_a_missing_client_tool_is_named(big_file: tuple[str, str], tools: dict[str, str]) -> None:
     url, _ = big_file
     with pytest.raises(TerminalError) as caught:
-        NfsFetcher(**tools).fetch(DownloadRequest(url, Protocol.NFS), MemorySink(), never)
+        NfsFetcher(**tools).fetch(DownloadRequest(url), MemorySink(), never)
     assert caught.value.code is DownloadFailure.INTERNAL
     assert next(iter(tools.values())) in caught.value.message
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from directdl.contracts.download import DownloadFailure, DownloadTemplate
-from directdl.contracts.template import Protocol, TemplateFormat
+from directdl.contracts.template import SourceProtocol, TemplateFormat
 from directdl.testing.faulty_http import FaultyServer
 from directdl.testing.ganesha import Ganesha
 from directdl.testing.metalinks import write_meta4, write_metalink_v3
@@ -58,7 +58,7 @@ def ignore(done: int, total: int | None) -> None:
     pass
 
 
-def command(url: str, protocol: Protocol, **fields: Any) -> DownloadTemplate:
+def command(url: str, protocol: SourceProtocol, **fields: Any) -> DownloadTemplate:
     fields.setdefault("format", TemplateFormat.RAW)
     return DownloadTemplate(
         job_id=str(uuid.uuid4()),
@@ -179,7 +179,7 @@ def test_metalink_fails_over_a_dead_mirror_and_matches_aria2c(
     document = write(
         NAME, len(DATA), {"SHA-256": sha256}, [(live, live_rank), (dead_url, dead_rank)]
     )
-    cmd = command(serve_metalink(nginx, suffix, document), Protocol.METALINK)
+    cmd = command(serve_metalink(nginx, suffix, document), SourceProtocol.METALINK)
 
     result = stored(pool, cmd, DATA)
 
@@ -202,7 +202,7 @@ def test_a_wrong_metalink_hash_fails_here_and_in_aria2c(
     document = write(
         NAME, len(DATA), {"SHA-256": wrong}, [(dead_url, dead_rank), (live, live_rank)]
     )
-    cmd = command(serve_metalink(nginx, suffix, document), Protocol.METALINK)
+    cmd = command(serve_metalink(nginx, suffix, document), SourceProtocol.METALINK)
 
     error = failed(pool, cmd)
 
@@ -226,7 +226,9 @@ def test_without_a_template_checksum_the_strongest_whole_file_hash_decides(
     # hashes must not matter either.
     good = {"MD5": "0" * 32, "SHA-512": digest("sha512", DATA)}
     document = write(NAME, len(DATA), good, live, pieces=GARBAGE_PIECES)
-    result = stored(pool, command(serve_metalink(nginx, suffix, document), Protocol.METALINK), DATA)
+    result = stored(
+        pool, command(serve_metalink(nginx, suffix, document), SourceProtocol.METALINK), DATA
+    )
     assert result.verified_digest == "{SHA-512}" + digest("sha512", DATA)
     os.unlink(result.path)
 
@@ -234,7 +236,7 @@ def test_without_a_template_checksum_the_strongest_whole_file_hash_decides(
     wrong = digest("sha256", b"something else")
     bad = {"MD5": digest("md5", DATA), "SHA-256": wrong}
     document = write(NAME, len(DATA), bad, live, pieces=GARBAGE_PIECES)
-    error = failed(pool, command(serve_metalink(nginx, suffix, document), Protocol.METALINK))
+    error = failed(pool, command(serve_metalink(nginx, suffix, document), SourceProtocol.METALINK))
     assert error.code == DownloadFailure.CHECKSUM_MISMATCH
     assert "{SHA-256}" + wrong in error.message
 
@@ -249,7 +251,7 @@ def test_a_metalink_size_the_mirror_does_not_match_fails(
     live = [(f"{nginx.http_url}/{NAME}", live_rank)]
     document = write(NAME, said, {"SHA-256": digest("sha256", DATA)}, live)
 
-    error = failed(pool, command(serve_metalink(nginx, suffix, document), Protocol.METALINK))
+    error = failed(pool, command(serve_metalink(nginx, suffix, document), SourceProtocol.METALINK))
 
     assert error.code == DownloadFailure.SIZE_MISMATCH, error.message
     assert str(said) in error.message and str(len(DATA)) in error.message
@@ -268,7 +270,9 @@ def test_a_mirror_dropping_mid_download_hands_over_at_the_same_byte(
         mirrors = [(f"http://127.0.0.1:{faulty.port}/{NAME}", dead_rank)]
         mirrors.append((f"{nginx.http_url}/{NAME}", live_rank))
         document = write(NAME, len(DATA), {"SHA-256": digest("sha256", DATA)}, mirrors)
-        stored(pool, command(serve_metalink(nginx, suffix, document), Protocol.METALINK), DATA)
+        stored(
+            pool, command(serve_metalink(nginx, suffix, document), SourceProtocol.METALINK), DATA
+        )
 
     assert [(r.method, r.range) for r in faulty.requests] == [("GET", None)]
     entries = requests_for(nginx, f"/{NAME}")
@@ -286,7 +290,7 @@ def test_an_unsafe_image_is_not_handed_to_the_next_mirror(nginx: Nginx, pool: Pa
     document = write_meta4("disk.qcow2", None, {}, mirrors)
     url = serve_metalink(nginx, "meta4", document)
 
-    error = failed(pool, command(url, Protocol.METALINK, format=TemplateFormat.QCOW2))
+    error = failed(pool, command(url, SourceProtocol.METALINK, format=TemplateFormat.QCOW2))
 
     assert error.code == DownloadFailure.UNSAFE_IMAGE, error.message
     requests_for(nginx, "/a/disk.qcow2")
@@ -299,7 +303,7 @@ def test_the_metalink_document_itself_is_retried(nginx: Nginx, pool: Path) -> No
         write_meta4(NAME, len(DATA), {"SHA-256": digest("sha256", DATA)}, live)
     ) as server:
         server.status(503)
-        stored(pool, command(server.url, Protocol.METALINK, max_attempts=2), DATA)
+        stored(pool, command(server.url, SourceProtocol.METALINK, max_attempts=2), DATA)
 
     assert len(server.requests) == 2
 
@@ -314,7 +318,7 @@ def test_a_qcow2_over_nfs_arrives_whole(ganesha: Ganesha, pool: Path) -> None:
     data = path.read_bytes()
     checksum = "{SHA-256}" + digest("sha256", data)
     url = ganesha.url_for("images/t.qcow2")
-    cmd = command(url, Protocol.NFS, format=TemplateFormat.QCOW2, checksum=checksum)
+    cmd = command(url, SourceProtocol.NFS, format=TemplateFormat.QCOW2, checksum=checksum)
 
     result = stored(pool, cmd, data)
 
@@ -322,7 +326,7 @@ def test_a_qcow2_over_nfs_arrives_whole(ganesha: Ganesha, pool: Path) -> None:
 
 
 def test_a_missing_nfs_file_is_not_found(ganesha: Ganesha, pool: Path) -> None:
-    error = failed(pool, command(ganesha.url_for("images/missing.raw"), Protocol.NFS))
+    error = failed(pool, command(ganesha.url_for("images/missing.raw"), SourceProtocol.NFS))
     assert error.code == DownloadFailure.NOT_FOUND, error.message
 
 
@@ -335,7 +339,7 @@ def test_a_gz_over_nfs_is_stored_decompressed_with_the_compressed_checksum(
     path.parent.mkdir(exist_ok=True)
     path.write_bytes(packed)
     checksum = "{SHA-256}" + digest("sha256", packed)
-    cmd = command(ganesha.url_for("images/disk.raw.gz"), Protocol.NFS, checksum=checksum)
+    cmd = command(ganesha.url_for("images/disk.raw.gz"), SourceProtocol.NFS, checksum=checksum)
 
     result = stored(pool, cmd, raw, downloaded=packed)
 
@@ -354,7 +358,7 @@ def test_a_template_larger_than_the_free_space_is_refused_at_once(nginx: Nginx, 
     assert huge > free, "the disk is too big for this test"
 
     started = time.monotonic()
-    error = failed(pool, command(f"{nginx.http_url}/huge.raw", Protocol.HTTP))
+    error = failed(pool, command(f"{nginx.http_url}/huge.raw", SourceProtocol.HTTP))
     elapsed = time.monotonic() - started
 
     assert error.code == DownloadFailure.NO_SPACE
@@ -373,7 +377,7 @@ def test_a_template_larger_than_the_free_space_is_refused_at_once(nginx: Nginx, 
 def test_a_checksum_mismatch_downloads_again_then_fails(nginx: Nginx, pool: Path) -> None:
     wrong = digest("sha256", b"not the template")
     url, checksum = f"{nginx.http_url}/{NAME}", f"{{SHA-256}}{wrong}"
-    cmd = command(url, Protocol.HTTP, checksum=checksum, checksum_attempts=3)
+    cmd = command(url, SourceProtocol.HTTP, checksum=checksum, checksum_attempts=3)
 
     error = failed(pool, cmd)
 
@@ -393,7 +397,7 @@ def test_a_drop_half_way_is_resumed_with_range(pool: Path) -> None:
     with FaultyServer(DATA) as server:
         server.drop_after(half)
         checksum = "{SHA-256}" + digest("sha256", DATA)
-        stored(pool, command(server.url, Protocol.HTTP, checksum=checksum), DATA)
+        stored(pool, command(server.url, SourceProtocol.HTTP, checksum=checksum), DATA)
 
     first, second = server.requests  # exactly two: one full GET, one Range GET
     assert (first.method, first.range, first.if_range) == ("GET", None, None)
@@ -404,7 +408,7 @@ def test_a_drop_half_way_is_resumed_with_range(pool: Path) -> None:
 def test_a_stall_past_the_socket_timeout_is_a_read_timeout(pool: Path) -> None:
     with FaultyServer(DATA) as server:
         server.stall_after_headers(10, times=10)
-        cmd = command(server.url, Protocol.HTTP, timeouts={"socket_ms": 1000}, max_attempts=2)
+        cmd = command(server.url, SourceProtocol.HTTP, timeouts={"socket_ms": 1000}, max_attempts=2)
         started = time.monotonic()
         error = failed(pool, cmd)
         elapsed = time.monotonic() - started
@@ -419,7 +423,7 @@ def test_a_cancel_stops_the_download_and_leaves_nothing(pool: Path) -> None:
     with Nginx(slow_rate="2m") as nginx:  # 8 s for the whole file
         nginx.add_file("big.raw", os.urandom(size))
         calls: list[tuple[int, int | None]] = []
-        cmd = command(f"{nginx.http_url}/slow/big.raw", Protocol.HTTP)
+        cmd = command(f"{nginx.http_url}/slow/big.raw", SourceProtocol.HTTP)
         started = time.monotonic()
         error = failed(
             pool, cmd, lambda done, total: calls.append((done, total)), lambda: bool(calls)

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from directdl.bus.delivery import Delivery, Verdict
-from directdl.bus.processing import Processor, routes, without_inbox
+from directdl.bus.dispatch import Handlers, On
+from directdl.bus.processing import Processor
 from directdl.bus.store import Outgoing, utcnow
 from directdl.runtime.db import session_factory
 from directdl.runtime.uow import UnitOfWork
@@ -146,11 +147,12 @@ def test_an_idempotent_route_leaves_no_inbox_row_and_runs_each_time(
     sessions: sessionmaker[Session],
 ) -> None:
     runs: list[str] = []
-    table = without_inbox(
-        routes((note_service.AddNote, lambda cmd, uow: runs.append(cmd.text))),
-        note_service.AddNote,
+    table = Handlers(
+        commands={note_service.AddNote: On(lambda cmd, uow: runs.append(cmd.text), idempotent=True)}
     )
-    processor = Processor(table, lambda: UnitOfWork(sessions), note_service.store, "directdl")
+    processor = Processor(
+        table.bind({}, {}).routes, lambda: UnitOfWork(sessions), note_service.store, "directdl"
+    )
 
     processor.process(delivery())
     processor.process(delivery())

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from certificate import fanout
-from certificate.expiry import warn_expiring
-from certificate.uow import CertificateUnitOfWork
+from certificate.bootstrap import EXPIRY_WARNING_DAYS
 from directdl.bus.memory import InMemoryBus
 from directdl.contracts import certificate as msg
 from directdl.contracts.host import HostHeartbeat
+from directdl.runtime.live_settings import LiveSettings
 from directdl.testing.certs import make_self_signed
+
+from .conftest import Clock, Tick
 
 pytestmark = pytest.mark.unit
 
@@ -94,22 +95,74 @@ def test_upload_goes_to_every_up_host_and_replies_with_what_each_did(bus: InMemo
     assert event["certificate"]["id"] == cert["id"]
 
 
-def test_a_host_that_does_not_answer_in_time_is_failed_not_uploaded(bus: InMemoryBus) -> None:
+def test_a_host_that_does_not_answer_in_time_is_failed_not_uploaded(
+    bus: InMemoryBus, clock: Clock, tick: Tick
+) -> None:
     beat(bus, "h1")
+    beat(bus, "h2")
     correlation = upload(bus)
-    sessions = bus.sessions
-    with CertificateUnitOfWork(sessions) as uow:
-        for operation in uow.operations.overdue(datetime.now(UTC) + timedelta(hours=1)):
-            operation.deadline = datetime.now(UTC) - timedelta(seconds=1)
-        assert fanout.expire(uow, 30) == 1
-        bus.processor.flush_outgoing(uow)
-        uow.commit()
+    [(_, body), _] = sent(bus, "install")
+    answer(bus, "h1", body)
+    tick("late-answers")
+    assert bus.reply_for(correlation) is None, "not late yet"
+
+    clock.advance(seconds=31)
+    tick("late-answers")
 
     reply = bus.reply_for(correlation)
     assert reply is not None and reply.result is not None
-    assert reply.result["hosts"][0]["state"] == "FAILED"
-    assert "no answer within 30 s" in reply.result["hosts"][0]["reason"]
-    assert bus.published("cert.host.failed")
+    assert [(h["host_id"], h["state"], h["reason"]) for h in reply.result["hosts"]] == [
+        ("h1", "UPLOADED", None),
+        ("h2", "FAILED", "no answer within 30 s"),
+    ]
+    assert bus.published("cert.host.failed") == [], "only a host may say it failed"
+    [event] = bus.published("cert.uploaded")
+    assert [h["state"] for h in event["hosts"]] == ["UPLOADED", "FAILED"]
+
+
+def test_an_answer_after_the_timeout_is_recorded_but_not_answered_again(
+    bus: InMemoryBus, clock: Clock, tick: Tick
+) -> None:
+    beat(bus, "h1")
+    correlation = upload(bus)
+    [(_, body)] = sent(bus, "install")
+    clock.advance(seconds=31)
+    tick("late-answers")
+    assert bus.reply_for(correlation) is not None
+
+    answer(bus, "h1", body)
+
+    assert bus.reply_for(correlation) is None
+    assert len(bus.published("cert.uploaded")) == 1
+    listed = bus.call(msg.ListCertificates(list_hosts=True)).result
+    assert listed is not None
+    assert [(h["host_id"], h["state"]) for h in listed["items"][0]["hosts"]] == [("h1", "UPLOADED")]
+
+
+def test_only_the_hosts_asked_settle_an_operation(bus: InMemoryBus) -> None:
+    beat(bus, "h1")
+    beat(bus, "h2")
+    correlation = upload(bus, host_id="h1")
+    [(_, body)] = sent(bus, "install")
+
+    answer(bus, "h2", body)
+    assert bus.reply_for(correlation) is None, "h2 was not asked"
+    answer(bus, "h1", body)
+
+    reply = bus.reply_for(correlation)
+    assert reply is not None and reply.result is not None
+    assert [h["host_id"] for h in reply.result["hosts"]] == ["h1"]
+    [event] = bus.published("cert.uploaded")
+    assert event["host_id"] == "h1"
+
+
+def test_an_upload_to_a_zone_without_up_hosts_is_answered_at_once(bus: InMemoryBus) -> None:
+    beat(bus, "h1", state="Down")
+    reply = bus.call(
+        msg.UploadCertificate(name="repo", zone_id="zone-1", hypervisor="KVM", certificate=PEM)
+    )
+    assert reply.ok and reply.result is not None and reply.result["hosts"] == []
+    assert bus.published("cert.uploaded")
 
 
 def test_the_same_certificate_again_is_idempotent_but_another_under_the_alias_conflicts(
@@ -211,6 +264,48 @@ def test_list_shows_each_hosts_recorded_state_and_delete_forgets(bus: InMemoryBu
     assert bus.published("cert.deleted")
 
 
+def test_deleting_what_no_host_holds_is_answered_at_once(bus: InMemoryBus) -> None:
+    beat(bus, "h1")
+    upload(bus)
+    [(_, body)] = sent(bus, "install")
+    answer(bus, "h1", body, fail="keytool said no")
+    beat(bus, "h1", state="Down")
+
+    reply = bus.call(msg.DeleteCertificate(id=body["certificate_id"]))
+
+    assert reply.ok and reply.result is not None and reply.result["certificate"]["revoked"]
+    [event] = bus.published("cert.deleted")
+    assert set(event) >= {"certificate"} and "hosts" not in event
+    assert bus.call(msg.ListCertificates()).result == {"items": []}
+
+
+def test_a_revoked_certificate_is_refused_before_its_host_is_looked_at(bus: InMemoryBus) -> None:
+    beat(bus, "h1")
+    upload(bus)
+    [(_, body)] = sent(bus, "install")
+    answer(bus, "h1", body)
+    bus.submit(msg.RevokeCertificate(id=body["certificate_id"], zone_id="zone-1"))
+
+    refused = bus.call(msg.ProvisionCertificate(id=body["certificate_id"], host_id="h9"))
+
+    assert refused.error is not None and refused.error.code == "CONFLICT"
+
+
+def test_provision_pushes_to_one_host_and_announces_nothing(bus: InMemoryBus) -> None:
+    beat(bus, "h1")
+    beat(bus, "h2")
+    upload(bus, host_id="h1")
+    [(_, body)] = sent(bus, "install")
+    correlation = bus.submit(msg.ProvisionCertificate(id=body["certificate_id"], host_id="h2"))
+    [(host, push)] = [(h, b) for h, b in sent(bus, "install") if h == "h2"]
+    answer(bus, host, push)
+
+    reply = bus.reply_for(correlation)
+    assert reply is not None and reply.result is not None
+    assert [(h["host_id"], h["state"]) for h in reply.result["hosts"]] == [("h2", "UPLOADED")]
+    assert bus.published("cert.uploaded") == [], "the upload to h1 still waits; provision is quiet"
+
+
 def test_unknown_certificate_is_not_found(bus: InMemoryBus) -> None:
     beat(bus, "h1")
     for command in (
@@ -226,13 +321,25 @@ def test_unknown_certificate_is_not_found(bus: InMemoryBus) -> None:
         )
 
 
-def test_expiring_certificates_are_announced_once_a_day(bus: InMemoryBus) -> None:
+def test_expiring_certificates_are_announced_once_a_day(
+    bus: InMemoryBus, clock: Clock, tick: Tick, live: LiveSettings
+) -> None:
     beat(bus, "h1")
     soon = make_self_signed("soon.example", ["DNS:soon.example"], days=10)[0].decode()
     upload(bus, name="soon", certificate=soon)
-    sessions = bus.sessions
-    with CertificateUnitOfWork(sessions) as uow:
-        assert warn_expiring(uow, warning_days=30) == 1
-        assert warn_expiring(uow, warning_days=30) == 0
-        assert warn_expiring(uow, warning_days=5) == 0
-        uow.commit()
+    later = make_self_signed("later.example", ["DNS:later.example"], days=400)[0].decode()
+    upload(bus, name="later", certificate=later)
+
+    tick("expiry-watch")
+    tick("expiry-watch")
+    [warning] = bus.published("cert.expiring")
+    assert warning["certificate"]["alias"] == "soon" and warning["days_left"] in (9, 10)
+
+    clock.advance(days=1)
+    tick("expiry-watch")
+    assert len(bus.published("cert.expiring")) == 2
+
+    live.remember(EXPIRY_WARNING_DAYS, 5)
+    clock.advance(days=1)
+    tick("expiry-watch")
+    assert len(bus.published("cert.expiring")) == 2, "more than 5 days left"

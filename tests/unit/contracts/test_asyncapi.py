@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 
-from directdl.contracts import asyncapi, catalog
+from directdl.bus.tables import roles
+from directdl.contracts import asyncapi
 from directdl.contracts.base import EXCHANGE, Command
 from directdl.contracts.errors import ErrorCode
 from directdl.contracts.reply import Reply
+from directdl.runtime import docs
 
 pytestmark = pytest.mark.unit
 
@@ -24,9 +26,13 @@ COMPONENT_KEY = re.compile(r"^[\w\d.\-_]+$")
 RUNTIME_EXPRESSION = re.compile(r"^\$message\.(header|payload)#(/(([^/~])|(~[01]))*)*")
 
 
+ROLES = roles()
+MESSAGES = ROLES.messages
+
+
 @pytest.fixture(scope="module")
 def doc() -> dict[str, Any]:
-    return asyncapi.build_document()
+    return asyncapi.build_document(ROLES)
 
 
 def resolve(doc: dict[str, Any], ref: str) -> Any:
@@ -60,7 +66,7 @@ def refs(node: Any, path: str = "#") -> Iterator[tuple[str, str]]:
 
 @pytest.mark.parametrize("name", ["asyncapi.json", "messages.md"])
 def test_checked_in_docs_match_the_models(name: str) -> None:
-    expected = asyncapi.render_files()[name]
+    expected = asyncapi.render_files(ROLES)[name]
     path = DOCS / name
     fresh = path.exists() and path.read_text(encoding="utf-8") == expected
     # A bare boolean keeps pytest from printing a diff of two thousand-line files.
@@ -70,28 +76,30 @@ def test_checked_in_docs_match_the_models(name: str) -> None:
 def test_check_passes_on_fresh_docs_and_fails_on_stale_ones(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert asyncapi.main(["--out-dir", str(tmp_path)]) == 0
-    assert asyncapi.main(["--check", "--out-dir", str(tmp_path)]) == 0
+    where = ["--out-dir", str(tmp_path), "--root", str(tmp_path)]
+    assert docs.main(where) == 0
+    assert docs.main(["--check", *where]) == 0
     written = json.loads((tmp_path / "asyncapi.json").read_text())
-    assert written == asyncapi.build_document()
+    assert written == asyncapi.build_document(ROLES)
+    assert (tmp_path / "deploy/rabbitmq/definitions.json").exists()
 
     (tmp_path / "asyncapi.json").write_text("{}\n")
     capsys.readouterr()
-    assert asyncapi.main(["--check", "--out-dir", str(tmp_path)]) == 1
+    assert docs.main(["--check", *where]) == 1
     assert "asyncapi.json is out of date: run `make docs`" in capsys.readouterr().err
     assert (tmp_path / "asyncapi.json").read_text() == "{}\n", "--check must write nothing"
 
 
 def test_document_is_deterministic(doc: dict[str, Any]) -> None:
-    files = asyncapi.render_files()
-    assert files == asyncapi.render_files()
+    files = asyncapi.render_files(ROLES)
+    assert files == asyncapi.render_files(ROLES)
     # The reference reads the same from the checked-in JSON as from the built document.
     assert asyncapi.render_markdown(json.loads(files["asyncapi.json"])) == files["messages.md"]
     for section in (doc["channels"], doc["operations"], *doc["components"].values()):
         assert list(section) == sorted(section)
 
 
-@pytest.mark.parametrize("model", catalog.MESSAGES, ids=lambda m: m.routing_key)
+@pytest.mark.parametrize("model", MESSAGES, ids=lambda m: m.routing_key)
 def test_every_message_has_a_channel_and_a_message(doc: dict[str, Any], model: Any) -> None:
     channel_id = re.sub(r"[{}]", "", model.routing_key)
     channel = doc["channels"][channel_id]
@@ -108,24 +116,38 @@ def test_every_message_has_a_channel_and_a_message(doc: dict[str, Any], model: A
     assert deref(doc, message["payload"]) == doc["components"]["schemas"][model.__name__]
     assert message["bindings"]["amqp"]["messageType"] == model.routing_key
     assert message.get("description") == (model.__doc__ and inspect.cleandoc(model.__doc__))
-    assert message["x-consumers"] == sorted(model.consumers)
-    assert message["x-producers"] == sorted(model.producers)
+    consumers, producers = ROLES.consumers.get(model, ()), ROLES.producers.get(model, ())
+    assert message["x-consumers"] == sorted(consumers)
+    assert message["x-producers"] == sorted(producers)
     if issubclass(model, Command):
-        assert message["x-emits"] == sorted(model.emits)
+        assert message["x-emits"] == sorted(m.routing_key for m in ROLES.emits.get(model, ()))
     actions = {
         op["action"]
         for op in doc["operations"].values()
         if op["channel"]["$ref"] == f"#/channels/{channel_id}"
     }
-    expected = {"receive" for _ in model.consumers} | {"send" for _ in model.producers}
+    expected = {"receive" for _ in consumers} | {"send" for _ in producers}
     assert actions == expected
 
 
-def test_commands_emit_only_known_routing_keys() -> None:
-    for model in catalog.MESSAGES:
+def test_every_message_has_a_producer_and_every_command_a_consumer() -> None:
+    """A command nobody handles, or a message nobody sends, is a gap in some table."""
+    for model in MESSAGES:
+        assert ROLES.producers.get(model), f"{model.routing_key} has no producer"
         if issubclass(model, Command):
-            unknown = set(model.emits) - set(catalog.BY_ROUTING_KEY)
-            assert not unknown, f"{model.__name__} emits unknown routing keys {unknown}"
+            assert ROLES.consumers.get(model), f"{model.routing_key} has no consumer"
+
+
+def test_the_roles_come_from_the_tables_not_the_models() -> None:
+    """The drift the hand-kept lists had: heartbeats without the sync-scheduler, uploads
+    without their consumer, provisioning without its producer."""
+    from directdl.contracts import certificate, host
+
+    assert "sync-scheduler" in ROLES.consumers[host.HostHeartbeat]
+    assert "sync-scheduler" in ROLES.consumers[certificate.CertificateUploaded]
+    assert "sync-scheduler" in ROLES.producers[certificate.ProvisionCertificate]
+    for model in MESSAGES:
+        assert not hasattr(model, "consumers") and not hasattr(model, "producers"), model
 
 
 def test_top_level_is_asyncapi_3(doc: dict[str, Any]) -> None:
@@ -201,9 +223,10 @@ def test_messages_follow_the_asyncapi_3_rules(doc: dict[str, Any]) -> None:
 
 
 def test_commands_reply_with_ok_and_error_codes(doc: dict[str, Any]) -> None:
-    commands = [m for m in catalog.MESSAGES if issubclass(m, Command)]
+    commands = [m for m in MESSAGES if issubclass(m, Command)]
     replies = [op["reply"] for op in doc["operations"].values() if "reply" in op]
-    assert len(replies) == sum(len(m.consumers) + len(m.producers) for m in commands)
+    sides = [(*ROLES.consumers.get(m, ()), *ROLES.producers.get(m, ())) for m in commands]
+    assert len(replies) == sum(len(s) for s in sides)
     for reply in replies:
         message = deref(doc, reply["messages"][0])
         assert message["name"] == Reply.__name__
@@ -219,7 +242,7 @@ def test_commands_reply_with_ok_and_error_codes(doc: dict[str, Any]) -> None:
 
 def test_markdown_lists_every_routing_key_and_error_code(doc: dict[str, Any]) -> None:
     text = asyncapi.render_markdown(doc)
-    for model in catalog.MESSAGES:
+    for model in MESSAGES:
         assert f"### `{model.routing_key}`" in text
         anchor = re.sub(r"[^\w\- ]", "", model.routing_key.lower())
         assert f"[`{model.routing_key}`](#{anchor})" in text

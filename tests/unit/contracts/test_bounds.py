@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from directdl.contracts import catalog, download, host, template
+from directdl.bus.tables import roles
+from directdl.contracts import download, host, template
 from directdl.contracts.base import Command
 from directdl.contracts.bounds import DETAILS_TOTAL_MAX, clip, excerpt, header_problem
 from directdl.contracts.errors import ErrorCode
@@ -21,7 +22,7 @@ MIB = 1 << 20
 
 
 def models() -> Iterator[type[BaseModel]]:
-    for message in catalog.MESSAGES:
+    for message in roles().messages:
         yield message
         if issubclass(message, Command) and message.result is not None:
             yield message.result

@@ -7,7 +7,13 @@ import hashlib
 import pytest
 
 from directdl.contracts import checksum as checksum_module
-from directdl.contracts.checksum import ALGORITHMS, Checksum, parse_checksum
+from directdl.contracts.checksum import (
+    ALGORITHMS,
+    REPORTED,
+    Checksum,
+    find_algorithm,
+    parse_checksum,
+)
 from directdl.contracts.errors import InvalidMessage
 
 pytestmark = pytest.mark.unit
@@ -38,9 +44,29 @@ def assert_rejected(text: str, *fragments: str) -> InvalidMessage:
 
 
 def test_the_table_matches_hashlib() -> None:
-    assert {name: (HASHLIB[name], DIGITS[name]) for name in CANONICAL} == ALGORITHMS
+    table = {name: (found.hashlib_name, found.hex_digits) for name, found in ALGORITHMS.items()}
+    assert table == {name: (HASHLIB[name], DIGITS[name]) for name in CANONICAL}
     for name in CANONICAL:
         assert len(real_digest(name)) == DIGITS[name]
+        assert ALGORITHMS[name].new().name == HASHLIB[name]
+
+
+def test_the_table_runs_weakest_to_strongest_and_reports_sha256() -> None:
+    assert CANONICAL == ["MD5", "SHA-1", "SHA-224", "SHA-256", "SHA-384", "SHA-512"]
+    assert REPORTED is ALGORITHMS["SHA-256"]
+
+
+@pytest.mark.parametrize(
+    ("spelled", "algorithm"),
+    [(spelled, name) for name in CANONICAL for spelled in spellings(name)],
+)
+def test_find_algorithm_takes_every_spelling(spelled: str, algorithm: str) -> None:
+    assert find_algorithm(spelled) is ALGORITHMS[algorithm]
+
+
+@pytest.mark.parametrize("spelled", ["CRC32", "sha3-256", "SHA_256", " SHA-256", ""])
+def test_find_algorithm_knows_no_other(spelled: str) -> None:
+    assert find_algorithm(spelled) is None
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The agent's download handler: recorded jobs, cached answers, a pool it does not have."""
+"""The agent's handlers: recorded jobs, cached answers, a pool it lacks, its trust store."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ from pathlib import Path
 import pytest
 
 from directdl.bus.memory import InMemoryBus
+from directdl.contracts.certificate import InstallCertificate, RemoveCertificate
 from directdl.contracts.download import DownloadTemplate
-from directdl.contracts.template import Protocol, TemplateFormat
+from directdl.contracts.template import SourceProtocol, TemplateFormat
 from directdl.runtime.db import session_factory
+from directdl.testing.certs import make_self_signed
 from directdl.testing.memory import memory_engine
 from host_agent.adapters.orm import Base, store
 from host_agent.domain import StoredFile
-from host_agent.handlers import Agent, routes
+from host_agent.handlers import HANDLERS
 from host_agent.truststore import TrustStore
 from host_agent.uow import AgentUnitOfWork
 
@@ -29,8 +31,23 @@ def woken() -> list[int]:
 @pytest.fixture
 def bus(tmp_path: Path, woken: list[int]) -> InMemoryBus:
     sessions = session_factory(memory_engine(Base.metadata))
-    agent = Agent("h1", "pool-1", lambda: woken.append(1), TrustStore(tmp_path / "t.p12", "pw"))
-    return InMemoryBus(routes(agent), lambda: AgentUnitOfWork(sessions), store, sessions)
+    return InMemoryBus.serving(
+        HANDLERS,
+        {
+            "host_id": "h1",
+            "zone_id": "zone-1",
+            "cluster_id": "cluster-1",
+            "pool_id": "pool-1",
+            "pool": tmp_path,
+            "truststore": TrustStore(tmp_path / "t.p12", "pw"),
+            "wake_runner": lambda: woken.append(1),
+            "heartbeat_interval": lambda: 5.0,
+        },
+        lambda: AgentUnitOfWork(sessions),
+        store,
+        sessions,
+        {"host_id": "h1"},
+    )
 
 
 def command(**fields: object) -> DownloadTemplate:
@@ -39,10 +56,10 @@ def command(**fields: object) -> DownloadTemplate:
         "deploy_id": "d1",
         "template_id": "t1",
         "url": "http://h/t.raw",
-        "protocol": Protocol.HTTP,
+        "protocol": SourceProtocol.HTTP,
         "format": TemplateFormat.RAW,
     } | fields
-    return DownloadTemplate(**values)  # type: ignore[arg-type]
+    return DownloadTemplate(**values)
 
 
 def send(bus: InMemoryBus, cmd: DownloadTemplate) -> dict[str, object]:
@@ -81,3 +98,37 @@ def test_an_intact_stored_template_is_answered_as_cached(bus: InMemoryBus, tmp_p
 
     path.write_bytes(b"x")  # truncated behind the agent's back: downloaded again
     assert send(bus, command(checksum="{SHA-256}aa"))["state"] == "QUEUED"
+
+
+def to_host(bus: InMemoryBus, cmd: InstallCertificate | RemoveCertificate) -> dict[str, object]:
+    correlation = bus.submit(cmd, type(cmd).address(host_id="h1"))
+    reply = bus.reply_for(correlation)
+    assert reply is not None and reply.result is not None
+    return reply.result
+
+
+def test_a_certificate_is_installed_then_removed_and_each_outcome_reported(
+    bus: InMemoryBus,
+) -> None:
+    cert_pem, _key = make_self_signed("ca", ["DNS:ca.example"])
+    ids = {"operation_id": "op1", "certificate_id": "c1", "alias": "CA"}
+
+    installing = InstallCertificate(**ids, certificate=cert_pem.decode())
+    assert to_host(bus, installing)["outcome"] == "installed"
+    assert to_host(bus, RemoveCertificate(**ids))["outcome"] == "removed"
+
+    [installed] = bus.published("cert.host.installed")
+    [removed] = bus.published("cert.host.removed")
+    assert (installed["host_id"], installed["alias"]) == ("h1", "CA")
+    assert removed["outcome"] == "removed"
+
+
+def test_a_certificate_the_store_refuses_is_reported_failed(bus: InMemoryBus) -> None:
+    ids = {"operation_id": "op1", "certificate_id": "c1", "alias": "-not-an-alias"}
+    cert_pem, _key = make_self_signed("ca", ["DNS:ca.example"])
+
+    installing = InstallCertificate(**ids, certificate=cert_pem.decode())
+    assert to_host(bus, installing)["outcome"] == "failed"
+
+    [failed] = bus.published("cert.host.failed")
+    assert "-not-an-alias" in failed["reason"]

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
+from directdl.backoff import Backoff
 from directdl.contracts.download import DownloadFailure
-from directdl.contracts.template import Protocol
 from directdl.testing.sinks import MemorySink
 from host_agent.download.core import (
     DownloadError,
@@ -20,7 +20,7 @@ from host_agent.download.retry import fetch_with_retries
 
 pytestmark = pytest.mark.unit
 
-REQUEST = DownloadRequest(url="http://example.invalid/t.qcow2", protocol=Protocol.HTTP)
+REQUEST = DownloadRequest(url="http://example.invalid/t.qcow2")
 
 
 class ScriptedFetcher:
@@ -79,24 +79,22 @@ def test_delays_are_full_jitter_within_growing_bounds() -> None:
         REQUEST,
         MemorySink(),
         max_attempts=8,
-        base_delay=0.5,
-        max_delay=10.0,
+        backoff=Backoff(base=0.5, cap=10.0),
         sleep=delays.append,
     )
     bounds = [min(10.0, 0.5 * 2**n) for n in range(7)]
     assert all(0 <= d <= bound for d, bound in zip(delays, bounds, strict=True))
 
 
-def test_delay_ceilings_double_up_to_max_delay(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("host_agent.download.retry.random.uniform", lambda low, high: high)
+def test_delay_ceilings_double_up_to_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("directdl.backoff.random.uniform", lambda low, high: high)
     delays: list[float] = []
     fetch_with_retries(
         ScriptedFetcher(*transient(5)),
         REQUEST,
         MemorySink(),
         max_attempts=6,
-        base_delay=0.5,
-        max_delay=3.0,
+        backoff=Backoff(base=0.5, cap=3.0),
         sleep=delays.append,
     )
     assert delays == [0.5, 1.0, 2.0, 3.0, 3.0]

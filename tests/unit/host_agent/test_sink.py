@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from directdl.contracts.download import DownloadFailure
-from directdl.contracts.template import TemplateFormat
+from directdl.contracts.template import Compression, TemplateFormat
 from host_agent.download.core import TerminalError
 from host_agent.download.image import HEAD_BYTES
 from host_agent.download.sink import FileSink, Result, clean_partials
@@ -28,6 +28,16 @@ COMPRESS: dict[str, Callable[[bytes], bytes]] = {
     "bz2": bz2.compress,
     "xz": lzma.compress,
 }
+
+
+def test_every_compression_of_the_contract_is_tested() -> None:
+    assert set(COMPRESS) == set(Compression)
+
+
+def test_an_unknown_compression_is_refused_before_any_file_exists(pool: Path) -> None:
+    with pytest.raises(ValueError, match="zst"):
+        FileSink(pool, "tpl", "job", TemplateFormat.RAW, compression="zst")  # type: ignore[arg-type]
+    assert list(pool.iterdir()) == []
 
 
 @pytest.fixture(scope="module")

@@ -300,3 +300,13 @@ def test_a_named_pool_chooses_the_host_that_has_it(bus: InMemoryBus, template_id
         deploy.DeployTemplate(template_id=template_id, zone_id="zone-1", pool_id="pool-x")
     )
     assert nowhere.error is not None and nowhere.error.code == "UNAVAILABLE"
+
+
+def test_the_room_that_counts_is_in_the_pool_asked_for(bus: InMemoryBus, template_id: str) -> None:
+    def pool(pool_id: str, free: int) -> dict[str, Any]:
+        return {"pool_id": pool_id, "capacity_bytes": 10**12, "free_bytes": free}
+
+    beat(bus, "h1", pools=[pool("shared", 10**6), pool("local", 10**11)])
+    beat(bus, "h2", pools=[pool("shared", 10**9)])
+    bus.submit(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1", pool_id="shared"))
+    assert [key for key, _ in downloads(bus)] == ["host.h2.template.download"]

@@ -12,7 +12,7 @@ from directdl.bus.memory import InMemoryBus
 from directdl.contracts import deploy, download
 from directdl.contracts import template as tpl
 from directdl.contracts.bounds import URL_MAX
-from directdl.contracts.template import Protocol, TemplateFormat, TemplateType
+from directdl.contracts.template import SourceProtocol, TemplateFormat, TemplateType
 from directdl.testing.messages import heartbeat
 from registration.domain.template import Template
 
@@ -99,7 +99,7 @@ def stored_template(**fields: Any) -> Template:
         "id": "t",
         "name": "t",
         "url": "https://h.example/a.qcow2",
-        "protocol": Protocol.HTTPS,
+        "protocol": SourceProtocol.HTTPS,
         "zone_ids": ("z",),
         "hypervisor": "KVM",
         "format": TemplateFormat.QCOW2,

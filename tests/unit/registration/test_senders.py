@@ -7,7 +7,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from directdl.bus.memory import InMemoryBus, rightful_sender
-from directdl.contracts import catalog, certificate, download, host, settings, template
+from directdl.bus.tables import roles
+from directdl.contracts import certificate, download, host, settings, template
 from directdl.contracts.senders import THE_HOST, HostNamed, Operators, Services, host_user
 from directdl.runtime import metrics
 from directdl.testing.messages import heartbeat
@@ -47,7 +48,7 @@ def test_operators_commands_come_from_anyone_but_a_host() -> None:
 
 
 def test_every_host_scoped_message_names_its_host_and_every_service_event_its_service() -> None:
-    for message in catalog.MESSAGES:
+    for message in roles().messages:
         rule = message.sent_by
         if isinstance(rule, HostNamed):
             assert rule.field in message.model_fields, message.__name__

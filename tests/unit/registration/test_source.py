@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from directdl.contracts.errors import InvalidMessage, MessageError, Unsupported
-from directdl.contracts.template import Protocol, TemplateFormat
+from directdl.contracts.template import SourceProtocol, TemplateFormat
 from registration.domain import source as source_module
 from registration.domain.source import Source, check_hypervisor, parse_source
 
@@ -17,9 +17,9 @@ QCOW2, RAW, ISO = TemplateFormat.QCOW2, TemplateFormat.RAW, TemplateFormat.ISO
 EXTENSIONS = {QCOW2: ["qcow2"], RAW: ["raw", "img"], ISO: ["iso"]}
 COMPRESSIONS: list[str | None] = [None, "gz", "bz2", "xz"]
 BASES = {
-    Protocol.HTTP: "http://images.example.org/templates/",
-    Protocol.HTTPS: "https://images.example.org:8443/a/b/",
-    Protocol.NFS: "nfs://10.0.0.5/export/templates/",
+    SourceProtocol.HTTP: "http://images.example.org/templates/",
+    SourceProtocol.HTTPS: "https://images.example.org:8443/a/b/",
+    SourceProtocol.NFS: "nfs://10.0.0.5/export/templates/",
 }
 
 
@@ -47,7 +47,7 @@ def rejected(
 @pytest.mark.parametrize("compression", COMPRESSIONS)
 @pytest.mark.parametrize("upper", [False, True])
 def test_every_protocol_format_extension_and_compression(
-    protocol: Protocol, fmt: TemplateFormat, ext: str, compression: str | None, upper: bool
+    protocol: SourceProtocol, fmt: TemplateFormat, ext: str, compression: str | None, upper: bool
 ) -> None:
     url = BASES[protocol] + name_for(ext, compression, upper)
     assert parse_source(url, fmt) == Source(url, protocol, compression)
@@ -56,15 +56,15 @@ def test_every_protocol_format_extension_and_compression(
 @pytest.mark.parametrize(
     ("url", "protocol"),
     [
-        ("HTTP://h.example/a.qcow2", Protocol.HTTP),
-        ("Https://h.example/a.qcow2", Protocol.HTTPS),
-        ("NFS://h.example/export/a.qcow2", Protocol.NFS),
-        ("https://user:pw@h.example/a.qcow2", Protocol.HTTPS),
-        ("http://[fd00::1]:8080/a.qcow2", Protocol.HTTP),
-        ("nfs://[fd00::1]/export/a.qcow2", Protocol.NFS),
+        ("HTTP://h.example/a.qcow2", SourceProtocol.HTTP),
+        ("Https://h.example/a.qcow2", SourceProtocol.HTTPS),
+        ("NFS://h.example/export/a.qcow2", SourceProtocol.NFS),
+        ("https://user:pw@h.example/a.qcow2", SourceProtocol.HTTPS),
+        ("http://[fd00::1]:8080/a.qcow2", SourceProtocol.HTTP),
+        ("nfs://[fd00::1]/export/a.qcow2", SourceProtocol.NFS),
     ],
 )
-def test_scheme_is_case_insensitive_and_hosts_vary(url: str, protocol: Protocol) -> None:
+def test_scheme_is_case_insensitive_and_hosts_vary(url: str, protocol: SourceProtocol) -> None:
     assert parse_source(url, QCOW2).protocol is protocol
 
 
@@ -79,7 +79,7 @@ def test_scheme_is_case_insensitive_and_hosts_vary(url: str, protocol: Protocol)
     ],
 )
 def test_extension_ignores_query_fragment_and_directories(url: str) -> None:
-    assert parse_source(url, QCOW2) == Source(url, Protocol.HTTPS, None)
+    assert parse_source(url, QCOW2) == Source(url, SourceProtocol.HTTPS, None)
 
 
 def test_compression_comes_from_the_path_not_the_query() -> None:
@@ -95,7 +95,7 @@ def test_metalink_skips_the_extension_check(
     scheme: str, suffix: str, query: str, fmt: TemplateFormat
 ) -> None:
     url = f"{scheme}://mirrors.example/debian-12{suffix}{query}"
-    assert parse_source(url, fmt) == Source(url, Protocol.METALINK, None)
+    assert parse_source(url, fmt) == Source(url, SourceProtocol.METALINK, None)
 
 
 @pytest.mark.parametrize(
@@ -193,7 +193,7 @@ WRONG = ["qcow2", "raw", "img", "iso", "vhd", "vmdk", "ova", "tar.gz", "zip", "q
 )
 @pytest.mark.parametrize("compression", COMPRESSIONS)
 def test_wrong_extension_names_url_format_and_expected(
-    protocol: Protocol, fmt: TemplateFormat, ext: str, compression: str | None
+    protocol: SourceProtocol, fmt: TemplateFormat, ext: str, compression: str | None
 ) -> None:
     url = BASES[protocol] + name_for(ext, compression)
     error = rejected(InvalidMessage, lambda: parse_source(url, fmt), url)

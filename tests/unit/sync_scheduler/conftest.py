@@ -8,9 +8,10 @@ import pytest
 
 from directdl.bus.memory import InMemoryBus
 from directdl.runtime.db import session_factory
+from directdl.runtime.live_settings import LiveSettings
 from directdl.testing.memory import memory_engine
-from sync_scheduler.adapters.orm import Base, store
-from sync_scheduler.handlers import queues
+from sync_scheduler.adapters.orm import Base, settings, store
+from sync_scheduler.handlers import HANDLERS
 from sync_scheduler.uow import SchedulerUnitOfWork
 
 BusFactory = Callable[[float], InMemoryBus]
@@ -22,10 +23,18 @@ def make_bus() -> BusFactory:
 
     def make(interval: float) -> InMemoryBus:
         sessions = session_factory(memory_engine(Base.metadata))
-        every_route = {
-            k: r for table in queues(lambda: interval).values() for k, r in table.items()
-        }
-        return InMemoryBus(every_route, lambda: SchedulerUnitOfWork(sessions), store, sessions)
+        return InMemoryBus.serving(
+            HANDLERS,
+            {
+                "live": LiveSettings("sync-scheduler", settings),
+                "interval": lambda: interval,
+                "tick_interval": lambda: interval,
+            },
+            lambda: SchedulerUnitOfWork(sessions),
+            store,
+            sessions,
+            {"owner": "sync-scheduler"},
+        )
 
     return make
 

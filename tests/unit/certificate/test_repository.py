@@ -1,0 +1,119 @@
+"""The repositories give back the domain objects they were given, enums and placements included."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from certificate.adapters.orm import Base
+from certificate.domain import operation
+from certificate.domain.model import Certificate
+from certificate.domain.operation import OperationKind, Request
+from certificate.uow import CertificateUnitOfWork
+from directdl.contracts.certificate import HostCertState
+from directdl.contracts.host import HostHeartbeat, HostState, TrustedCertificate
+from directdl.runtime.db import session_factory
+from directdl.testing.memory import memory_engine
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture
+def uow() -> Iterator[CertificateUnitOfWork]:
+    with CertificateUnitOfWork(session_factory(memory_engine(Base.metadata))) as work:
+        yield work
+
+
+def a_certificate() -> Certificate:
+    return Certificate(
+        id="cert-1",
+        alias="repo",
+        zone_id="zone-1",
+        pem="PEM",
+        subject="CN=repo.example",
+        issuer="CN=repo.example",
+        serial="1A",
+        not_before=NOW - timedelta(days=1),
+        not_after=NOW + timedelta(days=10),
+        fingerprint_sha256="AB",
+        created_at=NOW,
+    )
+
+
+def test_a_certificate_and_its_placements_round_trip(uow: CertificateUnitOfWork) -> None:
+    cert = a_certificate().placed("h1", HostCertState.FAILED, "no", NOW)
+    uow.certificates.save(cert)
+    cert = cert.placed("h1", HostCertState.UPLOADED, None, NOW).placed(
+        "h2", HostCertState.REVOKED, None, NOW
+    )
+    uow.certificates.save(cert)
+    uow.commit()
+
+    stored = uow.certificates.by_alias("zone-1", "repo")
+    assert stored is not None
+    assert sorted(stored.placements, key=lambda p: p.host_id) == sorted(
+        cert.placements, key=lambda p: p.host_id
+    )
+    assert replace(stored, placements=()) == replace(cert, placements=())
+    assert uow.certificates.expiring(NOW + timedelta(days=11)) == [stored]
+    uow.certificates.delete(cert.id)
+    assert uow.certificates.get(cert.id) is None
+
+
+def test_an_operation_round_trips_with_its_kind_and_outcomes(uow: CertificateUnitOfWork) -> None:
+    request = Request(NOW + timedelta(seconds=30), "h1", "caller", "c-1")
+    started = operation.revoke(a_certificate(), [], request)
+    assert started.operation is not None
+    uow.operations.save(started.operation)
+
+    stored = uow.operations.get(started.operation.id)
+
+    assert stored == started.operation
+    assert stored.kind is OperationKind.REVOKE and stored.finished
+    assert uow.operations.overdue(NOW + timedelta(minutes=1)) == []
+
+
+def test_only_unfinished_operations_past_their_deadline_are_overdue(
+    uow: CertificateUnitOfWork,
+) -> None:
+    request = Request(NOW + timedelta(seconds=30))
+    waiting = operation.upload(a_certificate(), [], request)
+    assert waiting.operation is not None
+    asked = operation.start(OperationKind.UPLOAD, a_certificate(), ["h1"], request).operation
+    assert asked is not None
+    uow.operations.save(waiting.operation)
+    uow.operations.save(asked)
+
+    assert uow.operations.overdue(NOW + timedelta(seconds=29)) == []
+    assert uow.operations.overdue(NOW + timedelta(seconds=31)) == [asked]
+
+
+def test_hosts_are_read_with_their_state_and_what_their_store_holds(
+    uow: CertificateUnitOfWork,
+) -> None:
+    for host_id, state in (("h1", HostState.UP), ("h2", HostState.DOWN)):
+        uow.hosts.record(
+            HostHeartbeat(
+                host_id=host_id,
+                zone_id="zone-1",
+                cluster_id="c1",
+                state=state,
+                interval_seconds=5,
+                pools=[],
+                templates=[],
+                certificates=[TrustedCertificate(alias="repo", fingerprint_sha256="AB")],
+                sent_at=NOW,
+            )
+        )
+
+    [up] = uow.hosts.up_in_zone("zone-1", NOW)
+    down = uow.hosts.get("h2")
+
+    assert up.host_id == "h1" and up.state is HostState.UP and up.aliases == {"repo"}
+    assert down is not None and down.state is HostState.DOWN and not down.is_up(NOW)
+    assert uow.hosts.knows_zone("zone-1") and not uow.hosts.knows_zone("zone-2")

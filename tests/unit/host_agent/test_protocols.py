@@ -1,0 +1,132 @@
+"""The agent's protocol table: complete at wiring, the one place PoolTransfer gets fetchers."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from directdl.contracts.checksum import Checksum
+from directdl.contracts.download import DownloadFailure, DownloadTemplate
+from directdl.contracts.template import SourceProtocol, TemplateFormat
+from host_agent.download.core import DownloadRequest, Opened, Opener, Sink, TerminalError
+from host_agent.download.http import HttpFetcher
+from host_agent.download.nfs import NfsFetcher
+from host_agent.download.protocols import OPENERS, direct
+from host_agent.transfer import PoolTransfer
+
+pytestmark = pytest.mark.unit
+
+DATA = b"template bytes " * 1000
+
+
+def never() -> bool:
+    return False
+
+
+class Serves:
+    """A Fetcher that writes `data` in one piece; counts the instances made."""
+
+    made = 0
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        Serves.made += 1
+
+    def fetch(self, request: DownloadRequest, sink: Sink, cancelled: Callable[[], bool]) -> None:
+        sink.write(self.data)
+
+
+def opening(name: str, data: bytes, checksum: Checksum | None = None) -> Opener:
+    def open_source(
+        request: DownloadRequest, cancelled: Callable[[], bool], attempts: int
+    ) -> Opened:
+        return Opened(name=name, fetcher=lambda: Serves(data), checksum=checksum)
+
+    return open_source
+
+
+def command(**fields: object) -> DownloadTemplate:
+    return DownloadTemplate.model_validate(
+        {
+            "job_id": str(uuid.uuid4()),
+            "deploy_id": str(uuid.uuid4()),
+            "template_id": str(uuid.uuid4()),
+            "url": "http://h.example/d.raw",
+            "protocol": SourceProtocol.HTTP,
+            "format": TemplateFormat.RAW,
+            **fields,
+        }
+    )
+
+
+def transfer(pool: Path, opener: Opener) -> PoolTransfer:
+    return PoolTransfer(pool, openers={**OPENERS, SourceProtocol.HTTP: opener})
+
+
+def test_the_table_opens_every_protocol_of_the_contract() -> None:
+    assert set(OPENERS) == set(SourceProtocol)
+
+
+def test_a_table_missing_a_protocol_fails_at_wiring(tmp_path: Path) -> None:
+    partial = {p: o for p, o in OPENERS.items() if p is not SourceProtocol.NFS}
+    with pytest.raises(ValueError, match="no fetcher for protocol nfs"):
+        PoolTransfer(tmp_path, openers=partial)
+
+
+@pytest.mark.parametrize(
+    ("protocol", "url", "fetcher", "name"),
+    [
+        (SourceProtocol.HTTP, "http://h.example/d.qcow2", HttpFetcher, "d.qcow2"),
+        (SourceProtocol.HTTPS, "https://h.example/a/disk%2Eraw.gz?s=x", HttpFetcher, "disk.raw.gz"),
+        (SourceProtocol.NFS, "nfs://h.example/export/d.qcow2", NfsFetcher, "d.qcow2"),
+    ],
+)
+def test_a_direct_protocol_names_the_file_from_its_url(
+    protocol: SourceProtocol, url: str, fetcher: type, name: str
+) -> None:
+    opened = OPENERS[protocol](DownloadRequest(url), never, 1)
+    assert opened.name == name and opened.checksum is None
+    assert isinstance(opened.fetcher(), fetcher)
+    assert opened.fetcher() is not opened.fetcher()  # a fresh one for each whole download
+
+
+def test_direct_wraps_any_fetcher_factory() -> None:
+    opened = direct(lambda: Serves(DATA))(DownloadRequest("sftp://h/x/d.raw"), never, 1)
+    assert opened.name == "d.raw" and isinstance(opened.fetcher(), Serves)
+
+
+def test_the_opened_name_says_the_compression(tmp_path: Path) -> None:
+    done = transfer(tmp_path, opening("d.raw.gz", gzip.compress(DATA)))(
+        command(), lambda *_: None, never
+    )
+    assert Path(done.path).read_bytes() == DATA
+    assert done.digest == "{SHA-256}" + hashlib.sha256(gzip.compress(DATA)).hexdigest()
+
+
+def test_the_source_checksum_is_verified_when_the_command_has_none(tmp_path: Path) -> None:
+    right = Checksum("SHA-1", hashlib.sha1(DATA).hexdigest())
+    done = transfer(tmp_path, opening("d.raw", DATA, right))(command(), lambda *_: None, never)
+    assert done.verified_digest == str(right)
+
+    wrong = Checksum("SHA-1", "0" * 40)
+    Serves.made = 0
+    with pytest.raises(TerminalError) as caught:
+        transfer(tmp_path, opening("d.raw", DATA, wrong))(
+            command(checksum_attempts=3), lambda *_: None, never
+        )
+    assert caught.value.code is DownloadFailure.CHECKSUM_MISMATCH
+    assert Serves.made == 3  # one fresh fetcher per download
+    assert [p.name for p in tmp_path.iterdir()] == [Path(done.path).name]
+
+
+def test_the_command_checksum_wins_over_the_source_one(tmp_path: Path) -> None:
+    asked = f"{{MD5}}{hashlib.md5(DATA).hexdigest()}"
+    done = transfer(tmp_path, opening("d.raw", DATA, Checksum("SHA-1", "0" * 40)))(
+        command(checksum=asked), lambda *_: None, never
+    )
+    assert done.verified_digest == asked

@@ -1,0 +1,51 @@
+"""A host as registration knows it: liveness from its heartbeats, room per pool, what it holds."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from directdl.contracts.host import HostState, PoolStatus, StoredTemplate
+from directdl.testing.messages import heartbeat
+from registration.domain.host import Host
+
+pytestmark = pytest.mark.unit
+
+DIGEST = "{SHA-256}" + "ab" * 32
+
+
+def pools(*free: int) -> list[PoolStatus]:
+    return [
+        PoolStatus(pool_id=f"p{n}", capacity_bytes=10**6, free_bytes=f) for n, f in enumerate(free)
+    ]
+
+
+def test_room_is_per_pool_never_a_sum() -> None:
+    host = Host.from_heartbeat(heartbeat("h1", pools=pools(300, 500)))
+    assert host.free_bytes("p0") == 300
+    assert host.free_bytes() == 500, "the roomiest pool, where an agent free to choose may go"
+    assert host.free_bytes("nowhere") == 0
+    assert host.has_pool("p1") and not host.has_pool("nowhere")
+
+
+def test_a_host_is_up_while_it_says_so_and_is_heard_from() -> None:
+    beat = heartbeat("h1")
+    host = Host.from_heartbeat(beat)
+    assert host.is_up(beat.sent_at)
+    assert not host.is_up(beat.sent_at + timedelta(minutes=1))
+    assert not Host.from_heartbeat(heartbeat("h1", state=HostState.DOWN)).is_up(beat.sent_at)
+
+
+def test_a_silent_host_is_listed_down() -> None:
+    beat = heartbeat("h1")
+    view = Host.from_heartbeat(beat).view(beat.sent_at + timedelta(minutes=1))
+    assert view.state is HostState.DOWN
+
+
+def test_a_completed_download_is_held_at_once_replacing_an_older_copy() -> None:
+    old = StoredTemplate(template_id="t1", pool_id="p0", path="/old", size=1, digest=DIGEST)
+    new = StoredTemplate(template_id="t1", pool_id="p0", path="/new", size=2, digest=DIGEST)
+    host = Host.from_heartbeat(heartbeat("h1", templates=[old])).holding(new)
+    assert host.holds("t1") and not host.holds("t2")
+    assert host.templates == (new,)
