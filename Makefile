@@ -70,7 +70,7 @@ docs: install ## regenerate the AsyncAPI document, the message reference and the
 	$(BIN)/python -m directdl.runtime.docs
 
 bench: install ## benchmarks; each prints its figure
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in bench/*.py; do echo "== $$b"; PYTHONPATH=tests/support $(BIN)/python $$b || exit 1; done
 
 clean: ## remove the virtualenv, uv, var/ and the tools' caches
 	rm -rf $(VENV) var .tools .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache

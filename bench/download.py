@@ -17,7 +17,7 @@ from pathlib import Path
 
 from directdl.contracts.download import DownloadTemplate
 from directdl.contracts.template import SourceProtocol, TemplateFormat
-from directdl.testing.nginx import Nginx
+from directdl_testing.nginx import Nginx
 from host_agent.transfer import PoolTransfer
 
 MIB = 1 << 20

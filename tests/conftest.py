@@ -10,11 +10,11 @@ import pytest
 from directdl.bus.client import BusClient
 from directdl.bus.topology import Topology
 from directdl.runtime.accounts import ProvisioningError
-from directdl.testing.accounts import TestAccounts
-from directdl.testing.broker import BrokerUnavailable, resolve_broker_url
-from directdl.testing.isolation import remove_topology, unique_topology
-from directdl.testing.postgres import PostgresUnavailable, temporary_database
-from directdl.testing.recorder import MessageRecorder
+from directdl_testing.accounts import TestAccounts
+from directdl_testing.broker import BrokerUnavailable, resolve_broker_url
+from directdl_testing.isolation import remove_topology, unique_topology
+from directdl_testing.postgres import PostgresUnavailable, temporary_database
+from directdl_testing.recorder import MessageRecorder
 
 ClientFactory = Callable[[str], BusClient]
 

@@ -17,10 +17,10 @@ from directdl.contracts.base import Command
 from directdl.contracts.reply import Reply
 from directdl.runtime.db import make_engine, session_factory
 from directdl.runtime.uow import UnitOfWork
-from directdl.testing import note_service
-from directdl.testing.memory import memory_engine
-from directdl.testing.note_service import running_consumer
-from directdl.testing.recorder import MessageRecorder
+from directdl_testing import note_service
+from directdl_testing.memory import memory_engine
+from directdl_testing.note_service import running_consumer
+from directdl_testing.recorder import MessageRecorder
 
 
 class Bus(Protocol):

@@ -22,8 +22,8 @@ import pytest
 
 from directdl.bus.topology import Topology
 from directdl.contracts.senders import host_user
-from directdl.testing.accounts import TestAccounts
-from directdl.testing.waiting import wait_until
+from directdl_testing.accounts import TestAccounts
+from directdl_testing.waiting import wait_until
 
 READY_TIMEOUT_S = 20.0
 CLI_TIMEOUT_S = 30.0

@@ -17,7 +17,7 @@ from directdl.bus.topology import Topology
 from directdl.contracts.senders import host_user
 from directdl.runtime.accounts import Names, host_account, service_account
 from directdl.runtime.live_settings import SHARED_QUEUE
-from directdl.testing.accounts import TestAccounts
+from directdl_testing.accounts import TestAccounts
 
 pytestmark = pytest.mark.e2e
 

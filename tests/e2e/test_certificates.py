@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from directdl.testing import keytool
-from directdl.testing.certs import make_self_signed
-from directdl.testing.nginx import Nginx
+from directdl_testing import keytool
+from directdl_testing.certs import make_self_signed
+from directdl_testing.nginx import Nginx
 
 pytestmark = pytest.mark.e2e
 

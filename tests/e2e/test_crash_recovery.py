@@ -18,7 +18,7 @@ from pika.spec import Basic
 from directdl.bus.client import DIRECT_REPLY_TO, BusClient, ReplyTimeout
 from directdl.bus.topology import Topology
 from directdl.contracts.template import ListTemplates
-from directdl.testing.recorder import MessageRecorder
+from directdl_testing.recorder import MessageRecorder
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import StartService

@@ -17,8 +17,8 @@ import pytest
 
 from directdl.bus.client import BusClient
 from directdl.contracts import deploy
-from directdl.testing.nginx import Nginx
-from directdl.testing.recorder import MessageRecorder
+from directdl_testing.nginx import Nginx
+from directdl_testing.recorder import MessageRecorder
 
 pytestmark = pytest.mark.e2e
 

@@ -25,11 +25,11 @@ from directdl.contracts import deploy
 from directdl.contracts.certificate import UploadCertificate
 from directdl.contracts.host import HostList, ListHosts
 from directdl.contracts.senders import host_user
-from directdl.testing.accounts import TestAccounts
-from directdl.testing.certs import make_self_signed
-from directdl.testing.nginx import Nginx
-from directdl.testing.recorder import MessageRecorder
-from directdl.testing.waiting import wait_until
+from directdl_testing.accounts import TestAccounts
+from directdl_testing.certs import make_self_signed
+from directdl_testing.nginx import Nginx
+from directdl_testing.recorder import MessageRecorder
+from directdl_testing.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from directdl.bus.topology import Topology
-from directdl.testing.waiting import wait_until
+from directdl_testing.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 

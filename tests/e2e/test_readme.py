@@ -18,8 +18,8 @@ import pytest
 import requests
 
 from directdl.bus.topology import Topology
-from directdl.testing.accounts import TestAccounts
-from directdl.testing.waiting import wait_until
+from directdl_testing.accounts import TestAccounts
+from directdl_testing.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 

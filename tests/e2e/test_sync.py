@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from directdl.testing import keytool
-from directdl.testing.certs import make_self_signed
-from directdl.testing.waiting import wait_until
+from directdl_testing import keytool
+from directdl_testing.certs import make_self_signed
+from directdl_testing.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 

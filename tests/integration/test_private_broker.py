@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pika
 import pytest
 
-from directdl.testing.private_broker import PrivateBroker
+from directdl_testing.private_broker import PrivateBroker
 
 pytestmark = pytest.mark.integration
 

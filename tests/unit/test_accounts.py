@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from directdl.runtime.accounts import compose_definitions, password_hash
-from directdl.testing.accounts import TEST_NAMES, TestAccounts
-from directdl.testing.isolation import unique_topology
+from directdl_testing.accounts import TEST_NAMES, TestAccounts
+from directdl_testing.isolation import unique_topology
 
 pytestmark = pytest.mark.unit
 

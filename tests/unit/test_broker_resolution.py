@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from directdl.testing.broker import BrokerUnavailable, resolve_broker_url
+from directdl_testing.broker import BrokerUnavailable, resolve_broker_url
 
 pytestmark = pytest.mark.unit
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from directdl.metalink import MAX_BYTES, Metalink, MetalinkError, parse_metalink
-from directdl.testing.metalinks import write_meta4, write_metalink_v3
+from directdl_testing.metalinks import write_meta4, write_metalink_v3
 
 pytestmark = pytest.mark.unit
 

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from directdl.bus.delivery import Delivery, Outcome
-from directdl.bus.dispatch import Handlers
-from directdl.bus.processing import Processor, Route
+from directdl.bus.dispatch import BoundTimer, Handlers
+from directdl.bus.processing import Processor, Route, check_emits
 from directdl.bus.store import MessageStore
 from directdl.bus.topology import topic_matches
 from directdl.contracts.base import Command, Message
@@ -48,6 +48,8 @@ class InMemoryBus:
         exchange: str = "directdl",
     ) -> None:
         self.processor = Processor(routes, uow_factory, store, exchange)
+        self.uow_factory = uow_factory
+        self.timers: dict[str, BoundTimer] = {}
         self.store = store
         self.sessions = sessions
         self.events: list[tuple[str, dict[str, Any]]] = []
@@ -66,7 +68,20 @@ class InMemoryBus:
     ) -> InMemoryBus:
         """A bus for a service's dispatch table, bound as `bootstrap()` would bind it."""
         bound = handlers.bind(dependencies, address or {})
-        return cls(bound.routes, uow_factory, store, sessions)
+        bus = cls(bound.routes, uow_factory, store, sessions)
+        bus.timers = bound.timers
+        return bus
+
+    def tick(self, timer: str) -> None:
+        """Run a timer of the table once, as the service does: in one transaction, refusing
+        what its entry does not list, through the outbox."""
+        bound = self.timers[timer]
+        with self.uow_factory() as uow:
+            bound.run(uow)
+            check_emits(timer, bound.emits, uow.outgoing)
+            self.processor.flush_outgoing(uow)
+            uow.commit()
+        self.drain_outbox()
 
     def call(self, command: Command, message_id: str | None = None) -> Reply:
         body = command.model_dump_json(exclude_none=True).encode()

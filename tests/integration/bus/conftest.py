@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from directdl.bus.topology import Topology
 from directdl.runtime.db import make_engine, session_factory
-from directdl.testing import note_service
+from directdl_testing import note_service
 
 Drain = Callable[[str], list[tuple[pika.BasicProperties, bytes]]]
 Depth = Callable[[str], int]

@@ -13,9 +13,9 @@ from directdl.bus.client import BusClient
 from directdl.bus.connection import broker_user
 from directdl.bus.publisher import Unroutable
 from directdl.bus.topology import Topology
-from directdl.testing import note_service
-from directdl.testing.note_service import NoteService, running_consumer
-from directdl.testing.waiting import wait_until
+from directdl_testing import note_service
+from directdl_testing.note_service import NoteService, running_consumer
+from directdl_testing.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

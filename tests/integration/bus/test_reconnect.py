@@ -8,11 +8,11 @@ import pytest
 
 from directdl.bus.client import BusClient
 from directdl.runtime.db import make_engine, session_factory
-from directdl.testing import note_service
-from directdl.testing.isolation import unique_topology
-from directdl.testing.note_service import NoteService, running_consumer
-from directdl.testing.private_broker import PrivateBroker
-from directdl.testing.waiting import wait_until
+from directdl_testing import note_service
+from directdl_testing.isolation import unique_topology
+from directdl_testing.note_service import NoteService, running_consumer
+from directdl_testing.private_broker import PrivateBroker
+from directdl_testing.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

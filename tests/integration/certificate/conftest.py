@@ -16,9 +16,9 @@ from directdl.bus.topology import Topology
 from directdl.contracts.host import HostHeartbeat, HostState
 from directdl.contracts.senders import host_user
 from directdl.runtime.service import Service
-from directdl.testing.accounts import TestAccounts
-from directdl.testing.services import running
-from directdl.testing.waiting import wait_until
+from directdl_testing.accounts import TestAccounts
+from directdl_testing.services import running
+from directdl_testing.waiting import wait_until
 
 HOSTS = ("host-1", "host-2")
 

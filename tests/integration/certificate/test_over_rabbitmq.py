@@ -13,8 +13,8 @@ from directdl.contracts import certificate as msg
 from directdl.contracts.reply import Reply
 from directdl.contracts.settings import UpdateSetting
 from directdl.runtime.service import Service
-from directdl.testing.certs import make_self_signed
-from directdl.testing.recorder import MessageRecorder
+from directdl_testing.certs import make_self_signed
+from directdl_testing.recorder import MessageRecorder
 
 pytestmark = pytest.mark.integration
 

@@ -16,10 +16,10 @@ from directdl.bus.topology import Topology
 from directdl.contracts.host import ListHosts
 from directdl.contracts.senders import host_user
 from directdl.runtime.service import Service
-from directdl.testing.accounts import TestAccounts
-from directdl.testing.nginx import Nginx
-from directdl.testing.services import running
-from directdl.testing.waiting import wait_until
+from directdl_testing.accounts import TestAccounts
+from directdl_testing.nginx import Nginx
+from directdl_testing.services import running
+from directdl_testing.waiting import wait_until
 from host_agent.bootstrap import bootstrap as agent_bootstrap
 from host_agent.config import HostAgentSettings
 from registration.bootstrap import bootstrap as registration_bootstrap

@@ -15,8 +15,8 @@ from directdl.bus.client import BusClient
 from directdl.contracts import deploy
 from directdl.contracts import template as tpl
 from directdl.contracts.reply import Reply
-from directdl.testing.nginx import Nginx
-from directdl.testing.recorder import MessageRecorder
+from directdl_testing.nginx import Nginx
+from directdl_testing.recorder import MessageRecorder
 
 pytestmark = pytest.mark.integration
 

@@ -13,10 +13,10 @@ from directdl.contracts import deploy
 from directdl.contracts import settings as msg
 from directdl.contracts import template as tpl
 from directdl.contracts.reply import Reply
-from directdl.testing.listeners import CountingListener, ScriptedServer
-from directdl.testing.metalinks import write_meta4
-from directdl.testing.nginx import Nginx
-from directdl.testing.waiting import wait_until
+from directdl_testing.listeners import CountingListener, ScriptedServer
+from directdl_testing.metalinks import write_meta4
+from directdl_testing.nginx import Nginx
+from directdl_testing.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

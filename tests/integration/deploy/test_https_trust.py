@@ -14,9 +14,9 @@ from directdl.contracts import certificate as cert
 from directdl.contracts import deploy
 from directdl.contracts import template as tpl
 from directdl.contracts.reply import Reply
-from directdl.testing import keytool
-from directdl.testing.certs import make_self_signed
-from directdl.testing.nginx import Nginx
+from directdl_testing import keytool
+from directdl_testing.certs import make_self_signed
+from directdl_testing.nginx import Nginx
 
 pytestmark = pytest.mark.integration
 

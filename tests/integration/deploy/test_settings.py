@@ -14,9 +14,9 @@ from directdl.bus.client import BusClient
 from directdl.contracts import deploy
 from directdl.contracts import settings as msg
 from directdl.contracts import template as tpl
-from directdl.testing.faulty_http import FaultyServer
-from directdl.testing.recorder import MessageRecorder
-from directdl.testing.waiting import wait_until
+from directdl_testing.faulty_http import FaultyServer
+from directdl_testing.recorder import MessageRecorder
+from directdl_testing.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

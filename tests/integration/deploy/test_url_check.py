@@ -10,8 +10,8 @@ import pytest
 from directdl.bus.client import BusClient
 from directdl.contracts import template as tpl
 from directdl.contracts.reply import Reply
-from directdl.testing.metalinks import write_meta4
-from directdl.testing.nginx import Nginx
+from directdl_testing.metalinks import write_meta4
+from directdl_testing.nginx import Nginx
 
 pytestmark = pytest.mark.integration
 

@@ -15,11 +15,11 @@ from directdl.bus.topology import Topology
 from directdl.contracts.download import DownloadTemplate
 from directdl.contracts.host import HostState
 from directdl.contracts.template import SourceProtocol, TemplateFormat
-from directdl.testing.accounts import TestAccounts
-from directdl.testing.nginx import Nginx
-from directdl.testing.recorder import MessageRecorder
-from directdl.testing.services import running
-from directdl.testing.waiting import wait_until
+from directdl_testing.accounts import TestAccounts
+from directdl_testing.nginx import Nginx
+from directdl_testing.recorder import MessageRecorder
+from directdl_testing.services import running
+from directdl_testing.waiting import wait_until
 from host_agent.bootstrap import bootstrap, prepare
 from host_agent.config import HostAgentSettings
 

@@ -17,12 +17,12 @@ from directdl.contracts.download import DownloadFailure, DownloadTemplate
 from directdl.contracts.template import SourceProtocol, TemplateFormat
 from directdl.destinations import DestinationPolicy
 from directdl.metalink import Metalink
-from directdl.testing.certs import make_self_signed
-from directdl.testing.faulty_http import FaultyServer
-from directdl.testing.listeners import CountingListener, ScriptedServer
-from directdl.testing.metalinks import write_meta4
-from directdl.testing.nginx import Nginx
-from directdl.testing.sinks import MemorySink
+from directdl_testing.certs import make_self_signed
+from directdl_testing.faulty_http import FaultyServer
+from directdl_testing.listeners import CountingListener, ScriptedServer
+from directdl_testing.metalinks import write_meta4
+from directdl_testing.nginx import Nginx
+from directdl_testing.sinks import MemorySink
 from host_agent.download.core import DownloadError, DownloadRequest, Timeouts
 from host_agent.download.http import HttpFetcher
 from host_agent.download.mirrors import MirrorFetcher

@@ -13,11 +13,11 @@ import pytest
 import requests
 
 from directdl.contracts.download import DownloadFailure
-from directdl.testing.certs import make_self_signed
-from directdl.testing.faulty_http import FaultyServer
-from directdl.testing.nginx import AccessLogEntry, Nginx
-from directdl.testing.sinks import MemorySink
-from directdl.testing.waiting import wait_until
+from directdl_testing.certs import make_self_signed
+from directdl_testing.faulty_http import FaultyServer
+from directdl_testing.nginx import AccessLogEntry, Nginx
+from directdl_testing.sinks import MemorySink
+from directdl_testing.waiting import wait_until
 from host_agent.download.core import (
     DownloadError,
     DownloadRequest,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from directdl.metalink import parse_metalink
-from directdl.testing.metalinks import write_meta4, write_metalink_v3
+from directdl_testing.metalinks import write_meta4, write_metalink_v3
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from directdl.contracts.download import DownloadFailure
-from directdl.testing.ganesha import Ganesha
-from directdl.testing.sinks import MemorySink
+from directdl_testing.ganesha import Ganesha
+from directdl_testing.sinks import MemorySink
 from host_agent.download.core import (
     DownloadError,
     DownloadRequest,

@@ -20,11 +20,11 @@ import pytest
 
 from directdl.contracts.download import DownloadFailure, DownloadTemplate
 from directdl.contracts.template import SourceProtocol, TemplateFormat
-from directdl.testing.faulty_http import FaultyServer
-from directdl.testing.ganesha import Ganesha
-from directdl.testing.metalinks import write_meta4, write_metalink_v3
-from directdl.testing.nginx import AccessLogEntry, Nginx
-from directdl.testing.waiting import wait_until
+from directdl_testing.faulty_http import FaultyServer
+from directdl_testing.ganesha import Ganesha
+from directdl_testing.metalinks import write_meta4, write_metalink_v3
+from directdl_testing.nginx import AccessLogEntry, Nginx
+from directdl_testing.waiting import wait_until
 from host_agent.download.core import DownloadError
 from host_agent.download.http import CHUNK_SIZE
 from host_agent.jobs import Transferred

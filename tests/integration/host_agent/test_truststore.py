@@ -17,7 +17,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from directdl.testing.certs import make_self_signed
+from directdl_testing.certs import make_self_signed
 from host_agent.truststore import (
     InstallStatus,
     RemoveStatus,

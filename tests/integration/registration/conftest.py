@@ -10,8 +10,8 @@ import pytest
 
 from directdl.bus.topology import Topology
 from directdl.runtime.service import Service
-from directdl.testing.accounts import TestAccounts
-from directdl.testing.services import running
+from directdl_testing.accounts import TestAccounts
+from directdl_testing.services import running
 from registration.bootstrap import bootstrap
 from registration.config import RegistrationSettings
 

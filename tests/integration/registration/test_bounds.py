@@ -14,8 +14,8 @@ from directdl.bus.client import BusClient
 from directdl.bus.topology import Topology
 from directdl.contracts.reply import Reply
 from directdl.contracts.senders import host_user
-from directdl.testing.accounts import TestAccounts
-from directdl.testing.services import running
+from directdl_testing.accounts import TestAccounts
+from directdl_testing.services import running
 from registration.bootstrap import bootstrap
 from registration.config import RegistrationSettings
 

@@ -9,7 +9,7 @@ import pytest
 
 from directdl.bus.client import BusClient
 from directdl.contracts import template as msg
-from directdl.testing.services import running
+from directdl_testing.services import running
 from registration.bootstrap import bootstrap
 from registration.config import RegistrationSettings
 

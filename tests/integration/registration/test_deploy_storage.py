@@ -16,7 +16,7 @@ from directdl.contracts.host import HostState, StoredTemplate
 from directdl.contracts.template import SourceProtocol, TemplateFormat, TemplateType
 from directdl.runtime.db import make_engine, session_factory
 from directdl.runtime.migrate import upgrade
-from directdl.testing.messages import heartbeat
+from directdl_testing.messages import heartbeat
 from registration.adapters.deploys import DeployRepository, HostRepository
 from registration.bootstrap import MIGRATIONS
 from registration.domain.deploy import attempt_failed, start

@@ -12,7 +12,7 @@ import pytest
 
 from directdl.bus.topology import Topology
 from directdl.runtime.service import Service
-from directdl.testing.recorder import MessageRecorder
+from directdl_testing.recorder import MessageRecorder
 
 pytestmark = pytest.mark.integration
 

@@ -18,9 +18,9 @@ from directdl.contracts import template as tpl
 from directdl.contracts.base import Command, Message
 from directdl.contracts.senders import host_user
 from directdl.runtime.service import Service
-from directdl.testing.accounts import TestAccounts
-from directdl.testing.recorder import MessageRecorder
-from directdl.testing.waiting import wait_until
+from directdl_testing.accounts import TestAccounts
+from directdl_testing.recorder import MessageRecorder
+from directdl_testing.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

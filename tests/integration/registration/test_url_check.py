@@ -9,8 +9,8 @@ import pytest
 from directdl.contracts.errors import ErrorCode, MessageError
 from directdl.contracts.template import SourceProtocol
 from directdl.destinations import DestinationPolicy
-from directdl.testing.faulty_http import FaultyServer
-from directdl.testing.listeners import CountingListener, ScriptedServer
+from directdl_testing.faulty_http import FaultyServer
+from directdl_testing.listeners import CountingListener, ScriptedServer
 from registration.adapters.url_check import UrlChecker
 
 pytestmark = pytest.mark.integration

@@ -14,8 +14,8 @@ from directdl.bus.delivery import Delivery, Outcome
 from directdl.bus.topology import Topology
 from directdl.contracts.sync import RunSync
 from directdl.runtime.service import Service
-from directdl.testing.accounts import TestAccounts
-from directdl.testing.services import running
+from directdl_testing.accounts import TestAccounts
+from directdl_testing.services import running
 from sync_scheduler.bootstrap import bootstrap
 from sync_scheduler.config import SchedulerSettings
 

@@ -14,8 +14,8 @@ from directdl.bus.processing import Processor
 from directdl.bus.store import Outgoing, utcnow
 from directdl.runtime.db import session_factory
 from directdl.runtime.uow import UnitOfWork
-from directdl.testing import note_service
-from directdl.testing.memory import memory_engine
+from directdl_testing import note_service
+from directdl_testing.memory import memory_engine
 
 pytestmark = pytest.mark.unit
 

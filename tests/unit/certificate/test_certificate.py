@@ -27,7 +27,7 @@ from certificate.domain.certificate import (
     same_certificate,
 )
 from directdl.contracts.errors import InvalidMessage, MessageError, Unsupported
-from directdl.testing.certs import make_self_signed, resigned
+from directdl_testing.certs import make_self_signed, resigned
 
 pytestmark = pytest.mark.unit
 

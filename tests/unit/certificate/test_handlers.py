@@ -12,7 +12,7 @@ from directdl.bus.memory import InMemoryBus
 from directdl.contracts import certificate as msg
 from directdl.contracts.host import HostHeartbeat
 from directdl.runtime.live_settings import LiveSettings
-from directdl.testing.certs import make_self_signed
+from directdl_testing.certs import make_self_signed
 
 from .conftest import Clock, Tick
 

@@ -16,7 +16,7 @@ from certificate.uow import CertificateUnitOfWork
 from directdl.contracts.certificate import HostCertState
 from directdl.contracts.host import HostHeartbeat, HostState, TrustedCertificate
 from directdl.runtime.db import session_factory
-from directdl.testing.memory import memory_engine
+from directdl_testing.memory import memory_engine
 
 pytestmark = pytest.mark.unit
 

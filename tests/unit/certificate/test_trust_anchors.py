@@ -15,7 +15,7 @@ from cryptography.x509.oid import NameOID
 from certificate.domain.anchors import is_self_signed
 from certificate.domain.certificate import parse_certificate
 from directdl.contracts.errors import InvalidMessage
-from directdl.testing.certs import resigned
+from directdl_testing.certs import resigned
 
 pytestmark = pytest.mark.unit
 

@@ -12,8 +12,8 @@ from directdl.contracts.certificate import InstallCertificate, RemoveCertificate
 from directdl.contracts.download import DownloadTemplate
 from directdl.contracts.template import SourceProtocol, TemplateFormat
 from directdl.runtime.db import session_factory
-from directdl.testing.certs import make_self_signed
-from directdl.testing.memory import memory_engine
+from directdl_testing.certs import make_self_signed
+from directdl_testing.memory import memory_engine
 from host_agent.adapters.orm import Base, store
 from host_agent.domain import StoredFile
 from host_agent.handlers import HANDLERS

@@ -14,8 +14,8 @@ from directdl.bus.processing import check_emits
 from directdl.contracts.base import Message
 from directdl.contracts.host import HostHeartbeat, HostState
 from directdl.runtime.db import session_factory
-from directdl.testing.certs import make_self_signed
-from directdl.testing.memory import memory_engine
+from directdl_testing.certs import make_self_signed
+from directdl_testing.memory import memory_engine
 from host_agent.adapters.orm import Base
 from host_agent.domain import StoredFile
 from host_agent.handlers import HANDLERS

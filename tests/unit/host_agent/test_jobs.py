@@ -16,8 +16,8 @@ from directdl.contracts import download as msg
 from directdl.contracts.base import Message
 from directdl.contracts.template import SourceProtocol, TemplateFormat
 from directdl.runtime.db import session_factory
-from directdl.testing.memory import memory_engine
-from directdl.testing.waiting import wait_until
+from directdl_testing.memory import memory_engine
+from directdl_testing.waiting import wait_until
 from host_agent.adapters.orm import Base
 from host_agent.domain import JobState, StoredFile
 from host_agent.download.core import DownloadError

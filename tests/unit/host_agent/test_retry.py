@@ -8,7 +8,7 @@ import pytest
 
 from directdl.backoff import Backoff
 from directdl.contracts.download import DownloadFailure
-from directdl.testing.sinks import MemorySink
+from directdl_testing.sinks import MemorySink
 from host_agent.download.core import (
     DownloadError,
     DownloadRequest,

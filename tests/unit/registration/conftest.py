@@ -7,7 +7,7 @@ import pytest
 from directdl.bus.memory import InMemoryBus
 from directdl.runtime.db import session_factory
 from directdl.runtime.live_settings import LiveSettings
-from directdl.testing.memory import memory_engine
+from directdl_testing.memory import memory_engine
 from registration.adapters.orm import Base, settings, store
 from registration.handlers import HANDLERS, SizeOf
 from registration.policy import DownloadPolicy

@@ -10,7 +10,7 @@ import pytest
 from directdl.bus.memory import InMemoryBus
 from directdl.contracts import deploy, download, host
 from directdl.contracts import template as tpl
-from directdl.testing.messages import heartbeat, report
+from directdl_testing.messages import heartbeat, report
 
 pytestmark = pytest.mark.unit
 

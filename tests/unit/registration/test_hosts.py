@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from directdl.contracts.host import HostState, PoolStatus, StoredTemplate
-from directdl.testing.messages import heartbeat
+from directdl_testing.messages import heartbeat
 from registration.domain.host import Host
 
 pytestmark = pytest.mark.unit

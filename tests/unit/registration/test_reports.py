@@ -13,7 +13,7 @@ from directdl.bus.memory import InMemoryBus
 from directdl.contracts import deploy, download
 from directdl.contracts import template as tpl
 from directdl.contracts.reply import Reply
-from directdl.testing.messages import heartbeat, report
+from directdl_testing.messages import heartbeat, report
 
 pytestmark = pytest.mark.unit
 

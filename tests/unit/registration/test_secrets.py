@@ -13,7 +13,7 @@ from directdl.contracts import deploy, download
 from directdl.contracts import template as tpl
 from directdl.contracts.bounds import URL_MAX
 from directdl.contracts.template import SourceProtocol, TemplateFormat, TemplateType
-from directdl.testing.messages import heartbeat
+from directdl_testing.messages import heartbeat
 from registration.domain.template import Template
 
 pytestmark = pytest.mark.unit

@@ -11,7 +11,7 @@ from directdl.bus.tables import roles
 from directdl.contracts import certificate, download, host, settings, template
 from directdl.contracts.senders import THE_HOST, HostNamed, Operators, Services, host_user
 from directdl.runtime import metrics
-from directdl.testing.messages import heartbeat
+from directdl_testing.messages import heartbeat
 
 pytestmark = pytest.mark.unit
 

@@ -9,7 +9,7 @@ import pytest
 from directdl.bus.memory import InMemoryBus
 from directdl.runtime.db import session_factory
 from directdl.runtime.live_settings import LiveSettings
-from directdl.testing.memory import memory_engine
+from directdl_testing.memory import memory_engine
 from sync_scheduler.adapters.orm import Base, settings, store
 from sync_scheduler.handlers import HANDLERS
 from sync_scheduler.uow import SchedulerUnitOfWork

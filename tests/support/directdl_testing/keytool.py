@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-DEFAULT_PASSWORD = "changeit"  # noqa: S105 - the agent's default, for public certificates
+DEFAULT_PASSWORD = "changeit"
 
 
 def _keytool(store: Path, password: str, *action: str) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from directdl.testing.broker import broker_answers
+from directdl_testing.broker import broker_answers
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0

@@ -17,7 +17,7 @@ from directdl.runtime.accounts import (
     provision,
     service_account,
 )
-from directdl.testing.isolation import HOST_IDS
+from directdl_testing.isolation import HOST_IDS
 
 TEST_VHOST = "directdl-test"
 # Every test names its own exchange and queues (isolation.unique_topology); the permissions

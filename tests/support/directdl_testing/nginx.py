@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from directdl.testing.certs import make_self_signed
+from directdl_testing.certs import make_self_signed
 
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0

@@ -1,1 +1,0 @@
-"""Test support: real brokers for integration tests, waiting helpers."""

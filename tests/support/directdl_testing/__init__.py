@@ -1,0 +1,1 @@
+"""Test support, not shipped: real brokers, servers and certificates, and waiting helpers."""
