@@ -100,6 +100,7 @@ def assert_the_tables_bind_exactly(listed: set[Binding], topology: Topology) -> 
     assert listed - wanted == set(), "bound, though no table has it"
     assert wanted - listed == set(), "in a table, though nothing bound it"
     assert len(listed) > 40, listed  # the whole stack, not one stray queue
+    print(f"{len(listed)} bindings listed by the broker, each in a table")
 
 
 def assert_every_named_consumer_binds(listed: set[Binding], topology: Topology) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pika
 import pytest
@@ -13,15 +12,10 @@ from directdl_testing.private_broker import PrivateBroker
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def broker() -> Iterator[PrivateBroker]:
-    with PrivateBroker() as private:
-        yield private
-
-
 def test_persistent_message_in_quorum_queue_survives_stop_app_start_app(
-    broker: PrivateBroker,
+    private_broker: PrivateBroker,
 ) -> None:
+    broker = private_broker
     queue = f"test-{uuid.uuid4().hex}"
     body = b"still here after the restart"
     connection = pika.BlockingConnection(pika.URLParameters(broker.url))

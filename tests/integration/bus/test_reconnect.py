@@ -17,17 +17,17 @@ from directdl_testing.waiting import wait_until
 pytestmark = pytest.mark.integration
 
 
-def test_the_consumer_reconnects_redeclares_and_resumes(tmp_path: Path) -> None:
+def test_the_consumer_reconnects_redeclares_and_resumes(
+    tmp_path: Path, private_broker: PrivateBroker
+) -> None:
+    broker = private_broker
     engine = make_engine(f"sqlite:///{tmp_path / 'notes.db'}")
     note_service.metadata.create_all(engine)
     sessions = session_factory(engine)
     topology = unique_topology()
-    with (
-        PrivateBroker() as broker,
-        running_consumer(
-            broker.url, topology, NoteService(), sessions, max_backoff_seconds=1.0
-        ) as consumer,
-    ):
+    with running_consumer(
+        broker.url, topology, NoteService(), sessions, max_backoff_seconds=1.0
+    ) as consumer:
         with BusClient(broker.url, topology) as client:
             assert client.call(note_service.AddNote(text="before")).ok
 

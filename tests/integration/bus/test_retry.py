@@ -141,7 +141,10 @@ def test_the_attempts_run_out_into_the_dead_letters_and_a_replay_starts_over(
         assert again.headers["x-directdl-original-user-id"] == "certificate"
 
 
-def test_a_waiting_retry_outlives_a_broker_restart_and_counts_on(tmp_path: Path) -> None:
+def test_a_waiting_retry_outlives_a_broker_restart_and_counts_on(
+    tmp_path: Path, private_broker: PrivateBroker
+) -> None:
+    broker = private_broker
     engine = make_engine(f"sqlite:///{tmp_path / 'notes.db'}")
     note_service.metadata.create_all(engine)
     sessions = session_factory(engine)
@@ -149,18 +152,15 @@ def test_a_waiting_retry_outlives_a_broker_restart_and_counts_on(tmp_path: Path)
     handlers = NoteService()
     retry = topology.retry_queue(topology.queue("test", "commands"))
     dead = topology.dead_letter_queue("test")
-    with (
-        PrivateBroker() as broker,
-        running_consumer(
-            broker.url,
-            topology,
-            handlers,
-            sessions,
-            max_attempts=3,
-            max_backoff_seconds=1.0,
-            retry_backoff=NoJitter(base=3.0, cap=3.0),
-        ) as consumer,
-    ):
+    with running_consumer(
+        broker.url,
+        topology,
+        handlers,
+        sessions,
+        max_attempts=3,
+        max_backoff_seconds=1.0,
+        retry_backoff=NoJitter(base=3.0, cap=3.0),
+    ) as consumer:
         with BusClient(broker.url, topology) as client:
             client.publish("test.explode", Explode(reason="restart").model_dump_json().encode())
         wait_until(lambda: depth_on(broker.url, retry) == 1, what="the first retry to wait")
