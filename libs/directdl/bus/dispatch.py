@@ -59,10 +59,11 @@ class Handlers:
         _no_overlap(self.events, other.events)
         _no_overlap(self.timers, other.timers)
         _no_overlap(self.background, other.background)
-        shared = {
-            name: {**self.shared.get(name, {}), **other.shared.get(name, {})}
-            for name in {*self.shared, *other.shared}
-        }
+        shared: dict[str, Table] = {}
+        for name in sorted({*self.shared, *other.shared}):
+            mine, theirs = self.shared.get(name, {}), other.shared.get(name, {})
+            _no_overlap(mine, theirs)
+            shared[name] = {**mine, **theirs}
         return Handlers(
             {**self.commands, **other.commands},
             {**self.events, **other.events},
@@ -80,9 +81,12 @@ class Handlers:
             if table
         }
 
+    def _tables(self) -> list[Table]:
+        """Every table of messages this service consumes: its own queues and the shared."""
+        return [*self.queues.values(), *self.shared.values()]
+
     def consumes(self) -> set[type[Message]]:
-        tables = [*self.queues.values(), *self.shared.values()]
-        return {model for table in tables for model in table}
+        return {model for table in self._tables() for model in table}
 
     def publishes(self) -> set[type[Message]]:
         return {model for emits in self.emitters().values() for model in emits}
@@ -90,13 +94,14 @@ class Handlers:
     def emitters(self) -> dict[str, Messages]:
         """Everything that may publish, by name: each handled routing key, timer and
         background work."""
-        tables = [*self.queues.values(), *self.shared.values()]
-        handled = {model.routing_key: on.emits for table in tables for model, on in table.items()}
+        handled = {
+            model.routing_key: on.emits for table in self._tables() for model, on in table.items()
+        }
         timed = {name: every.emits for name, every in self.timers.items()}
         return handled | timed | dict(self.background)
 
     def emits_of(self, command: type[Message]) -> Messages:
-        for table in (*self.queues.values(), *self.shared.values()):
+        for table in self._tables():
             if command in table:
                 return table[command].emits
         return ()
