@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
@@ -22,6 +24,13 @@ from directdl.contracts.reply import Reply
 
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 NOT_FOUND = 404
+# How many message ids a client remembers, to know a copy: far more than arrive within the
+# time a relay takes to re-send one after a failure.
+REMEMBERED = 10_000
+
+# stdlib, not structlog: unconfigured (the CLI) it prints nothing below WARNING, where
+# structlog's default would print the debug line to the CLI's stdout, into its JSON.
+log = logging.getLogger(__name__)
 
 
 class ReplyTimeout(TimeoutError):
@@ -37,6 +46,7 @@ class BusClient:
         self.user_id = broker_user(url)
         self._connection = connect(url, app_id)
         self._replies: dict[str, Reply] = {}
+        self._received: OrderedDict[str, None] = OrderedDict()
         self._open_channel()
 
     def _open_channel(self) -> None:
@@ -90,9 +100,14 @@ class BusClient:
         queue = self._channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
         for pattern in patterns:
             self._channel.queue_bind(queue, self.topology.exchange, routing_key=pattern)
-        self._channel.basic_consume(
-            queue, lambda _c, method, _p, body: on_message(method.routing_key, body), auto_ack=True
-        )
+
+        def deliver(
+            _c: BlockingChannel, method: Basic.Deliver, props: pika.BasicProperties, body: bytes
+        ) -> None:
+            if self._first(props):
+                on_message(method.routing_key, body)
+
+        self._channel.basic_consume(queue, deliver, auto_ack=True)
 
     def pump(self, seconds: float) -> None:
         """Deliver what has arrived (watched messages, replies) for up to `seconds`."""
@@ -150,5 +165,25 @@ class BusClient:
         props: pika.BasicProperties,
         body: bytes,
     ) -> None:
-        if props.correlation_id:
+        if props.correlation_id and self._first(props):
             self._replies[props.correlation_id] = Reply.model_validate_json(body)
+
+    def _first(self, props: pika.BasicProperties) -> bool:
+        """False for a copy: a message_id already received. The outbox relay is at least once,
+        and after a failure re-sends a message with its message_id (docs/delivery.md); a
+        second answer has one of its own, and is not hidden."""
+        message_id = props.message_id
+        if not message_id:
+            return True
+        if message_id in self._received:
+            log.debug(
+                "bus client dropped a copy: message_id=%s correlation_id=%s type=%s",
+                message_id,
+                props.correlation_id,
+                props.type,
+            )
+            return False
+        self._received[message_id] = None
+        if len(self._received) > REMEMBERED:
+            self._received.popitem(last=False)
+        return True

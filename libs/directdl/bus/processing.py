@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
@@ -21,6 +22,8 @@ from directdl.runtime.faults import Faults
 from directdl.runtime.uow import MessageContext, UnitOfWork
 from directdl.settings_catalog import MAX_MESSAGE_BYTES, default_of
 
+# The namespace of the ids of answers nothing records (refusals, give_up): see _answer_only.
+ANSWER_IDS = uuid.UUID("5c3e4f0e-7c1d-4d55-9c5e-2f2a8d0b6a11")
 log = structlog.get_logger(__name__)
 
 
@@ -269,9 +272,19 @@ class Processor:
         # A NUL in the reply's address cannot be stored in the outbox, nor routed anyway.
         if not delivery.reply_to or "\x00" in delivery.reply_to + (delivery.correlation_id or ""):
             return
+        answer = self._reply(delivery, reply.to_json())
+        if delivery.message_id is not None:
+            # Nothing records these answers in the inbox, so the same delivery coming back
+            # (redelivered after a crash, or a dead-letter replayed) would be answered again:
+            # an id of its own derived from it lets the outbox take one answer only.
+            seed = "\x1f".join(
+                (delivery.message_id, delivery.reply_to, answer.correlation_id or "")
+            )
+            answer = replace(answer, message_id=str(uuid.uuid5(ANSWER_IDS, seed)))
         with self.uow_factory() as uow:
-            self.store.enqueue(uow.session, self._reply(delivery, reply.to_json()))
-            uow.commit()
+            if not self.store.holds(uow.session, answer.message_id):
+                self.store.enqueue(uow.session, answer)
+                uow.commit()
         self.on_commit()
 
     def _reply(self, delivery: Delivery, body: bytes) -> Outgoing:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from enum import Enum
 
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,9 +22,20 @@ OUTBOX_RETENTION = timedelta(days=1)
 INBOX_RETENTION = timedelta(days=7)
 
 
+class Relayed(Enum):
+    """What became of one outbox row in a flush."""
+
+    SENT = "sent"  # confirmed (or unroutable), and marked sent
+    REFUSED = "refused"  # nacked: kept, with the error, for the next flush
+    SKIPPED = "skipped"  # another relay on the same database holds it or has sent it
+
+
 class OutboxRelay:
-    """At least once: a crash between a publish and its commit, or two replicas relaying one
-    database, re-sends a message with the same message_id, which consumers' inboxes recognise."""
+    """At least once: a crash between a publish's confirm and its commit, or a connection lost
+    before the confirm arrived, re-sends a message with the same message_id, which consumers'
+    inboxes and the bus client recognise. Replicas relaying one PostgreSQL database each claim
+    a row before publishing it, so that nothing but a failure publishes a row twice; see
+    docs/delivery.md."""
 
     def __init__(
         self,
@@ -44,36 +56,45 @@ class OutboxRelay:
             with self.sessions() as session:
                 batch = self.store.pending(session, BATCH)
             metrics.outbox_pending.labels(self.app_id).set(len(batch))
+            taken = 0
             for message in batch:
-                if not self._relay_one(publisher, message):
+                relayed = self._relay_one(publisher, message)
+                if relayed is Relayed.REFUSED:
                     return sent
-                sent += 1
-            if len(batch) < BATCH:
+                if relayed is Relayed.SENT:
+                    sent += 1
+                    taken += 1
+            # A batch another relay holds entirely would be read again at once, and again.
+            if len(batch) < BATCH or not taken:
                 return sent
 
-    def _relay_one(self, publisher: ConfirmingPublisher, message: Outgoing) -> bool:
+    def _relay_one(self, publisher: ConfirmingPublisher, message: Outgoing) -> Relayed:
         assert message.id is not None
-        error = None
-        try:
-            self._publish(publisher, message)
-        except Unroutable as err:
-            # Replies whose caller has gone, events nobody listens to: the broker took them and
-            # routed them nowhere. Say so, and don't resend forever.
-            log.info("outbox.unrouted", routing_key=message.routing_key, error=str(err))
-            error = str(err)
-        except PublishError as err:
-            log.warning("outbox.refused", routing_key=message.routing_key, error=str(err))
-            with self.sessions() as session:
+        with self.sessions() as session:
+            # Locked until this session commits: a replica's relay that read the same pending
+            # rows skips this one instead of publishing it too. A failure here rolls back, and
+            # the row stays pending.
+            if not self.store.claim(session, message.id):
+                return Relayed.SKIPPED
+            error = None
+            try:
+                self._publish(publisher, message)
+            except Unroutable as err:
+                # Replies whose caller has gone, events nobody listens to: the broker took them
+                # and routed them nowhere. Say so, and don't resend forever.
+                log.info("outbox.unrouted", routing_key=message.routing_key, error=str(err))
+                error = str(err)
+            except PublishError as err:
+                log.warning("outbox.refused", routing_key=message.routing_key, error=str(err))
                 self.store.mark_failed(session, message.id, str(err))
                 session.commit()
-            return False
-        # Marked one by one, so a crash re-sends at most the message in flight.
-        with self.sessions() as session:
+                return Relayed.REFUSED
+            # Marked one by one, so a crash re-sends at most the message in flight.
             if error:
                 self.store.mark_failed(session, message.id, error)
             self.store.mark_sent(session, message.id)
             session.commit()
-        return True
+        return Relayed.SENT
 
     def prune(self) -> None:
         now = utcnow()

@@ -111,6 +111,13 @@ class MessageStore:
             )
         )
 
+    def holds(self, session: Session, message_id: str) -> bool:
+        """Whether the outbox has a message of this id, sent or not (until it is pruned)."""
+        found = session.execute(
+            select(self.outbox.c.id).where(self.outbox.c.message_id == message_id)
+        ).first()
+        return found is not None
+
     def pending(self, session: Session, limit: int = 100) -> list[Outgoing]:
         rows = session.execute(
             select(self.outbox)
@@ -129,6 +136,17 @@ class MessageStore:
             )
             for r in rows
         ]
+
+    def claim(self, session: Session, outbox_id: int) -> bool:
+        """Whether the row is still unsent and now this session's, locked until it ends; false
+        when another relay (a replica on the same database) holds it or has sent it.
+        PostgreSQL's row lock; SQLite renders no FOR UPDATE, so one process per SQLite file."""
+        claimed = session.execute(
+            select(self.outbox.c.id)
+            .where(self.outbox.c.id == outbox_id, self.outbox.c.sent_at.is_(None))
+            .with_for_update(skip_locked=True)
+        ).one_or_none()
+        return claimed is not None
 
     def mark_sent(self, session: Session, outbox_id: int) -> None:
         session.execute(

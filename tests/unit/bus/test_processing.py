@@ -69,6 +69,19 @@ def test_bad_deliveries_are_answered_and_dead_lettered(
     assert named in reply["error"]["message"]  # type: ignore[index]
 
 
+def test_a_refused_delivery_that_comes_back_is_answered_once_under_one_id(
+    processor: Processor, sessions: sessionmaker[Session]
+) -> None:
+    # A refusal is not recorded in the inbox; its answer's id, derived from the delivery, is
+    # what keeps a redelivery (or a replayed dead letter) from being answered again.
+    for _ in range(2):
+        processor.process(delivery(body=b"{"))
+    [answer] = [m for m in outbox(sessions) if m.exchange == ""]
+    processor.process(delivery(body=b"{", correlation_id="c-2"))  # another request: answered
+    ids = [m.message_id for m in outbox(sessions) if m.exchange == ""]
+    assert len(ids) == 2 and ids[0] == answer.message_id != ids[1]
+
+
 def test_without_reply_to_nothing_is_answered(
     processor: Processor, sessions: sessionmaker[Session]
 ) -> None:
