@@ -1,4 +1,4 @@
-"""`python -m host_agent`: migrate, sweep the pool, then run one host agent until SIGTERM."""
+"""`python -m host_agent`: migrate, hold unfinished jobs, then run one host agent until SIGTERM."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def main() -> None:
     configure_logging(settings.service_name, settings.log_level)
     service = bootstrap(settings)
     service.migrate()
-    prepare(settings)
+    prepare(service, settings)
     run_until_signalled(service)
 
 

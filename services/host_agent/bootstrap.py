@@ -11,10 +11,10 @@ import structlog
 from directdl.runtime.service import Service, ServiceDefinition
 from host_agent.adapters.orm import store
 from host_agent.config import HostAgentSettings
-from host_agent.download.sink import clean_partials
 from host_agent.handlers import HANDLERS
 from host_agent.heartbeat import going_down
 from host_agent.jobs import JobRunner, Transfer
+from host_agent.recovery import recover
 from host_agent.transfer import PoolTransfer
 from host_agent.truststore import TrustStore
 from host_agent.uow import AgentUnitOfWork
@@ -50,7 +50,9 @@ def bootstrap(
         "pool": pool,
         "truststore": truststore,
         "wake_runner": runner.wake,
+        "cancel_job": runner.cancel,
         "heartbeat_interval": lambda: settings.heartbeat_interval,
+        "cache_interval": lambda: settings.cache_interval,
     }
 
     def truststore_readable() -> None:
@@ -77,10 +79,8 @@ def bootstrap(
     )
 
 
-def prepare(settings: HostAgentSettings) -> list[Path]:
-    """A start-up step, before the agent runs: remove the partial files a crash left in the
-    pool (their jobs are still recorded, and start again from the beginning)."""
-    removed = clean_partials(settings.resolved_pool_path())
-    if removed:
-        log.info("pool.partials_removed", files=[str(path) for path in removed])
-    return removed
+def prepare(service: Service[AgentUnitOfWork], settings: HostAgentSettings) -> list[str]:
+    """A start-up step, after migrating and before the agent runs: the jobs a crash left
+    unfinished are held until registration says which to resume (from their partial files),
+    and every other partial file is removed. Returns the held jobs' ids."""
+    return [job.job_id for job in recover(service, settings.resolved_pool_path(), settings.host_id)]

@@ -19,6 +19,9 @@ class HostAgentSettings(ServiceSettings):
     pool_id: str = "pool-1"
     pool_path: Path | None = Field(None, description="Primary storage; <data dir>/pools/<host>.")
     heartbeat_interval: float = Field(5.0, gt=0, le=3600)
+    cache_interval: float = Field(
+        60.0, gt=0, le=86400, description="How often the pool is held to its cache limits."
+    )
     download_workers: int = Field(2, ge=1, le=16)
     health_port: int = 8090
     # CloudStack's agent keeps uploaded certificates in cloud.jks beside its own private key;

@@ -1,17 +1,28 @@
-"""Host agent handlers: accept a download (recorded, then acked), or answer from the pool."""
+"""Host agent handlers: accept, resume or cancel a download, keep the pool, and trust."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from directdl.bus.dispatch import Every, Handlers, On
 from directdl.contracts import certificate as certs
 from directdl.contracts import download as msg
+from directdl.contracts import pool as cache_msg
 from directdl.contracts.bounds import clip
 from directdl.contracts.host import HostHeartbeat
-from host_agent import heartbeat, jobs
+from directdl.contracts.settings import SettingsChanged
+from directdl.contracts.template import TemplateDeleted
+from host_agent import cache, heartbeat, jobs, recovery
+from host_agent.domain import JobState
+from host_agent.download.sink import partial_name
 from host_agent.truststore import TrustStore, TrustStoreError
 from host_agent.uow import AgentUnitOfWork
+
+CancelJob = Callable[..., None]
+"""JobRunner.cancel: stop a running job (job_id, report=...)."""
+MAX_BYTES_SETTING = "directdl.pool.cache.max.bytes"
+MAX_AGE_SETTING = "directdl.pool.cache.max.age"
 
 
 def download_template(
@@ -40,8 +51,10 @@ def download_template(
     known = uow.jobs.get(cmd.job_id)
     if known is not None:
         return msg.DownloadAccepted(job_id=cmd.job_id, state=known.state)
+    uow.cache_policy.save(cmd.cache)
     stored = uow.pool.get(cmd.template_id)
     if stored is not None and stored.satisfies(cmd.checksum) and stored.is_intact():
+        uow.pool.touch(cmd.template_id)
         uow.emit(
             msg.DownloadCompleted(
                 job_id=cmd.job_id,
@@ -52,6 +65,7 @@ def download_template(
                 path=stored.path,
                 size=stored.size,
                 digest=stored.verified_digest,
+                image_digest=stored.image_digest,
                 cached=True,
                 duration_s=0.0,
             )
@@ -62,6 +76,100 @@ def download_template(
     uow.jobs.add(cmd.job_id, cmd.template_id, cmd.model_dump(mode="json"))
     uow.after_commit(wake_runner)
     return msg.DownloadAccepted(job_id=cmd.job_id, state="QUEUED")
+
+
+def cancel_download(
+    cmd: msg.CancelDownload, uow: AgentUnitOfWork, pool: Path, cancel_job: CancelJob
+) -> msg.DownloadAccepted:
+    """Registration gave up on this job: it stops, and nothing of it stays in the pool. The
+    deploy has moved on already, so nothing is reported."""
+    return msg.DownloadAccepted(
+        job_id=cmd.job_id, state=_cancel(uow, cmd.job_id, cmd.reason, pool, cancel_job, False)
+    )
+
+
+def resume_download(
+    cmd: msg.ResumeDownload, uow: AgentUnitOfWork, wake_runner: Callable[[], None]
+) -> msg.DownloadAccepted:
+    """The deploy still waits for this held job: it queues again, to resume from its partial."""
+    if uow.jobs.transition(cmd.job_id, {JobState.HELD}, JobState.QUEUED):
+        uow.after_commit(wake_runner)
+        return msg.DownloadAccepted(job_id=cmd.job_id, state=JobState.QUEUED)
+    known = uow.jobs.get(cmd.job_id)
+    return msg.DownloadAccepted(job_id=cmd.job_id, state=known.state if known else "UNKNOWN")
+
+
+def evict_templates(
+    cmd: cache_msg.EvictTemplates, uow: AgentUnitOfWork, host_id: str, pool_id: str
+) -> None:
+    if cmd.policy is not None:
+        uow.cache_policy.save(cmd.policy)
+    cache.remove(uow, cmd.template_ids, cmd.reason, host_id, pool_id)
+
+
+def template_deleted(
+    evt: TemplateDeleted,
+    uow: AgentUnitOfWork,
+    host_id: str,
+    pool_id: str,
+    pool: Path,
+    cancel_job: CancelJob,
+) -> None:
+    """Its jobs stop, reported so that their deploys end, and its copy leaves the pool."""
+    for row in uow.jobs.unfinished(evt.id):
+        why = f"template {evt.id} was deleted"
+        if _cancel(uow, row.job_id, why, pool, cancel_job, True) == JobState.CANCELLED:
+            command = msg.DownloadTemplate.model_validate(row.command)
+            uow.emit(
+                msg.DownloadFailed(
+                    job_id=row.job_id,
+                    deploy_id=command.deploy_id,
+                    template_id=row.template_id,
+                    host_id=host_id,
+                    pool_id=pool_id,
+                    code=msg.DownloadFailure.CANCELLED,
+                    message=why,
+                )
+            )
+    cache.remove(uow, [evt.id], cache_msg.RemovalReason.DELETED, host_id, pool_id)
+
+
+def cache_setting_changed(evt: SettingsChanged, uow: AgentUnitOfWork) -> None:
+    """The pool's limits follow the two settings as soon as they change, not only with the
+    next download (which carries them too)."""
+    if evt.name not in (MAX_BYTES_SETTING, MAX_AGE_SETTING) or not isinstance(evt.value, int):
+        return
+    policy = uow.cache_policy.get()
+    if evt.name == MAX_BYTES_SETTING:
+        policy = policy.model_copy(update={"max_bytes": evt.value})
+    else:
+        policy = policy.model_copy(update={"max_age_s": evt.value})
+    uow.cache_policy.save(cache_msg.CachePolicy.model_validate(policy.model_dump()))
+
+
+def _cancel(
+    uow: AgentUnitOfWork,
+    job_id: str,
+    reason: str,
+    pool: Path,
+    cancel_job: CancelJob,
+    report: bool,
+) -> str:
+    """The job's state once cancelled: a waiting one at once (its partial removed after the
+    commit), a running one by its worker at the next chunk; an ended one stays as it is."""
+    row = uow.jobs.get(job_id)
+    if row is None:
+        return "UNKNOWN"
+    if uow.jobs.transition(job_id, {JobState.QUEUED, JobState.HELD}, JobState.CANCELLED):
+        uow.jobs.set_state(job_id, JobState.CANCELLED, msg.DownloadFailure.CANCELLED, reason)
+        partial = pool / partial_name(row.template_id, job_id)
+        uow.after_commit(lambda: partial.unlink(missing_ok=True))
+        return JobState.CANCELLED
+    uow.session.refresh(row)
+    if row.state == JobState.RUNNING:
+        uow.after_commit(lambda: cancel_job(job_id, report=report))
+        return "CANCELLING"
+    return row.state
 
 
 def install_certificate(
@@ -112,6 +220,9 @@ HANDLERS = Handlers(
         msg.DownloadTemplate: On(
             download_template, emits=(msg.DownloadCompleted, msg.DownloadFailed)
         ),
+        msg.CancelDownload: On(cancel_download),
+        msg.ResumeDownload: On(resume_download),
+        cache_msg.EvictTemplates: On(evict_templates, emits=(cache_msg.CopiesRemoved,)),
         certs.InstallCertificate: On(
             install_certificate, emits=(certs.CertificateInstalled, certs.CertificateFailed)
         ),
@@ -119,13 +230,22 @@ HANDLERS = Handlers(
             remove_certificate, emits=(certs.CertificateRemoved, certs.CertificateFailed)
         ),
     },
-    timers={heartbeat.TIMER: Every("heartbeat_interval", heartbeat.beat, (HostHeartbeat,))},
+    events={
+        TemplateDeleted: On(template_deleted, emits=(msg.DownloadFailed, cache_msg.CopiesRemoved)),
+        SettingsChanged: On(cache_setting_changed, idempotent=True),
+    },
+    timers={
+        heartbeat.TIMER: Every("heartbeat_interval", heartbeat.beat, (HostHeartbeat,)),
+        cache.ENFORCE: Every("cache_interval", cache.enforce_on_timer, (cache_msg.CopiesRemoved,)),
+    },
     background={
-        jobs.RESUME: (),
+        recovery.RECOVER: (msg.DownloadsRecovered,),
         jobs.CLAIM: (),
+        jobs.VALIDATOR: (),
         jobs.PROGRESS: (msg.DownloadProgress,),
         jobs.SUCCEEDED: (msg.DownloadCompleted,),
         jobs.FAILED: (msg.DownloadFailed,),
+        cache.ENFORCE: (cache_msg.CopiesRemoved,),
         heartbeat.DOWN: (HostHeartbeat,),
     },
 )

@@ -53,6 +53,8 @@ def beat(
                     path=f.path,
                     size=f.size,
                     digest=f.digest,
+                    image_digest=f.image_digest,
+                    last_used_at=f.last_used_at,
                 )
                 for f in uow.pool.all()
             ],

@@ -39,7 +39,8 @@ published persistent (delivery mode {PERSISTENT}).
 - A command is named in the imperative. When it has a `reply_to`, exactly one `Reply` goes to \
 that queue with the command's `correlation_id`: `{{"ok": true, "result": {{...}}}}` or \
 `{{"ok": false, "error": {{"code": ..., "message": ..., "details": {{...}}}}}}`. An expected \
-failure is an answer with a stable code, not a crash.
+failure is an answer with a stable code, not a crash. After a failure the reply may be \
+delivered twice, with the same `message_id`: a client ignores the copy (docs/delivery.md).
 - An event is named in the past tense: a fact, broadcast to every queue bound to its routing key.
 """
 

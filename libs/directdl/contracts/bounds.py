@@ -45,9 +45,10 @@ Count = Annotated[int, Field(ge=0, le=2**31 - 1)]
 Page = Annotated[int, Field(ge=1, le=PAGE_MAX)]
 Seconds = Annotated[float, Field(ge=0, le=SECONDS_MAX, allow_inf_nan=False)]
 Rate = Annotated[float, Field(ge=0, le=1e15, allow_inf_nan=False)]
-# A setting's value: every setting's range fits well inside, and floats stay exact enough.
+# A setting's value: every setting's range fits inside (a pool's cap in bytes is the largest),
+# and floats stay exact enough.
 Number = (
-    Annotated[int, Field(ge=-(10**15), le=10**15)]
+    Annotated[int, Field(ge=-BYTES_MAX, le=BYTES_MAX)]
     | Annotated[float, Field(ge=-1e15, le=1e15, allow_inf_nan=False)]
 )
 # A heartbeat's period: datetime arithmetic with it must stay in range.

@@ -50,6 +50,9 @@ class TemplateDeployedFields(BaseModel):
     path: Path
     size: Bytes
     digest: Digest = Field(description="The digest the agent verified, {ALGO}hex")
+    image_digest: Digest | None = Field(
+        None, description="{SHA-256}hex of the file on the pool, when it differs from digest"
+    )
     cached: bool = Field(description="The template was already on the pool; nothing was fetched.")
     duration_s: Seconds
     attempts: Attempts

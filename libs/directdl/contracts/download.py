@@ -21,6 +21,7 @@ from directdl.contracts.bounds import (
     Token,
     Url,
 )
+from directdl.contracts.pool import CachePolicy
 from directdl.contracts.template import SourceProtocol, TemplateFormat
 from directdl.destinations import DEFAULT_DENIED, canonical_network
 
@@ -144,6 +145,52 @@ class DownloadTemplate(Command):
     allowed_networks: Networks = Field(
         default_factory=list, description="When not empty, the only networks to connect to."
     )
+    cache: CachePolicy = Field(
+        default_factory=CachePolicy, description="The pool's limits, applied once it is stored."
+    )
+
+
+class CancelDownload(Command):
+    """The deploy no longer waits for this job: stop it, and keep nothing of it."""
+
+    routing_key: ClassVar[str] = "host.{host_id}.template.download.cancel"
+    sent_by = senders.Services((senders.REGISTRATION,))
+    result = DownloadAccepted
+
+    job_id: Id
+    deploy_id: Id
+    reason: Text
+
+
+class ResumeDownload(Command):
+    """The deploy still waits for this job, held since the agent started: go on with it."""
+
+    routing_key: ClassVar[str] = "host.{host_id}.template.download.resume"
+    sent_by = senders.Services((senders.REGISTRATION,))
+    result = DownloadAccepted
+
+    job_id: Id
+    deploy_id: Id
+
+
+class RecoveredJob(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    job_id: Id
+    deploy_id: Id
+    template_id: Id
+    bytes_kept: Bytes = Field(description="Of the partial file, kept to resume from.")
+
+
+class DownloadsRecovered(Event):
+    """An agent started with unfinished jobs and holds them until their deploys' owner says,
+    for each, to resume or to cancel it."""
+
+    routing_key: ClassVar[str] = "template.download.recovered"
+    sent_by = senders.THE_HOST
+
+    host_id: Id
+    jobs: Annotated[list[RecoveredJob], Field(max_length=10_000)]
 
 
 class DownloadReport(BaseModel):
@@ -178,6 +225,11 @@ class DownloadCompleted(Event, DownloadReport):
     path: Path
     size: Bytes
     digest: Digest = Field(description="The verified digest, {ALGO}hex")
+    image_digest: Digest | None = Field(
+        None,
+        description="{SHA-256}hex of the file on the pool, when it is not what was verified "
+        "(the source was compressed)",
+    )
     cached: bool
     duration_s: Seconds
 

@@ -36,6 +36,12 @@ class StoredTemplate(BaseModel):
     path: Path
     size: Bytes
     digest: Digest = Field(description="{SHA-256}hex of the downloaded bytes")
+    image_digest: Digest | None = Field(
+        None, description="{SHA-256}hex of the file, when it was decompressed"
+    )
+    last_used_at: datetime | None = Field(
+        None, description="Stored, or last answered a deploy: the cache evicts the oldest first."
+    )
 
 
 class TrustedCertificate(BaseModel):

@@ -27,6 +27,9 @@ class JobRow(Base):
     command: Mapped[dict[str, Any]] = mapped_column(JSON)
     error_code: Mapped[str | None] = mapped_column(String(32))
     error_message: Mapped[str | None] = mapped_column(Text)
+    validator: Mapped[str | None] = mapped_column(
+        String(512), doc="The source's ETag or Last-Modified that the partial file came with"
+    )
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
@@ -42,7 +45,22 @@ class StoredTemplateRow(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     digest: Mapped[str] = mapped_column(String(160), doc="{SHA-256}hex of the downloaded bytes")
     verified_digest: Mapped[str] = mapped_column(String(160), doc="{ALGO}hex that was checked")
+    image_digest: Mapped[str | None] = mapped_column(
+        String(160), doc="{SHA-256}hex of the file when it was decompressed"
+    )
     stored_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_used_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class CachePolicyRow(Base):
+    """The pool's cache limits as registration last sent them; one row."""
+
+    __tablename__ = "cache_policy"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    max_bytes: Mapped[int] = mapped_column(BigInteger)
+    max_age_s: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 store = MessageStore(Base.metadata)

@@ -85,12 +85,32 @@ class Fetcher(Protocol):
     ) -> None: ...
 
 
+def _forget(validator: str | None) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Resume:
+    """What outlives the agent's process about a job's partial file, and how to keep it.
+
+    `validator` is the source's ETag or Last-Modified that the partial's bytes came with, as
+    `remember` last stored it (None: the partial, if any, cannot be trusted and starts again).
+    `remember` is called whenever a fetcher learns a new one, before it writes that version's
+    first byte. While `stopping()`, a failed download keeps its partial for the next start.
+    """
+
+    validator: str | None = None
+    remember: Callable[[str | None], None] = _forget
+    stopping: Callable[[], bool] = lambda: False
+
+
 @dataclass(frozen=True)
 class Opened:
     """What a protocol knows before the file's first byte."""
 
     name: str  # the file's name, whose last suffix says its compression
-    fetcher: Callable[[], Fetcher]  # a fresh one for each whole download of the file
+    # A fresh one for each whole download of the file; given the job's Resume for the first.
+    fetcher: Callable[[Resume], Fetcher]
     checksum: Checksum | None = None  # the hash the source itself gives (a metalink's)
 
 

@@ -40,7 +40,9 @@ class HttpFetcher:
     `validator` may be handed in (and read back) when a partial file outlives the process; a
     fresh instance without one restarts a non-empty sink rather than trust its bytes, unless
     `resume_unvalidated` (metalink mirrors of one file, checked by the whole-file hash after):
-    then it sends a bare `Range`.
+    then it sends a bare `Range`. `on_validator` hears each new validator before the first
+    byte of the response it came with reaches the sink, so that a validator stored by it
+    always describes the bytes a partial file holds.
 
     Timeouts: `connect` and `read` go to requests as `timeout=(connect, read)`; `read` bounds
     each wait for data, so a body that stalls fails after it. `connection_request` is the wait
@@ -48,10 +50,17 @@ class HttpFetcher:
     with one non-blocking single-connection pool, so nothing ever waits and it bounds nothing.
     """
 
-    def __init__(self, *, validator: str | None = None, resume_unvalidated: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        validator: str | None = None,
+        resume_unvalidated: bool = False,
+        on_validator: Callable[[str | None], None] | None = None,
+    ) -> None:
         self.validator = validator
         self.total: int | None = None
         self._seen_response = validator is not None or resume_unvalidated
+        self.on_validator = on_validator
 
     def fetch(self, request: DownloadRequest, sink: Sink, cancelled: Callable[[], bool]) -> None:
         headers = {**request.headers, "Accept-Encoding": "identity"}
@@ -90,17 +99,24 @@ class HttpFetcher:
                 sink.restart()
                 message = f"{where} answered bytes={offset}- from {start} (ETag {etag} is not "
                 raise TransientError(DownloadFailure.CONNECTION, f"{message}{self.validator})")
-            self.validator = self.validator or _validator(headers)
+            if self.validator is None:
+                self._learn(_validator(headers))
         else:
             if offset > 0:  # the server ignored the range, or If-Range saw a new version
                 sink.restart()
-            self.validator = _validator(headers)
+            self._learn(_validator(headers))
             length = headers.get("Content-Length", "")
             total = int(length) if length.isdigit() else None
         self.total, self._seen_response = total, True
         if total is not None:
             sink.expect_size(total)
         return True
+
+    def _learn(self, validator: str | None) -> None:
+        """Adopt the validator of the bytes about to be written; a new one is told first."""
+        if validator != self.validator and self.on_validator is not None:
+            self.on_validator(validator)
+        self.validator = validator
 
 
 class _TrustAdapter(PinnedAdapter):

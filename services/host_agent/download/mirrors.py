@@ -69,7 +69,7 @@ def open_metalink(
     strongest = metalink.strongest_hash()
     return Opened(
         name=metalink.name,
-        fetcher=lambda: MirrorFetcher(metalink),
+        fetcher=lambda resume: MirrorFetcher(metalink, trust_partial=strongest is not None),
         checksum=Checksum(*strongest) if strongest else None,
     )
 
@@ -92,13 +92,26 @@ def fetch_metalink(
 class MirrorFetcher:
     """Tries the mirrors in the metalink's order. A mirror that fails, even half-way, hands over
     to the next, which continues from the bytes already received: the mirrors serve one file,
-    and the whole-file hash checked afterwards catches any that does not."""
+    and the whole-file hash checked afterwards catches any that does not.
 
-    def __init__(self, metalink: Metalink) -> None:
+    A partial file in the sink at the first call (left by an earlier process) is continued the
+    same way when `trust_partial`, which the opener gives when the metalink has a hash: the
+    job's Resume goes unused, since each mirror has validators of its own and the hash guards
+    instead. Without one, nothing would catch bytes of an older version, perhaps days older,
+    spliced onto the new: the partial is dropped.
+    """
+
+    def __init__(self, metalink: Metalink, *, trust_partial: bool = False) -> None:
         self.metalink = metalink
+        self.trust_partial = trust_partial
         self._next = 0
+        self._started = False
 
     def fetch(self, request: DownloadRequest, sink: Sink, cancelled: Callable[[], bool]) -> None:
+        if not self._started and sink.offset > 0 and not self.trust_partial:
+            log.info("metalink.partial_dropped", bytes=sink.offset, reason="no hash to check")
+            sink.restart()
+        self._started = True
         if self.metalink.size is not None:
             sink.expect_size(self.metalink.size)
         errors: list[DownloadError] = []

@@ -109,8 +109,22 @@ def classify(url: str, status: int, stderr: str) -> TerminalError | TransientErr
 class NfsFetcher:
     """Fetcher for nfs:// URLs: `nfs-ls` for the size, then `nfs-cat` streamed into the sink.
 
-    nfs-cat cannot start at an offset, so a partial file in the sink is dropped with
-    `sink.restart()` and the whole file is read again. The exit status is always checked.
+    nfs-cat cannot start at an offset, so a partial file in the sink, a retry's or one kept
+    from an earlier process, is dropped with `sink.restart()` and the whole file is read
+    again. The exit status is always checked.
+
+    Why there is no NFS resume (libnfs-utils 4.0, libnfs13, checked when resume came in):
+    - `nfs-cat <file>` and `nfs-cp <src> <dst>` take no option besides their arguments, and
+      nfs-cp creates its local destination afresh; no libnfs-utils tool reads from an offset.
+    - The C library can (it exports nfs_pread and nfs_lseek), but the only Python binding of
+      it, PyPI's `libnfs` 1.0.post4, dates from 2016: a SWIG 2.0 wrapper, source only, whose
+      build needs libnfs-dev (`nfsc/libnfs.h` and the unversioned libnfs.so), not installed
+      here. Built against it, it would also block a worker thread inside C with no timeout
+      (it does not wrap nfs_set_timeout) and no way to cancel, where a stuck nfs-cat is
+      killed. A binding of our own (ctypes) is not worth keeping for this.
+    - PyPI's `nfs-rs` (a Rust client, no libnfs; 0.8.7 tried) reads at an offset
+      (`File.read_at`) with an operation timeout, and did so against the test ganesha over
+      NFSv4.0 and 4.1: the way to add NFS resume, as a new dependency and fetcher.
     """
 
     def __init__(self, nfs_cat: str = "nfs-cat", nfs_ls: str = "nfs-ls") -> None:

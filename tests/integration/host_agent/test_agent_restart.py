@@ -1,18 +1,21 @@
-"""An accepted job survives its agent: stopped mid-download, it finishes after a restart."""
+"""An accepted job survives its agent: stopped mid-download, it is held at the restart, and
+resumed from its partial file when registration says so."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from directdl.bus.client import BusClient
 from directdl.bus.topology import Topology
-from directdl.contracts.download import DownloadTemplate
+from directdl.contracts.download import DownloadTemplate, ResumeDownload
 from directdl.contracts.host import HostState
 from directdl.contracts.template import SourceProtocol, TemplateFormat
 from directdl_testing.accounts import TestAccounts
@@ -62,27 +65,47 @@ def test_an_interrupted_job_starts_again_and_completes(
     )
     pool = settings.resolved_pool_path()
 
-    # Each start as `python -m host_agent` does it: `running` migrates, `prepare` sweeps.
-    prepare(settings)
-    with running(bootstrap(settings)):
+    # Each start as `python -m host_agent` does it: migrate, `prepare`, run.
+    with started(settings):
         client_as("registration").publish(
             DownloadTemplate.address(host_id="host-1"), command.model_dump_json().encode()
         )
         recorder.expect("template.download.progress", timeout=10)
-    # stopped mid-download: nothing half-written is visible, and nothing completed
-    assert [p.name for p in pool.iterdir()] == []
+    # Stopped mid-download: only the hidden partial file is there, kept; nothing completed.
+    [partial] = list(pool.iterdir())
+    assert partial.name.startswith(".") and 0 < partial.stat().st_size < len(data)
     assert not [m for m in recorder.messages if m.routing_key == "template.download.completed"]
 
-    prepare(settings)
-    with running(bootstrap(settings)):
+    with started(settings):
+        [recovered] = recorder.expect("template.download.recovered", timeout=10)
+        [job] = recovered.body["jobs"]
+        assert (job["job_id"], job["bytes_kept"]) == (command.job_id, partial.stat().st_size)
+        time.sleep(1)  # held: nothing goes on until the deploy's owner says so
+        assert not [m for m in recorder.messages if m.routing_key.startswith("template.download.c")]
+        resume = ResumeDownload(job_id=command.job_id, deploy_id=command.deploy_id)
+        client_as("registration").publish(
+            ResumeDownload.address(host_id="host-1"), resume.model_dump_json().encode()
+        )
         [done] = recorder.expect("template.download.completed", timeout=20)
         assert done.body["job_id"] == command.job_id
         assert done.body["cached"] is False
     assert (pool / command.template_id).read_bytes() == data
     wait_until(lambda: [p.name for p in pool.iterdir()] == [command.template_id])
+    gets = [e for e in nginx.access_log_lines() if e.uri.endswith("/disk.raw")]
+    assert [e.status for e in gets] == [200, 206]
+    assert sum(e.body_bytes_sent for e in gets) <= len(data) * 1.05  # + the kept file's tail
     downs = [
         m
         for m in recorder.messages
         if m.routing_key == "host.heartbeat" and m.body["state"] == HostState.DOWN
     ]
     assert downs, "a host that stops cleanly says so"
+
+
+@contextmanager
+def started(settings: HostAgentSettings) -> Iterator[None]:
+    service = bootstrap(settings)
+    service.migrate()
+    prepare(service, settings)
+    with running(service):
+        yield

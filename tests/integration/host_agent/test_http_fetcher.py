@@ -205,12 +205,35 @@ def test_a_short_body_is_a_transient_connection_error() -> None:
     assert (error.code, error.terminal) == (DownloadFailure.CONNECTION, False)
 
 
+class Learnt:
+    """An `on_validator` that notes each validator with the sink's state when it was told."""
+
+    def __init__(self, sink: MemorySink) -> None:
+        self.sink = sink
+        self.calls: list[tuple[str | None, int, int]] = []
+
+    def __call__(self, validator: str | None) -> None:
+        self.calls.append((validator, self.sink.offset, self.sink.restarts))
+
+
+def test_the_validator_is_told_before_the_first_byte(nginx: Nginx) -> None:
+    url = f"{nginx.http_url}/big.bin?t=told"
+    sink = MemorySink()
+    learnt = Learnt(sink)
+    fetcher = HttpFetcher(on_validator=learnt)
+    fetch(req(url), sink, fetcher)
+    assert learnt.calls == [(etag_of(url), 0, 0)]
+    assert fetcher.validator == etag_of(url) and sink.hexdigest() == sha256(BIG)
+
+
 def test_nginx_answers_range_with_if_range_by_206(nginx: Nginx) -> None:
     url = f"{nginx.http_url}/big.bin?t=prefilled"
     etag = etag_of(url)
     sink = MemorySink(BIG[: 7 * MiB])
-    fetch(req(url), sink, HttpFetcher(validator=etag))
+    learnt = Learnt(sink)
+    fetch(req(url), sink, HttpFetcher(validator=etag, on_validator=learnt))
     assert sink.hexdigest() == sha256(BIG) and sink.restarts == 0
+    assert learnt.calls == []  # the stored validator still holds
     [entry] = logged(nginx, "t=prefilled")
     assert (entry.status, entry.range, entry.if_range) == (206, f"bytes={7 * MiB}-", etag)
     assert entry.body_bytes_sent == len(BIG) - 7 * MiB
@@ -268,7 +291,9 @@ def test_a_changed_etag_makes_nginx_send_200_and_the_sink_restart() -> None:
     new = os.urandom(len(BIG))
     with Nginx() as server:
         path = server.add_file("changing.bin", BIG)
-        url, fetcher, sink = f"{server.http_url}/changing.bin", HttpFetcher(), MemorySink()
+        url, sink = f"{server.http_url}/changing.bin", MemorySink()
+        learnt = Learnt(sink)
+        fetcher = HttpFetcher(on_validator=learnt)
         with pytest.raises(TerminalError):
             fetcher.fetch(req(url), sink, lambda: sink.offset >= MiB)
         old_etag = etag_of(url)
@@ -280,6 +305,8 @@ def test_a_changed_etag_makes_nginx_send_200_and_the_sink_restart() -> None:
     assert sink.restarts == 1 and sink.hexdigest() == sha256(new)
     assert (entries[1].range, entries[1].if_range) == (f"bytes={MiB}-", old_etag)
     assert entries[1].status == 200 and fetcher.validator == new_etag != old_etag
+    # The new version's validator is told after the restart, before its first byte.
+    assert learnt.calls == [(old_etag, 0, 0), (new_etag, 0, 1)]
 
 
 # --- timeouts -------------------------------------------------------------------------------

@@ -80,6 +80,7 @@ def stored(
     assert digest("sha256", final.read_bytes()) == digest("sha256", data)
     assert (result.path, result.size) == (str(final), len(data))
     assert result.digest == "{SHA-256}" + digest("sha256", downloaded or data)
+    assert result.image_digest == "{SHA-256}" + digest("sha256", data)  # the file's own
     return result
 
 
@@ -426,12 +427,13 @@ def test_a_cancel_stops_the_download_and_leaves_nothing(pool: Path) -> None:
         cmd = command(f"{nginx.http_url}/slow/big.raw", SourceProtocol.HTTP)
         started = time.monotonic()
         error = failed(
-            pool, cmd, lambda done, total: calls.append((done, total)), lambda: bool(calls)
+            pool, cmd, lambda done, total: calls.append((done, total)), lambda: len(calls) > 1
         )
         elapsed = time.monotonic() - started
         entry = requests_for(nginx, "/slow/big.raw")[0]
 
     assert error.code == DownloadFailure.CANCELLED, error.message
-    assert len(calls) == 1 and calls[0][1] == size
+    # Where it starts (nothing kept), then the first chunk, whose response said the size.
+    assert len(calls) == 2 and calls[0] == (0, None) and calls[1][1] == size
     assert elapsed < 4, f"took {elapsed:.1f} s"
     assert entry.body_bytes_sent < size

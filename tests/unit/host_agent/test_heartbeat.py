@@ -65,6 +65,8 @@ def dependencies(tmp_path: Path, truststore: TrustStore) -> dict[str, Any]:
         "pool": tmp_path,
         "truststore": truststore,
         "wake_runner": lambda: None,
+        "cancel_job": lambda job_id, report: None,
+        "cache_interval": lambda: 60.0,
         "heartbeat_interval": lambda: 2.5,
     }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,15 +16,16 @@ import pytest
 from directdl.bus.processing import check_emits
 from directdl.contracts import download as msg
 from directdl.contracts.base import Message
+from directdl.contracts.pool import CachePolicy, CopiesRemoved
 from directdl.contracts.template import SourceProtocol, TemplateFormat
 from directdl.runtime.db import session_factory
 from directdl_testing.memory import memory_engine
 from directdl_testing.waiting import wait_until
 from host_agent.adapters.orm import Base
 from host_agent.domain import JobState, StoredFile
-from host_agent.download.core import DownloadError
+from host_agent.download.core import DownloadError, Resume
 from host_agent.handlers import HANDLERS
-from host_agent.jobs import JobRunner, Transferred
+from host_agent.jobs import POLL_SECONDS, JobRunner, Transferred
 from host_agent.uow import AgentUnitOfWork
 
 pytestmark = pytest.mark.unit
@@ -95,10 +98,12 @@ def outcome(agent: Agent) -> msg.DownloadCompleted | msg.DownloadFailed:
 
 
 def test_a_download_reports_progress_then_completes(agent: Agent, tmp_path: Path) -> None:
-    def transfer(cmd: msg.DownloadTemplate, progress: Progress, _: object) -> Transferred:
+    def transfer(cmd: msg.DownloadTemplate, progress: Progress, *_: object) -> Transferred:
         progress(5, 10)
         (tmp_path / cmd.template_id).write_bytes(b"x" * 10)
-        return Transferred(str(tmp_path / cmd.template_id), 10, "{SHA-256}aa", "{SHA-256}aa")
+        return Transferred(
+            str(tmp_path / cmd.template_id), 10, "{SHA-256}aa", "{SHA-256}aa", "{SHA-256}aa"
+        )
 
     cmd = queue(agent)
     with running(agent, transfer):
@@ -124,7 +129,7 @@ def test_a_download_error_fails_the_job_with_its_code(agent: Agent) -> None:
     assert agent.job_state(cmd.job_id) == JobState.FAILED
 
 
-def test_a_job_a_crash_left_running_is_resumed_and_a_stored_file_answers_it(
+def test_a_held_job_waits_until_resumed_then_a_stored_file_answers_it(
     agent: Agent, tmp_path: Path
 ) -> None:
     path = tmp_path / "t1"
@@ -132,13 +137,89 @@ def test_a_job_a_crash_left_running_is_resumed_and_a_stored_file_answers_it(
     with AgentUnitOfWork(agent.sessions) as uow:
         uow.pool.put(StoredFile("t1", "pool-1", str(path), 10, "{SHA-256}aa", "{SHA-256}aa"))
         uow.commit()
-    cmd = queue(agent, JobState.RUNNING)
+    cmd = queue(agent, JobState.HELD)
 
     def transfer(*_: object) -> Transferred:
         raise AssertionError("a stored template is not downloaded again")
 
-    with running(agent, transfer):
+    with running(agent, transfer) as runner:
+        time.sleep(3 * POLL_SECONDS)
+        assert agent.job_state(cmd.job_id) == JobState.HELD  # nobody said to resume it
+        with AgentUnitOfWork(agent.sessions) as uow:
+            uow.jobs.transition(cmd.job_id, {JobState.HELD}, JobState.QUEUED)
+            uow.commit()
+        runner.wake()
         done = outcome(agent)
 
     assert isinstance(done, msg.DownloadCompleted)
     assert (done.job_id, done.cached, done.path) == (cmd.job_id, True, str(path))
+
+
+def test_the_validator_a_fetcher_learns_is_kept_for_the_next_start(agent: Agent) -> None:
+    seen: list[str | None] = []
+
+    def transfer(
+        cmd: msg.DownloadTemplate, _p: Progress, _c: object, resume: Resume
+    ) -> Transferred:
+        seen.append(resume.validator)
+        resume.remember('"v2"')
+        raise DownloadError(msg.DownloadFailure.CONNECTION, "dropped", terminal=False)
+
+    cmd = queue(agent)
+    with AgentUnitOfWork(agent.sessions) as uow:
+        uow.jobs.set_validator(cmd.job_id, '"v1"')
+        uow.commit()
+    with running(agent, transfer):
+        outcome(agent)
+    assert seen == ['"v1"']
+    with AgentUnitOfWork(agent.sessions) as uow:
+        row = uow.jobs.get(cmd.job_id)
+        assert row is not None and row.validator == '"v2"'
+
+
+@pytest.mark.parametrize("report", [True, False])
+def test_a_cancelled_running_job_ends_cancelled_reported_only_when_asked(
+    agent: Agent, report: bool
+) -> None:
+    started = threading.Event()
+
+    def transfer(
+        _cmd: object, _p: object, cancelled: Callable[[], bool], _r: object
+    ) -> Transferred:
+        started.set()
+        wait_until(cancelled, what="the cancel")
+        raise DownloadError(msg.DownloadFailure.CANCELLED, "cancelled at byte 7", terminal=True)
+
+    cmd = queue(agent)
+    with running(agent, transfer) as runner:
+        started.wait(5)
+        runner.cancel(cmd.job_id, report=report)
+        wait_until(lambda: agent.job_state(cmd.job_id) == JobState.CANCELLED, what="cancelled")
+    failures = [m for m in agent.published if isinstance(m, msg.DownloadFailed)]
+    assert [f.code for f in failures] == ([msg.DownloadFailure.CANCELLED] if report else [])
+
+
+def test_a_stored_copy_brings_the_pool_back_under_its_cap_keeping_itself(
+    agent: Agent, tmp_path: Path
+) -> None:
+    old = tmp_path / "old"
+    old.write_bytes(b"o" * 8)
+    with AgentUnitOfWork(agent.sessions) as uow:
+        uow.pool.put(StoredFile("old", "pool-1", str(old), 8, "{SHA-256}o", "{SHA-256}o"))
+        uow.cache_policy.save(CachePolicy(max_bytes=5))
+        uow.commit()
+
+    def transfer(cmd: msg.DownloadTemplate, *_: object) -> Transferred:
+        (tmp_path / cmd.template_id).write_bytes(b"x" * 10)
+        return Transferred(
+            str(tmp_path / cmd.template_id), 10, "{SHA-256}aa", "{SHA-256}aa", "{SHA-256}bb"
+        )
+
+    cmd = queue(agent)
+    with running(agent, transfer):
+        done = outcome(agent)
+        wait_until(lambda: any(isinstance(m, CopiesRemoved) for m in agent.published))
+    assert isinstance(done, msg.DownloadCompleted) and done.image_digest == "{SHA-256}bb"
+    [removed] = [m for m in agent.published if isinstance(m, CopiesRemoved)]
+    assert [c.template_id for c in removed.removed] == ["old"]  # over the cap, the new one stays
+    assert not old.exists() and (tmp_path / cmd.template_id).exists()

@@ -13,7 +13,14 @@ import pytest
 from directdl.contracts.checksum import Checksum
 from directdl.contracts.download import DownloadFailure, DownloadTemplate
 from directdl.contracts.template import SourceProtocol, TemplateFormat
-from host_agent.download.core import DownloadRequest, Opened, Opener, Sink, TerminalError
+from host_agent.download.core import (
+    DownloadRequest,
+    Opened,
+    Opener,
+    Resume,
+    Sink,
+    TerminalError,
+)
 from host_agent.download.http import HttpFetcher
 from host_agent.download.nfs import NfsFetcher
 from host_agent.download.protocols import OPENERS, direct
@@ -45,7 +52,7 @@ def opening(name: str, data: bytes, checksum: Checksum | None = None) -> Opener:
     def open_source(
         request: DownloadRequest, cancelled: Callable[[], bool], attempts: int
     ) -> Opened:
-        return Opened(name=name, fetcher=lambda: Serves(data), checksum=checksum)
+        return Opened(name=name, fetcher=lambda resume: Serves(data), checksum=checksum)
 
     return open_source
 
@@ -91,13 +98,36 @@ def test_a_direct_protocol_names_the_file_from_its_url(
 ) -> None:
     opened = OPENERS[protocol](DownloadRequest(url), never, 1)
     assert opened.name == name and opened.checksum is None
-    assert isinstance(opened.fetcher(), fetcher)
-    assert opened.fetcher() is not opened.fetcher()  # a fresh one for each whole download
+    assert isinstance(opened.fetcher(Resume()), fetcher)
+    assert opened.fetcher(Resume()) is not opened.fetcher(Resume())  # fresh for each download
+
+
+@pytest.mark.parametrize("protocol", [SourceProtocol.HTTP, SourceProtocol.HTTPS])
+def test_an_http_fetcher_gets_the_jobs_validator_and_stores_new_ones(
+    protocol: SourceProtocol,
+) -> None:
+    learnt: list[str | None] = []
+    opened = OPENERS[protocol](DownloadRequest(f"{protocol}://h.example/d.raw"), never, 1)
+    fetcher = opened.fetcher(Resume(validator='"v1"', remember=learnt.append))
+    assert isinstance(fetcher, HttpFetcher)
+    assert fetcher.validator == '"v1"'
+    assert fetcher.on_validator is not None
+    fetcher.on_validator('"v2"')
+    assert learnt == ['"v2"']
+    assert opened.fetcher(Resume()).validator is None
 
 
 def test_direct_wraps_any_fetcher_factory() -> None:
-    opened = direct(lambda: Serves(DATA))(DownloadRequest("sftp://h/x/d.raw"), never, 1)
-    assert opened.name == "d.raw" and isinstance(opened.fetcher(), Serves)
+    given: list[Resume] = []
+
+    def serves(resume: Resume) -> Serves:
+        given.append(resume)
+        return Serves(DATA)
+
+    resume = Resume(validator="Tue, 01 Jul 2025 10:00:00 GMT")
+    opened = direct(serves)(DownloadRequest("sftp://h/x/d.raw"), never, 1)
+    assert opened.name == "d.raw" and isinstance(opened.fetcher(resume), Serves)
+    assert given == [resume]
 
 
 def test_the_opened_name_says_the_compression(tmp_path: Path) -> None:
@@ -106,6 +136,7 @@ def test_the_opened_name_says_the_compression(tmp_path: Path) -> None:
     )
     assert Path(done.path).read_bytes() == DATA
     assert done.digest == "{SHA-256}" + hashlib.sha256(gzip.compress(DATA)).hexdigest()
+    assert done.image_digest == "{SHA-256}" + hashlib.sha256(DATA).hexdigest()
 
 
 def test_the_source_checksum_is_verified_when_the_command_has_none(tmp_path: Path) -> None:

@@ -1,12 +1,14 @@
-"""FileSink: hashes, restarts, decompression, free space, atomic commit and leftover cleanup."""
+"""FileSink: hashes, restarts, decompression, free space, atomic commit, resume and cleanup."""
 
 from __future__ import annotations
 
 import bz2
 import errno
+import fcntl
 import gzip
 import hashlib
 import lzma
+import os
 import random
 import struct
 import tracemalloc
@@ -17,9 +19,10 @@ import pytest
 
 from directdl.contracts.download import DownloadFailure
 from directdl.contracts.template import Compression, TemplateFormat
+from host_agent.download import sink as sink_module
 from host_agent.download.core import TerminalError
 from host_agent.download.image import HEAD_BYTES
-from host_agent.download.sink import FileSink, Result, clean_partials
+from host_agent.download.sink import FileSink, Result, clean_partials, partial_name
 
 pytestmark = pytest.mark.unit
 
@@ -317,6 +320,203 @@ def test_clean_partials_removes_leftovers_but_not_a_live_download(
     assert all(path.exists() for path in kept)
     assert live.path.exists() and (pool / ".dir.part").is_dir()
     assert clean_partials(pool) == []
+
+
+def test_clean_partials_leaves_the_partials_it_is_told_to_keep(pool: Path) -> None:
+    unfinished, stale = pool / partial_name("tpl", "running"), pool / partial_name("tpl", "old")
+    for path in (unfinished, stale):
+        path.write_bytes(b"half a template")
+    assert clean_partials(pool, keep={unfinished.name, "not-there.part"}) == [stale]
+    assert unfinished.read_bytes() == b"half a template" and not stale.exists()
+
+
+def test_the_partial_name_is_the_sinks_and_refuses_unsafe_ids(
+    make_sink: Callable[..., FileSink], pool: Path
+) -> None:
+    assert partial_name("tpl", "j-1") == ".tpl.j-1.part"
+    assert make_sink(job_id="j-1").path == pool / partial_name("tpl", "j-1")
+    for bad in ("../x", "", ".hidden", "a/b"):
+        with pytest.raises(ValueError, match="file name"):
+            partial_name("tpl", bad)
+
+
+# Resuming a partial file left by an earlier process.
+
+
+RESUMED = "resumed"  # the job whose partial an earlier process left
+
+
+def leave_partial(pool: Path, content: bytes) -> Path:
+    path = pool / partial_name("tpl", RESUMED)
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize("cut", [1, HEAD_BYTES - 1, HEAD_BYTES + 1, 1 << 20, 2_500_001])
+def test_a_resumed_partial_gives_the_digests_of_an_uninterrupted_download(
+    make_sink: Callable[..., FileSink], pool: Path, data: bytes, cut: int
+) -> None:
+    whole = feed(make_sink(job_id="whole", checksum_algorithm="md5"), data)
+    part = leave_partial(pool, data[:cut])
+    sink = make_sink(checksum_algorithm="md5", job_id=RESUMED, resume=True)
+    assert sink.path == part
+    assert sink.offset == sink.resumed_from == cut
+    result = feed(sink, data[cut:], size=333_333)
+    assert result.digests == whole.digests
+    assert result.digests["md5"] == hashlib.md5(data).hexdigest()
+    assert result.image_sha256 == whole.image_sha256 == hashlib.sha256(data).hexdigest()
+    assert (result.received, result.size_written) == (len(data), len(data))
+    assert part.read_bytes() == data  # appended after the partial, not written over it
+
+
+def test_resume_without_a_partial_creates_the_file(
+    make_sink: Callable[..., FileSink], pool: Path, data: bytes
+) -> None:
+    sink = make_sink(job_id=RESUMED, resume=True)
+    assert (sink.offset, sink.resumed_from) == (0, 0)
+    assert feed(sink, data).digests["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_a_resumed_partial_is_read_back_in_chunks_and_dropped_from_the_cache(
+    make_sink: Callable[..., FileSink], pool: Path, data: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    leave_partial(pool, data)
+    monkeypatch.setattr(sink_module, "WRITEBACK_WINDOW", 1 << 20)
+    reads: list[int] = []
+    dropped: list[tuple[int, int]] = []
+    real_pread, real_fadvise = os.pread, os.posix_fadvise
+
+    def pread(fd: int, size: int, at: int) -> bytes:
+        reads.append(size)
+        return real_pread(fd, size, at)
+
+    def fadvise(fd: int, start: int, length: int, advice: int) -> None:
+        assert advice == os.POSIX_FADV_DONTNEED
+        dropped.append((start, length))
+        real_fadvise(fd, start, length, advice)
+
+    monkeypatch.setattr(os, "pread", pread)
+    monkeypatch.setattr(os, "posix_fadvise", fadvise)
+    sink = make_sink(job_id=RESUMED, resume=True)
+    assert sink.offset == len(data)
+    assert max(reads) == 1 << 20 and sum(reads) == len(data)
+    assert len(dropped) >= 4  # 4.2 MB in 1 MiB windows
+    covered = 0
+    for start, length in dropped:
+        assert start == covered
+        covered += length
+    assert covered == len(data)
+
+
+@pytest.mark.parametrize("kind", ["gz", "bz2", "xz"])
+def test_a_compressed_partial_is_truncated_and_downloaded_again(
+    make_sink: Callable[..., FileSink], pool: Path, data: bytes, compressed: dict[str, bytes],
+    kind: str,
+) -> None:  # fmt: skip
+    part = leave_partial(pool, data[:1_000_000])  # decompressed bytes of an earlier process
+    sink = make_sink(compression=kind, job_id=RESUMED, resume=True)
+    assert (sink.offset, sink.resumed_from, part.stat().st_size) == (0, 0, 0)
+    result = feed(sink, compressed[kind])
+    assert part.read_bytes() == data
+    assert result.digests["sha256"] == hashlib.sha256(compressed[kind]).hexdigest()
+
+
+def test_restart_after_resuming_drops_the_partial_too(
+    make_sink: Callable[..., FileSink], pool: Path, data: bytes
+) -> None:
+    leave_partial(pool, b"an older version of the file" * 1000)
+    sink = make_sink(job_id=RESUMED, resume=True)
+    sink.restart()
+    assert (sink.offset, sink.resumed_from) == (0, 0)
+    result = feed(sink, data)
+    assert result.path.read_bytes() == data
+    assert result.digests["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_a_partial_with_an_unsafe_head_is_refused_and_removed(
+    make_sink: Callable[..., FileSink], pool: Path
+) -> None:
+    part = leave_partial(pool, qcow2_head(b"/etc/shadow"))
+    with pytest.raises(TerminalError) as caught:
+        make_sink(fmt=TemplateFormat.QCOW2, label="evil-template", job_id=RESUMED, resume=True)
+    assert caught.value.code is DownloadFailure.UNSAFE_IMAGE
+    assert "/etc/shadow" in caught.value.message
+    assert not part.exists()
+
+
+def test_a_partial_locked_by_another_download_is_left_alone(
+    make_sink: Callable[..., FileSink], pool: Path
+) -> None:
+    part = leave_partial(pool, b"someone else's bytes")
+    with open(part, "rb+") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(TerminalError) as caught:
+            make_sink(label="centos-9", job_id=RESUMED, resume=True)
+    assert caught.value.code is DownloadFailure.INTERNAL
+    assert str(part) in caught.value.message and "locked" in caught.value.message
+    assert "centos-9" in caught.value.message
+    assert part.read_bytes() == b"someone else's bytes"
+
+
+def test_a_symlink_in_place_of_the_partial_is_not_followed(
+    make_sink: Callable[..., FileSink], pool: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "precious"
+    target.write_bytes(b"not a template")
+    (pool / partial_name("tpl", RESUMED)).symlink_to(target)
+    with pytest.raises(OSError) as caught:
+        make_sink(job_id=RESUMED, resume=True)
+    assert caught.value.errno == errno.ELOOP
+    assert target.read_bytes() == b"not a template"
+
+
+def test_keep_leaves_the_partial_unlocked_for_the_next_start(
+    make_sink: Callable[..., FileSink], pool: Path, data: bytes
+) -> None:
+    with make_sink(job_id=RESUMED) as sink:
+        sink.write(data[:777_777])
+        sink.keep()
+        with pytest.raises(RuntimeError, match="discarded"):
+            sink.write(b"more")
+    assert sink.path.read_bytes() == data[:777_777]
+    sink.discard()
+    assert clean_partials(pool, keep={sink.path.name}) == []
+    resumed = make_sink(job_id=RESUMED, resume=True)
+    assert resumed.offset == 777_777
+    assert feed(resumed, data[777_777:]).digests["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_leaving_the_block_after_a_failure_still_discards_a_resumed_partial(
+    make_sink: Callable[..., FileSink], pool: Path, data: bytes
+) -> None:
+    part = leave_partial(pool, data[:1000])
+    with pytest.raises(KeyError), make_sink(job_id=RESUMED, resume=True) as sink:
+        assert sink.offset == 1000
+        raise KeyError("the download failed")
+    assert not part.exists()
+
+
+# The image's digest beside the download's.
+
+
+@pytest.mark.parametrize("kind", ["gz", "bz2", "xz"])
+def test_the_image_digest_of_a_compressed_download_is_that_of_the_file(
+    make_sink: Callable[..., FileSink], data: bytes, compressed: dict[str, bytes], kind: str
+) -> None:
+    result = feed(make_sink(compression=kind), compressed[kind], size=100_003)
+    assert result.image_sha256 == hashlib.sha256(result.path.read_bytes()).hexdigest()
+    assert result.image_sha256 == hashlib.sha256(data).hexdigest()
+    assert result.digests["sha256"] == hashlib.sha256(compressed[kind]).hexdigest()
+    assert result.image_sha256 != result.digests["sha256"]
+
+
+def test_the_image_digest_of_a_restarted_compressed_download_starts_again(
+    make_sink: Callable[..., FileSink], data: bytes, compressed: dict[str, bytes]
+) -> None:
+    sink = make_sink(compression="gz")
+    sink.write(gzip.compress(b"another file entirely"))
+    sink.restart()
+    assert feed(sink, compressed["gz"]).image_sha256 == hashlib.sha256(data).hexdigest()
 
 
 def qcow2_head(backing: bytes) -> bytes:
