@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from directdl.contracts.bounds import BYTES_MAX, SECONDS_MAX
 from directdl.contracts.errors import InvalidMessage, NotFound
 from directdl.contracts.settings import SettingView
 from directdl.destinations import DEFAULT_DENIED, canonical_networks
@@ -19,6 +20,8 @@ CERTIFICATE = "certificate"
 SCHEDULER = "sync-scheduler"
 
 MAX_MESSAGE_BYTES = "directdl.message.max.bytes"
+CACHE_MAX_BYTES = "directdl.pool.cache.max.bytes"
+CACHE_MAX_AGE = "directdl.pool.cache.max.age"
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ class Setting:
             return self._parse_text(raw)
         value: int | float
         try:
-            value = float(raw) if not isinstance(raw, int | float) else raw
+            value = raw if isinstance(raw, int | float) else self._number(raw)
         except ValueError:
             raise self._invalid(raw, "is not a number") from None
         if isinstance(value, bool) or not math.isfinite(value):
@@ -55,6 +58,13 @@ class Setting:
                 raw, f"is out of range {self.minimum:g} to {self.maximum:g} {self.unit}"
             )
         return value
+
+    def _number(self, raw: str) -> int | float:
+        # A whole number as text is read exactly: through a float, a byte count above 2**53
+        # would silently become another.
+        if self.kind is int and raw.strip().lstrip("+-").isdecimal():
+            return int(raw)
+        return float(raw)  # "1e9" or "2.0" too: a float that may still be whole
 
     def _parse_text(self, raw: str | int | float) -> str:
         if not isinstance(raw, str):
@@ -188,6 +198,27 @@ SETTINGS: dict[str, Setting] = {
             1,
             3600,
             "How long a host has to answer a certificate command before it counts as FAILED.",
+        ),
+        Setting(
+            CACHE_MAX_BYTES,
+            REGISTRATION,
+            int,
+            0,
+            "bytes",
+            0,
+            BYTES_MAX,
+            "The total size of the template copies each pool keeps; past it, copies no deploy "
+            "or download is using go. 0: no cap.",
+        ),
+        Setting(
+            CACHE_MAX_AGE,
+            REGISTRATION,
+            int,
+            0,
+            "seconds",
+            0,
+            int(SECONDS_MAX),
+            "A template copy unused for this long leaves its pool. 0: no limit.",
         ),
         Setting(
             MAX_MESSAGE_BYTES,

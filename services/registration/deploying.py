@@ -8,11 +8,15 @@ import structlog
 
 from directdl.bus.processing import DEFERRED, Deferred
 from directdl.contracts import deploy as msg
+from directdl.contracts.bounds import clip
 from directdl.contracts.download import (
+    CancelDownload,
     DownloadCompleted,
     DownloadFailed,
     DownloadFailure,
+    DownloadsRecovered,
     DownloadTemplate,
+    ResumeDownload,
 )
 from directdl.contracts.errors import NotFound
 from directdl.contracts.host import HostHeartbeat, HostList, HostState, ListHosts, StoredTemplate
@@ -21,9 +25,11 @@ from registration.domain.deploy import (
     Attempt,
     Deploy,
     Step,
+    attempt_abandoned,
     attempt_completed,
     attempt_failed,
     host_gone,
+    not_resumed,
     start,
 )
 from registration.domain.host import Host
@@ -36,6 +42,10 @@ log = structlog.get_logger(__name__)
 
 MOVES_ON = (DownloadTemplate, msg.TemplateDeployFailed)
 """What a step of a deploy may publish: the download for the next host, or the failure."""
+GIVES_UP = (*MOVES_ON, CancelDownload)
+"""What giving up on a silent host's attempt may publish: a step, and the cancel for it."""
+RECOVERS = (ResumeDownload, CancelDownload)
+"""What the answer to a restarted host's unfinished jobs may publish, for each job."""
 
 
 def _now() -> datetime:
@@ -114,9 +124,32 @@ def fail_silent_hosts(uow: RegistrationUnitOfWork, policy: DownloadPolicy) -> in
         assert attempt is not None  # what `running` returns
         why = host_gone(attempt, uow.hosts.get(attempt.host_id), now)
         if why is not None:
-            _fail(uow, policy, deploy, attempt.job_id, DownloadFailure.HOST_DOWN, why)
+            _abandon(uow, policy, deploy, attempt.job_id, why)
             failed += 1
     return failed
+
+
+def downloads_recovered(evt: DownloadsRecovered, uow: RegistrationUnitOfWork) -> None:
+    """Tell a restarted host, for each unfinished job it holds, to resume it if its deploy
+    still waits for it there, and to cancel it if not. Nothing is changed here, so answering
+    a redelivery again is harmless: an agent ignores commands for jobs it no longer holds."""
+    for job in evt.jobs:
+        why = not_resumed(uow.deploys.for_attempt(job.job_id), job, evt.host_id)
+        log.info(
+            "deploy.job_recovered",
+            host_id=evt.host_id,
+            job_id=job.job_id,
+            deploy_id=job.deploy_id,
+            resumed=why is None,
+            reason=why,
+        )
+        if why is None:
+            uow.emit(
+                ResumeDownload(job_id=job.job_id, deploy_id=job.deploy_id),
+                routing_key=ResumeDownload.address(host_id=evt.host_id),
+            )
+        else:
+            _cancel(uow, evt.host_id, job.job_id, job.deploy_id, why)
 
 
 def list_hosts(cmd: ListHosts, uow: RegistrationUnitOfWork) -> HostList:
@@ -132,23 +165,54 @@ def _fail(
     code: DownloadFailure,
     message: str,
 ) -> None:
-    template = uow.templates.get(deploy.template_id)
-    hosts: list[Host] = []
-    if template is not None:
-        # A host's message may quote the URL it was given, secrets and all.
-        message = template.hide_secrets(message)
-        hosts = uow.hosts.in_zone(deploy.zone_id)
-    # else the template was deleted during the deploy: no host can be sent it, so it ends.
+    """An attempt failed, as its host said (or as the copy it reported showed)."""
+    template, message, hosts = _failing(uow, deploy, message)
     _apply(uow, attempt_failed(deploy, job_id, code, message, hosts, _now()), template, policy)
+
+
+def _abandon(
+    uow: RegistrationUnitOfWork, policy: DownloadPolicy, deploy: Deploy, job_id: str, why: str
+) -> None:
+    """An attempt is given up on without its host having said it ended: it is also cancelled."""
+    template, why, hosts = _failing(uow, deploy, why)
+    _apply(uow, attempt_abandoned(deploy, job_id, why, hosts, _now()), template, policy)
+
+
+def _failing(
+    uow: RegistrationUnitOfWork, deploy: Deploy, message: str
+) -> tuple[Template | None, str, list[Host]]:
+    """What failing an attempt of `deploy` needs: its template, `message` without the
+    template's secrets, and the hosts it may move on to."""
+    template = uow.templates.get(deploy.template_id)
+    if template is None:
+        # Deleted during the deploy: no host can be sent it, so the deploy ends.
+        return None, message, []
+    # A host's message may quote the URL it was given, secrets and all.
+    return template, template.hide_secrets(message), uow.hosts.in_zone(deploy.zone_id)
+
+
+def _cancel(
+    uow: RegistrationUnitOfWork, host_id: str, job_id: str, deploy_id: str, why: str
+) -> None:
+    uow.emit(
+        CancelDownload(job_id=job_id, deploy_id=deploy_id, reason=clip(why)),
+        routing_key=CancelDownload.address(host_id=host_id),
+    )
 
 
 def _apply(
     uow: RegistrationUnitOfWork, step: Step, template: Template | None, policy: DownloadPolicy
 ) -> None:
-    """Save the deploy, then send what its step says: the next download, or the end and the
-    reply `template.deploy` was waiting for."""
+    """Save the deploy, then send what its step says: the cancel of an attempt given up on,
+    the next download, or the end and the reply `template.deploy` was waiting for."""
     deploy = step.deploy
     uow.deploys.save(deploy)
+    if step.cancelled is not None:
+        # Should the host come back still running the job (or holding it, after a restart),
+        # it stops: another host may be downloading the same template by now.
+        cancelled = step.cancelled
+        why = f"deploy {deploy.deploy_id} gave up on the job: {cancelled.message}"
+        _cancel(uow, cancelled.host_id, cancelled.job_id, deploy.deploy_id, why)
     if step.started is not None:
         assert template is not None  # no attempt starts without one: see `_fail`
         uow.emit(
@@ -187,4 +251,5 @@ def _download(
         checksum_attempts=policy.checksum_attempts,
         denied_networks=policy.denied_networks,
         allowed_networks=policy.allowed_networks,
+        cache=policy.cache,
     )

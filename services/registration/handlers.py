@@ -6,13 +6,13 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from directdl.bus.dispatch import Every, Handlers, On
-from directdl.contracts import deploy, download, host
+from directdl.contracts import deploy, download, host, pool
 from directdl.contracts import template as msg
 from directdl.contracts.errors import Conflict, NotFound
 from directdl.contracts.template import SourceProtocol
 from directdl.destinations import DestinationPolicy
 from directdl.runtime.live_settings import SETTINGS_HANDLERS
-from registration import deploying
+from registration import deploying, evicting
 from registration.adapters.repository import TemplateFilter
 from registration.domain.destination import check_destination
 from registration.domain.template import (
@@ -110,18 +110,21 @@ HANDLERS = (
             msg.GetTemplate: On(get_template),
             msg.UpdateTemplate: On(update_template, emits=(msg.TemplateUpdated,)),
             msg.DeleteTemplate: On(delete_template, emits=(msg.TemplateDeleted,)),
+            pool.EvictTemplate: On(evicting.evict_template, emits=(pool.EvictTemplates,)),
             deploy.DeployTemplate: On(deploying.deploy_template, emits=deploying.MOVES_ON),
             host.ListHosts: On(deploying.list_hosts),
         },
         events={
-            host.HostHeartbeat: On(deploying.host_heartbeat, deploying.MOVES_ON, idempotent=True),
+            host.HostHeartbeat: On(deploying.host_heartbeat, deploying.GIVES_UP, idempotent=True),
             download.DownloadCompleted: On(
                 deploying.download_completed, (*deploying.MOVES_ON, deploy.TemplateDeployed)
             ),
             download.DownloadFailed: On(deploying.download_failed, deploying.MOVES_ON),
+            download.DownloadsRecovered: On(deploying.downloads_recovered, deploying.RECOVERS),
+            pool.CopiesRemoved: On(evicting.copies_removed),
         },
         timers={
-            "watchdog": Every("watchdog_interval", deploying.fail_silent_hosts, deploying.MOVES_ON)
+            "watchdog": Every("watchdog_interval", deploying.fail_silent_hosts, deploying.GIVES_UP)
         },
     )
     | SETTINGS_HANDLERS

@@ -1,5 +1,5 @@
-"""What each download command carries besides the template: timeouts, retries and the
-destination policy, read from the live settings."""
+"""What each download command carries besides the template: timeouts, retries, the
+destination policy and the pools' cache limits, read from the live settings."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from directdl.contracts.download import Timeouts
+from directdl.contracts.pool import CachePolicy
 from directdl.destinations import DestinationPolicy, parse_networks
-from directdl.settings_catalog import default_of
+from directdl.settings_catalog import CACHE_MAX_AGE, CACHE_MAX_BYTES, default_of
 
 DENIED_NETWORKS = "directdl.download.denied.networks"
 ALLOWED_NETWORKS = "directdl.download.allowed.networks"
@@ -48,3 +49,12 @@ class DownloadPolicy:
     @property
     def destinations(self) -> DestinationPolicy:
         return DestinationPolicy.parse(self.denied_networks, self.allowed_networks)
+
+    @property
+    def cache(self) -> CachePolicy:
+        """The pools' limits, which every download and eviction command carries: a host
+        learns of a change with the next command it is sent."""
+        return CachePolicy(
+            max_bytes=int(self.setting(CACHE_MAX_BYTES)),
+            max_age_s=int(self.setting(CACHE_MAX_AGE)),
+        )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pydantic import TypeAdapter
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
@@ -112,18 +112,28 @@ class DeployRepository:
         return _to_deploy(row) if row else None
 
     def for_attempt(self, job_id: str) -> Deploy | None:
-        """The deploy one of whose attempts has this job id."""
+        """The deploy one of whose attempts has this job id, locked until the commit: a host's
+        report and the watchdog settling the same attempt at once would otherwise both end the
+        deploy, and its caller would get two answers."""
+        owner = select(AttemptRow.deploy_id).where(AttemptRow.job_id == job_id).scalar_subquery()
+        self._lock(DeployRow.deploy_id == owner)
         row = self.session.get(AttemptRow, job_id)
         return _to_deploy(row.deploy) if row else None
 
     def running(self) -> list[Deploy]:
-        """The deploys waiting for an attempt, each with its running attempt."""
-        query = select(DeployRow).where(
-            DeployRow.attempts.any(AttemptRow.state == AttemptState.RUNNING)
-        )
-        return [
-            _to_deploy(row) for row in self.session.scalars(query.order_by(DeployRow.created_at))
-        ]
+        """The deploys waiting for an attempt, each with its running attempt; locked until
+        the commit, as `for_attempt` locks one."""
+        waiting = DeployRow.attempts.any(AttemptRow.state == AttemptState.RUNNING)
+        self._lock(waiting)
+        query = select(DeployRow).where(waiting).order_by(DeployRow.created_at)
+        return [_to_deploy(row) for row in self.session.scalars(query)]
+
+    def _lock(self, *where: ColumnElement[bool]) -> None:
+        # A write, not SELECT ... FOR UPDATE: SQLite ignores that, and its driver reads outside
+        # any transaction until the first write. The write takes SQLite's one writer lock, and
+        # PostgreSQL's row locks, before the rows are read (as certificate's operations do).
+        touch = update(DeployRow).where(*where).values(state=DeployRow.state)
+        self.session.execute(touch, execution_options={"synchronize_session": False})
 
 
 def _to_deploy(row: DeployRow) -> Deploy:

@@ -17,7 +17,7 @@ from directdl.contracts.deploy import (
     TemplateDeployedFields,
     TemplateDeployFailed,
 )
-from directdl.contracts.download import DownloadCompleted, DownloadFailure
+from directdl.contracts.download import DownloadCompleted, DownloadFailure, RecoveredJob
 from directdl.contracts.errors import ErrorCode, MessageError, NotFound
 from directdl.contracts.reply import Reply
 from registration.domain.host import Host
@@ -92,6 +92,8 @@ class Step:
 
     deploy: Deploy
     started: Attempt | None = None  # a new attempt, whose host is to be sent the download
+    # An attempt given up on while its host may still run it: that host is told to cancel.
+    cancelled: Attempt | None = None
     ended: TemplateDeployed | TemplateDeployFailed | None = None
     reply: Reply | None = None  # the deferred answer, once ended, when someone waits for it
 
@@ -189,6 +191,7 @@ def attempt_completed(deploy: Deploy, report: DownloadCompleted, now: datetime) 
         path=report.path,
         size=report.size,
         digest=report.digest,
+        image_digest=report.image_digest,
         cached=report.cached,
         duration_s=round((now - deploy.created_at).total_seconds(), 3),
         attempts=deploy.views(),
@@ -232,6 +235,33 @@ def attempt_failed(
         }
         reply = Reply.failure(ErrorCode.DOWNLOAD_FAILED, failed.message, details)
     return Step(deploy, ended=failed, reply=reply)
+
+
+def attempt_abandoned(
+    deploy: Deploy, job_id: str, why: str, hosts: Iterable[Host], now: datetime
+) -> Step:
+    """The running attempt `job_id` is given up on without its host having said it ended (see
+    `host_gone`): it fails with `DownloadFailure.HOST_DOWN` as `attempt_failed` says, and its
+    host is to cancel the job, should it still run it or hold it after a restart."""
+    step = attempt_failed(deploy, job_id, DownloadFailure.HOST_DOWN, why, hosts, now)
+    return replace(step, cancelled=step.deploy.attempt(job_id))
+
+
+def not_resumed(deploy: Deploy | None, job: RecoveredJob, host_id: str) -> str | None:
+    """Why `host_id` is not to resume a job it held across a restart, so is to cancel it; None
+    when the job is still the running attempt of its deploy, on that host. `deploy` is the one
+    with an attempt of the job's id. The reasons go to that host: no other host is named."""
+    attempt = deploy.attempt(job.job_id) if deploy is not None else None
+    if deploy is None or attempt is None:
+        return f"no deploy has an attempt {job.job_id}"
+    if (job.deploy_id, job.template_id) != (deploy.deploy_id, deploy.template_id):
+        return f"job {job.job_id} is no attempt of deploy {job.deploy_id} of {job.template_id}"
+    if attempt.host_id != host_id:
+        return f"job {job.job_id} of deploy {deploy.deploy_id} was given to another host"
+    if not attempt.running:
+        code = f" {attempt.error_code}" if attempt.error_code else ""
+        return f"job {job.job_id} of deploy {deploy.deploy_id} has ended: {attempt.state}{code}"
+    return None
 
 
 def host_gone(attempt: Attempt, host: Host | None, now: datetime) -> str | None:

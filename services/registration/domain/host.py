@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -52,6 +53,19 @@ class Host:
         """This host once a download has put `stored` on it, before its next heartbeat says so."""
         kept = tuple(t for t in self.templates if t.template_id != stored.template_id)
         return replace(self, templates=(*kept, stored))
+
+    def without(self, pool_id: str, template_ids: Iterable[str]) -> Host:
+        """This host once it has removed these templates' copies from `pool_id`, before its
+        next heartbeat says so; their copies on its other pools stay."""
+        gone = set(template_ids)
+        kept = tuple(
+            t for t in self.templates if not (t.pool_id == pool_id and t.template_id in gone)
+        )
+        return replace(self, templates=kept)
+
+    def copies(self, template_id: str | None = None) -> int:
+        """How many copies it last said it holds, of `template_id` or of every template."""
+        return sum(1 for t in self.templates if template_id in (None, t.template_id))
 
     def view(self, now: datetime) -> HostView:
         """As `host.list` shows it: Down once it has been silent too long, whatever it said."""

@@ -89,6 +89,8 @@ def test_a_page_beyond_any_listing_is_invalid(on_postgresql: None, client: BusCl
         ("template.get", {"id": "abc\x00"}, "id"),
         ("template.delete", {"id": "\x00"}, "id"),
         ("host.list", {"zone_id": "z\x00"}, "zone_id"),
+        ("template.evict", {"template_id": "\x00"}, "template_id"),
+        ("template.evict", {"host_id": "h\x00", "zone_id": "zone-1"}, "host_id"),
     ],
 )
 def test_a_nul_is_refused_before_postgresql_sees_it(

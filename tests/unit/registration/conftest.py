@@ -15,8 +15,15 @@ from registration.uow import RegistrationUnitOfWork
 
 
 @pytest.fixture
+def live() -> LiveSettings:
+    """The service's live settings, which settings.update changes."""
+    return LiveSettings("registration", settings)
+
+
+@pytest.fixture
 def policy() -> DownloadPolicy:
-    """The download policy; a test module may override it, with its own live settings."""
+    """The download policy; a test module may override it, with its own live settings (or
+    the `live` ones, to follow settings.update)."""
     return DownloadPolicy()
 
 
@@ -27,12 +34,12 @@ def size_of() -> SizeOf:
 
 
 @pytest.fixture
-def bus(policy: DownloadPolicy, size_of: SizeOf) -> InMemoryBus:
+def bus(live: LiveSettings, policy: DownloadPolicy, size_of: SizeOf) -> InMemoryBus:
     sessions = session_factory(memory_engine(Base.metadata))
     return InMemoryBus.serving(
         HANDLERS,
         {
-            "live": LiveSettings("registration", settings),
+            "live": live,
             "policy": policy,
             "size_of": size_of,
             "destinations": lambda: policy.destinations,

@@ -310,3 +310,153 @@ def test_the_room_that_counts_is_in_the_pool_asked_for(bus: InMemoryBus, templat
     beat(bus, "h2", pools=[pool("shared", 10**9)])
     bus.submit(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1", pool_id="shared"))
     assert [key for key, _ in downloads(bus)] == ["host.h2.template.download"]
+
+
+IMAGE = "{SHA-256}" + "cd" * 32
+
+
+def cancels(bus: InMemoryBus) -> list[tuple[str, dict[str, Any]]]:
+    return [(key, body) for key, body in bus.events if key.endswith(".template.download.cancel")]
+
+
+def test_the_host_whose_attempt_is_given_up_on_is_told_to_cancel_it(
+    bus: InMemoryBus, template_id: str
+) -> None:
+    beat(bus, "h1")
+    beat(bus, "h2")
+    bus.submit(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1"))
+    [(key, first)] = downloads(bus)
+    first_host = key.split(".")[1]
+    assert cancels(bus) == []
+    beat(bus, first_host, state="Down")
+
+    [(key, cancel)] = cancels(bus)
+    assert key == f"host.{first_host}.template.download.cancel"
+    assert (cancel["job_id"], cancel["deploy_id"]) == (first["job_id"], first["deploy_id"])
+    assert f"host {first_host} is not Up" in cancel["reason"]
+    assert first["deploy_id"] in cancel["reason"]
+    [_, (key, _)] = downloads(bus)
+    assert key.split(".")[1] != first_host, "the deploy went on elsewhere"
+
+
+def test_a_silent_hosts_attempt_is_cancelled_even_when_the_deploy_ends_with_it(
+    bus: InMemoryBus, template_id: str
+) -> None:
+    beat(bus, "h1")
+    correlation = bus.submit(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1"))
+    [(_, cmd)] = downloads(bus)
+    beat(bus, "h1", sent_at=datetime.now(UTC) - timedelta(minutes=5))  # silent since
+    assert cancels(bus) == [], "a heartbeat saying Up gives nothing up by itself"
+    bus.tick("watchdog")
+
+    [(key, cancel)] = cancels(bus)
+    assert key == "host.h1.template.download.cancel" and cancel["job_id"] == cmd["job_id"]
+    reply = bus.reply_for(correlation)
+    assert reply is not None and reply.error is not None and "HOST_DOWN" in reply.error.message
+    bus.tick("watchdog")
+    assert len(cancels(bus)) == 1, "an attempt is given up on, and cancelled, once"
+
+
+@pytest.mark.parametrize("code", ["CONNECTION", "CHECKSUM_MISMATCH", "CANCELLED"])
+def test_an_attempt_whose_host_reported_its_failure_is_not_cancelled(
+    bus: InMemoryBus, template_id: str, code: str
+) -> None:
+    beat(bus, "h1")
+    beat(bus, "h2")
+    bus.submit(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1"))
+    key, cmd = downloads(bus)[0]
+    bus.submit(failed(cmd, key.split(".")[1], code))
+    assert cancels(bus) == []
+
+
+def test_a_refused_copy_is_not_cancelled_its_host_said_it_had_finished(
+    bus: InMemoryBus, template_id: str
+) -> None:
+    beat(bus, "h1")
+    beat(bus, "h2")
+    bus.submit(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1"))
+    key, cmd = downloads(bus)[0]
+    bus.submit(completed(cmd, key.split(".")[1]).model_copy(update={"digest": IMAGE}))
+    assert len(downloads(bus)) == 2, "the copy was refused, as DIGEST_MISMATCH"
+    assert cancels(bus) == []
+
+
+def test_a_late_report_from_a_host_given_up_on_changes_nothing(
+    bus: InMemoryBus, template_id: str
+) -> None:
+    beat(bus, "h1")
+    beat(bus, "h2")
+    correlation = bus.submit(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1"))
+    key, first = downloads(bus)[0]
+    first_host = key.split(".")[1]
+    beat(bus, first_host, state="Down")
+    bus.submit(completed(first, first_host))
+    bus.submit(failed(first, first_host, "CANCELLED"))
+
+    assert bus.reply_for(correlation) is None, "the deploy still waits for the second host"
+    assert len(downloads(bus)) == 2 and len(cancels(bus)) == 1
+    key, second = downloads(bus)[1]
+    bus.submit(completed(second, key.split(".")[1]))
+    reply = bus.reply_for(correlation)
+    assert reply is not None and reply.ok and reply.result["host_id"] != first_host
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_the_image_digest_a_host_reports_is_carried_to_the_deploys_outcome(
+    bus: InMemoryBus, template_id: str, cached: bool
+) -> None:
+    beat(bus, "h1")
+    correlation = bus.submit(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1"))
+    [(_, cmd)] = downloads(bus)
+    bus.submit(completed(cmd, "h1", cached=cached).model_copy(update={"image_digest": IMAGE}))
+
+    reply = bus.reply_for(correlation)
+    assert reply is not None and reply.ok
+    assert (reply.result["digest"], reply.result["image_digest"]) == (CHECKSUM, IMAGE)
+    [event] = bus.published("template.deployed")
+    assert (event["digest"], event["image_digest"], event["cached"]) == (CHECKSUM, IMAGE, cached)
+
+
+def test_without_an_image_digest_the_outcome_has_none(bus: InMemoryBus, template_id: str) -> None:
+    beat(bus, "h1")
+    correlation = bus.submit(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1"))
+    [(_, cmd)] = downloads(bus)
+    bus.submit(completed(cmd, "h1"))
+    reply = bus.reply_for(correlation)
+    assert reply is not None and reply.ok and reply.result.get("image_digest") is None
+    assert bus.published("template.deployed")[0].get("image_digest") is None
+
+
+def test_a_template_deleted_during_its_deploy_ends_it_when_its_host_cancels(
+    bus: InMemoryBus, template_id: str
+) -> None:
+    beat(bus, "h1")
+    beat(bus, "h2")
+    correlation = bus.submit(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1"))
+    key, cmd = downloads(bus)[0]
+    assert bus.call(tpl.DeleteTemplate(id=template_id)).ok
+    # The agent drops the job when it hears of template.deleted, and says so.
+    bus.submit(failed(cmd, key.split(".")[1], "CANCELLED"))
+
+    assert len(downloads(bus)) == 1, "no other host is sent a template that is gone"
+    reply = bus.reply_for(correlation)
+    assert reply is not None and reply.error is not None
+    assert reply.error.code == "DOWNLOAD_FAILED" and "CANCELLED" in reply.error.message
+    assert bus.published("template.deploy.failed")[0]["code"] == "CANCELLED"
+
+
+def test_a_template_deleted_during_its_deploy_ends_it_when_its_host_falls_silent(
+    bus: InMemoryBus, template_id: str
+) -> None:
+    beat(bus, "h1")
+    beat(bus, "h2")
+    correlation = bus.submit(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1"))
+    key, cmd = downloads(bus)[0]
+    assert bus.call(tpl.DeleteTemplate(id=template_id)).ok
+    beat(bus, key.split(".")[1], state="Down")
+
+    assert len(downloads(bus)) == 1
+    [(cancel_key, cancel)] = cancels(bus)
+    assert cancel_key == key + ".cancel" and cancel["job_id"] == cmd["job_id"]
+    reply = bus.reply_for(correlation)
+    assert reply is not None and reply.error is not None and "HOST_DOWN" in reply.error.message

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from directdl.contracts.deploy import AttemptState, DeployTemplate, TemplateDeployFailed
-from directdl.contracts.download import DownloadCompleted, DownloadFailure
+from directdl.contracts.download import DownloadCompleted, DownloadFailure, RecoveredJob
 from directdl.contracts.errors import ErrorCode, MessageError
 from directdl.contracts.host import HostState, PoolStatus, StoredTemplate
 from directdl.contracts.template import SourceProtocol, TemplateFormat, TemplateType
@@ -16,9 +16,11 @@ from registration.domain.deploy import (
     MAX_HOSTS,
     Deploy,
     Step,
+    attempt_abandoned,
     attempt_completed,
     attempt_failed,
     host_gone,
+    not_resumed,
     start,
 )
 from registration.domain.host import Host
@@ -197,3 +199,61 @@ def test_an_attempt_waits_while_its_host_is_up_only() -> None:
     assert host_gone(attempt, host("h1"), NOW) is None
     assert host_gone(attempt, host("h1", state=HostState.DOWN), NOW) == "host h1 is not Up"
     assert host_gone(attempt, None, NOW) == "host h1 is not Up"
+
+
+def test_an_attempt_given_up_on_fails_as_host_down_and_is_to_be_cancelled() -> None:
+    hosts = [host("h1"), host("h2")]
+    first = begin(hosts)
+    assert first.started is not None and first.cancelled is None
+    step = attempt_abandoned(first.deploy, first.started.job_id, "host h1 is not Up", hosts, NOW)
+    assert step.cancelled is not None
+    assert (step.cancelled.job_id, step.cancelled.host_id) == (first.started.job_id, "h1")
+    assert (step.cancelled.state, step.cancelled.error_code) == (
+        AttemptState.FAILED,
+        DownloadFailure.HOST_DOWN,
+    )
+    assert step.started is not None and step.started.host_id == "h2"
+
+
+def test_an_attempt_its_host_said_failed_is_not_to_be_cancelled_whatever_its_code() -> None:
+    for code in DownloadFailure:
+        hosts = [host("h1"), host("h2")]
+        assert fail(begin(hosts), code, hosts).cancelled is None, code
+
+
+def test_the_completion_carries_the_image_digest_into_the_outcome() -> None:
+    deploy = begin([host("h1")]).deploy
+    image = "{SHA-256}" + "cd" * 32
+    step = attempt_completed(deploy, completion(deploy, image_digest=image), NOW)
+    assert step.ended is not None and step.ended.routing_key == "template.deployed"
+    assert step.deploy.outcome is not None
+    assert step.deploy.outcome.model_dump()["image_digest"] == image
+    assert step.reply is not None and step.reply.result is not None
+    assert step.reply.result["image_digest"] == image
+
+
+def recovered_job(step: Step, **kw: Any) -> RecoveredJob:
+    assert step.started is not None
+    fields: dict[str, Any] = {
+        "job_id": step.started.job_id,
+        "deploy_id": step.deploy.deploy_id,
+        "template_id": "t1",
+        "bytes_kept": 0,
+    }
+    return RecoveredJob(**(fields | kw))
+
+
+def test_a_recovered_job_is_resumed_only_as_its_deploys_running_attempt_on_that_host() -> None:
+    step = begin([host("h1")])
+    job = recovered_job(step)
+    assert not_resumed(step.deploy, job, "h1") is None
+    assert not_resumed(None, job, "h1") == f"no deploy has an attempt {job.job_id}"
+    assert "another host" in str(not_resumed(step.deploy, job, "h2"))
+    assert "is no attempt of deploy d9" in str(
+        not_resumed(step.deploy, recovered_job(step, deploy_id="d9"), "h1")
+    )
+    assert "is no attempt" in str(
+        not_resumed(step.deploy, recovered_job(step, template_id="t9"), "h1")
+    )
+    ended = fail(step, DownloadFailure.NOT_FOUND, [])
+    assert str(not_resumed(ended.deploy, job, "h1")).endswith("has ended: FAILED NOT_FOUND")

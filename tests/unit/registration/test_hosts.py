@@ -49,3 +49,16 @@ def test_a_completed_download_is_held_at_once_replacing_an_older_copy() -> None:
     host = Host.from_heartbeat(heartbeat("h1", templates=[old])).holding(new)
     assert host.holds("t1") and not host.holds("t2")
     assert host.templates == (new,)
+
+
+def test_removed_copies_leave_only_the_pool_they_were_on() -> None:
+    copies = [
+        StoredTemplate(template_id=t, pool_id=p, path=f"/{p}/{t}", size=1, digest=DIGEST)
+        for t, p in (("t1", "p0"), ("t1", "p1"), ("t2", "p0"))
+    ]
+    host = Host.from_heartbeat(heartbeat("h1", templates=copies))
+    assert host.copies() == 3 and host.copies("t1") == 2 and host.copies("t9") == 0
+    after = host.without("p0", ["t1", "t9"])
+    assert after.templates == (copies[1], copies[2])
+    assert after.holds("t1") and after.copies("t1") == 1
+    assert not after.without("p1", ["t1"]).holds("t1")
