@@ -17,6 +17,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from directdl.cli import pools
 from directdl.cli.output import Exit, err, print_error, print_record, print_rows
 from directdl.cli.session import Session
 from directdl.contracts import deploy as msg
@@ -100,11 +101,17 @@ def _template_id(session: Session, id_or_name: str, zone: str) -> str:
 def hosts(
     ctx: typer.Context,
     zone: Annotated[str | None, typer.Option(help="Only this zone.")] = None,
+    copies: Annotated[
+        bool,
+        typer.Option(
+            "--templates", help="Also each template copy in each pool: size, last use, digests."
+        ),
+    ] = False,
     as_json: Json = False,
 ) -> None:
-    """List the hosts known from their heartbeats.
+    """List the hosts known from their heartbeats, and with --templates what their pools hold.
 
-    Example: directdl hosts --zone zone-1
+    Example: directdl hosts --zone zone-1 --templates
     """
     session: Session = ctx.obj
     result = session.call(ListHosts(zone_id=zone), as_json)
@@ -122,6 +129,8 @@ def hosts(
         for h in result["items"]
     ]
     print_rows(rows, ("host", "zone", "state", "last_seen", "free", "templates"))
+    if copies:
+        pools.print_copies(result["items"])
 
 
 def _gib(size: int) -> str:

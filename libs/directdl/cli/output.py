@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any
 
@@ -28,6 +29,9 @@ def _plain_console(
 out = _plain_console(width=None if sys.stdout.isatty() else 100_000)
 # soft_wrap: an error stays on one line when stderr is a file, so it can be grepped.
 err = _plain_console(stderr=True, soft_wrap=True)
+
+
+SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
 
 class Exit(IntEnum):
@@ -64,6 +68,40 @@ def print_error(code: str, message: str, details: dict[str, Any] | None = None) 
     err.print(Text.assemble(("error", "bold red"), " ", (code, "red"), ": ", message))
     for problem in (details or {}).get("errors", []):
         err.print(Text(f"  {problem['field']}: {problem['message']}"))
+
+
+def human_size(size: int) -> str:
+    """Bytes in binary units, one decimal: 1536 is "1.5 KiB"."""
+    value, unit = float(size), 0
+    while value >= 1024 and unit < len(SIZE_UNITS) - 1:
+        value /= 1024
+        unit += 1
+    return f"{size} B" if unit == 0 else f"{value:.1f} {SIZE_UNITS[unit]}"
+
+
+def ago(when: str | None, now: datetime | None = None) -> str:
+    """An ISO time from a reply as an age, such as "3 min ago"; "-" when there is none."""
+    if when is None:
+        return "-"
+    moment = datetime.fromisoformat(when)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # the services keep UTC
+    # A host's clock a little ahead of ours would read "in 2 s": "0 s ago" says what matters.
+    seconds = max(0, int(((now or datetime.now(UTC)) - moment).total_seconds()))
+    for unit, length in (("day", 86_400), ("h", 3600), ("min", 60)):
+        if seconds >= length:
+            count = seconds // length
+            return f"{count} {unit}{'s' if unit == 'day' and count > 1 else ''} ago"
+    return f"{seconds} s ago"
+
+
+def short_digest(digest: str | None, keep: int = 12) -> str:
+    """`{SHA-256}` and the first `keep` hex digits: enough to tell copies apart by eye."""
+    if digest is None:
+        return "-"
+    algorithm, brace, hexdigits = digest.rpartition("}")
+    prefix = algorithm + brace
+    return prefix + hexdigits[:keep] + ("..." if len(hexdigits) > keep else "")
 
 
 def _cell(value: Any) -> Text:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -16,8 +18,11 @@ from directdl.bus.topology import Topology
 from directdl.cli.output import Exit, print_error, print_json
 from directdl.contracts.base import Command
 from directdl.contracts.errors import ErrorCode
+from directdl.contracts.reply import Reply
 
 Watch = tuple[tuple[str, ...], Callable[[str, bytes], None]]
+# Watched messages are delivered while pumping: short slices keep `done` checked often.
+PUMP_SLICE_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -36,31 +41,19 @@ class Session:
     ) -> dict[str, Any]:
         """Send and wait; on an error reply or any failure, print it and exit non-zero.
         `watch` also shows what is published meanwhile, such as download progress."""
-        try:
-            with BusClient(self.amqp_url, self.topology) as client:
-                if watch is not None:
-                    client.watch(*watch)
-                reply = client.call(command, timeout=timeout or self.timeout)
-        except Unroutable as err:
-            self._fail(
-                Exit.UNREACHABLE, "UNREACHABLE", f"{err}; is the service running (`make run`)?"
-            )
-        except ReplyTimeout as err:
-            self._fail(Exit.NO_REPLY, ErrorCode.TIMEOUT, f"{err}; it may still take effect")
-        except (AMQPError, PublishError, OSError) as err:
-            self._fail(
-                Exit.UNREACHABLE,
-                "UNREACHABLE",
-                f"cannot reach the broker at {redact(self.amqp_url)}: {describe_error(err)}",
-            )
-        if as_json:
-            print_json(reply.model_dump(mode="json", exclude_none=True))
-        if not reply.ok:
-            assert reply.error is not None
-            if not as_json:
-                print_error(reply.error.code, reply.error.message, reply.error.details)
-            raise typer.Exit(Exit.ERROR_REPLY)
-        return reply.result or {}
+        with self._failures_mapped(), BusClient(self.amqp_url, self.topology) as client:
+            if watch is not None:
+                client.watch(*watch)
+            reply = client.call(command, timeout=timeout or self.timeout)
+        return _result(reply, as_json)
+
+    @contextmanager
+    def watching(self, watch: Watch) -> Iterator[Conversation]:
+        """A connection whose queue is bound to `watch` before anything is sent, so that no
+        event a command leads to is missed, however fast it follows; failures as for `call`."""
+        with self._failures_mapped(), BusClient(self.amqp_url, self.topology) as client:
+            client.watch(*watch)
+            yield Conversation(client)
 
     def send(self, command: Command) -> str:
         """Publish without waiting for any answer; returns the message_id."""
@@ -73,7 +66,62 @@ class Session:
         except (AMQPError, PublishError, OSError) as err:
             self._fail(Exit.UNREACHABLE, "UNREACHABLE", describe_error(err))
 
+    @contextmanager
+    def _failures_mapped(self) -> Iterator[None]:
+        try:
+            yield
+        except Unroutable as err:
+            self._fail(
+                Exit.UNREACHABLE, "UNREACHABLE", f"{err}; is the service running (`make run`)?"
+            )
+        except ReplyTimeout as err:
+            self._fail(Exit.NO_REPLY, ErrorCode.TIMEOUT, f"{err}; it may still take effect")
+        except (AMQPError, PublishError, OSError) as err:
+            self._fail(
+                Exit.UNREACHABLE,
+                "UNREACHABLE",
+                f"cannot reach the broker at {redact(self.amqp_url)}: {describe_error(err)}",
+            )
+
     @staticmethod
     def _fail(code: Exit, name: str, message: str) -> NoReturn:
         print_error(name, message)
         raise typer.Exit(code)
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One command and the events that follow it, over the connection `Session.watching`
+    opened."""
+
+    client: BusClient
+
+    def call(
+        self, command: Command, as_json: bool, *, timeout: float, echo: bool = True
+    ) -> dict[str, Any]:
+        """As `Session.call`; the watched events keep arriving meanwhile."""
+        reply = self.client.call(command, timeout=timeout)
+        return _result(reply, as_json, echo)
+
+    def wait(self, done: Callable[[], bool], seconds: float) -> bool:
+        """Deliver watched events until `done()` or `seconds` pass; returns `done()`."""
+        deadline = time.monotonic() + seconds
+        while not done():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self.client.pump(min(remaining, PUMP_SLICE_S))
+        return True
+
+
+def _result(reply: Reply, as_json: bool, echo: bool = True) -> dict[str, Any]:
+    """The result of a success; an error reply is printed and exits 1. `echo`: also print
+    a success as JSON when `as_json` (False when the caller prints it, with more)."""
+    if as_json and (echo or not reply.ok):
+        print_json(reply.model_dump(mode="json", exclude_none=True))
+    if not reply.ok:
+        assert reply.error is not None
+        if not as_json:
+            print_error(reply.error.code, reply.error.message, reply.error.details)
+        raise typer.Exit(Exit.ERROR_REPLY)
+    return reply.result or {}
