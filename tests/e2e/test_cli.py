@@ -11,7 +11,8 @@ import pytest
 from directdl.bus.topology import Topology
 
 if TYPE_CHECKING:
-    from tests.e2e.conftest import Cli, CliResult, ServiceProcess
+    from directdl_testing.processes import ServiceProcess
+    from tests.e2e.conftest import Cli, CliResult
 
 pytestmark = pytest.mark.e2e
 
