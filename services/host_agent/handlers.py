@@ -13,6 +13,7 @@ from directdl.contracts.bounds import clip
 from directdl.contracts.host import HostHeartbeat
 from directdl.contracts.settings import SettingsChanged
 from directdl.contracts.template import TemplateDeleted
+from directdl.settings_catalog import SETTINGS
 from host_agent import cache, heartbeat, jobs, recovery
 from host_agent.domain import JobState
 from host_agent.download.sink import partial_name
@@ -21,8 +22,11 @@ from host_agent.uow import AgentUnitOfWork
 
 CancelJob = Callable[..., None]
 """JobRunner.cancel: stop a running job (job_id, report=...)."""
-MAX_BYTES_SETTING = "directdl.pool.cache.max.bytes"
-MAX_AGE_SETTING = "directdl.pool.cache.max.age"
+# The global settings that are the pool's cache limits, by the CachePolicy field each sets.
+CACHE_SETTINGS = {
+    "directdl.pool.cache.max.bytes": "max_bytes",
+    "directdl.pool.cache.max.age": "max_age_s",
+}
 
 
 def download_template(
@@ -135,16 +139,13 @@ def template_deleted(
 
 
 def cache_setting_changed(evt: SettingsChanged, uow: AgentUnitOfWork) -> None:
-    """The pool's limits follow the two settings as soon as they change, not only with the
-    next download (which carries them too)."""
-    if evt.name not in (MAX_BYTES_SETTING, MAX_AGE_SETTING) or not isinstance(evt.value, int):
+    """The pool's limits follow the two settings as soon as their owner changes them, not only
+    with the next download (which carries them too)."""
+    field = CACHE_SETTINGS.get(evt.name)
+    if field is None or evt.owner != SETTINGS[evt.name].owner:
         return
-    policy = uow.cache_policy.get()
-    if evt.name == MAX_BYTES_SETTING:
-        policy = policy.model_copy(update={"max_bytes": evt.value})
-    else:
-        policy = policy.model_copy(update={"max_age_s": evt.value})
-    uow.cache_policy.save(cache_msg.CachePolicy.model_validate(policy.model_dump()))
+    current = uow.cache_policy.get().model_dump()
+    uow.cache_policy.save(cache_msg.CachePolicy.model_validate(current | {field: evt.value}))
 
 
 def _cancel(

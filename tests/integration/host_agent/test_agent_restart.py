@@ -52,7 +52,7 @@ def test_an_interrupted_job_starts_again_and_completes(
         heartbeat_interval=0.5,
         health_port=0,
     )
-    data = os.urandom(3 * 2**20)  # three seconds at 1 MB/s
+    data = os.urandom(6 * 2**20)  # six seconds at 1 MB/s: stopped well before the end
     nginx.add_file("disk.raw", data)
     command = DownloadTemplate(
         job_id=str(uuid.uuid4()),
@@ -70,7 +70,8 @@ def test_an_interrupted_job_starts_again_and_completes(
         client_as("registration").publish(
             DownloadTemplate.address(host_id="host-1"), command.model_dump_json().encode()
         )
-        recorder.expect("template.download.progress", timeout=10)
+        # The first progress says where the download starts (byte 0); then bytes arrive.
+        recorder.expect("template.download.progress", timeout=10, count=2)
     # Stopped mid-download: only the hidden partial file is there, kept; nothing completed.
     [partial] = list(pool.iterdir())
     assert partial.name.startswith(".") and 0 < partial.stat().st_size < len(data)
