@@ -22,6 +22,7 @@ SCHEDULER = "sync-scheduler"
 MAX_MESSAGE_BYTES = "directdl.message.max.bytes"
 CACHE_MAX_BYTES = "directdl.pool.cache.max.bytes"
 CACHE_MAX_AGE = "directdl.pool.cache.max.age"
+PREPARE_CONCURRENCY = "directdl.template.prepare.concurrency"
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,17 @@ SETTINGS: dict[str, Setting] = {
             0,
             int(SECONDS_MAX),
             "A template copy unused for this long leaves its pool. 0: no limit.",
+        ),
+        Setting(
+            PREPARE_CONCURRENCY,
+            REGISTRATION,
+            int,
+            4,
+            "hosts",
+            1,
+            1000,
+            "How many hosts a template.prepare downloads to at once; the others wait their "
+            "turn. Read when a prepare starts.",
         ),
         Setting(
             MAX_MESSAGE_BYTES,

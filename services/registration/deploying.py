@@ -18,9 +18,10 @@ from directdl.contracts.download import (
     DownloadTemplate,
     ResumeDownload,
 )
-from directdl.contracts.errors import NotFound
+from directdl.contracts.errors import Conflict, NotFound
 from directdl.contracts.host import HostHeartbeat, HostList, HostState, ListHosts, StoredTemplate
 from directdl.runtime import metrics
+from registration import preparing
 from registration.domain.deploy import (
     Attempt,
     Deploy,
@@ -55,10 +56,15 @@ def _now() -> datetime:
 def deploy_template(
     cmd: msg.DeployTemplate, uow: RegistrationUnitOfWork, policy: DownloadPolicy
 ) -> Deferred:
-    """Start the deploy; the answer is deferred until it has ended (see `_apply`)."""
+    """Start the deploy; the answer is deferred until it has ended (see `apply_step`)."""
     template = uow.templates.get(cmd.template_id)
     if template is None:
         raise NotFound(f"no template with id {cmd.template_id!r}", details={"field": "template_id"})
+    if cmd.deploy_id is not None and uow.deploys.get(cmd.deploy_id) is not None:
+        raise Conflict(
+            f"a deploy with id {cmd.deploy_id!r} already exists",
+            details={"field": "deploy_id", "value": cmd.deploy_id},
+        )
     assert uow.message is not None
     step = start(
         cmd,
@@ -68,7 +74,7 @@ def deploy_template(
         reply_to=uow.message.reply_to,
         correlation_id=uow.message.correlation_id,
     )
-    _apply(uow, step, template, policy)
+    apply_step(uow, step, template, policy)
     return DEFERRED
 
 
@@ -97,7 +103,7 @@ def download_completed(
             digest=evt.digest,
         )
         uow.hosts.save(host.holding(stored))
-    _apply(uow, attempt_completed(deploy, evt, _now()), template, policy)
+    apply_step(uow, attempt_completed(deploy, evt, _now()), template, policy)
 
 
 def download_failed(
@@ -167,7 +173,7 @@ def _fail(
 ) -> None:
     """An attempt failed, as its host said (or as the copy it reported showed)."""
     template, message, hosts = _failing(uow, deploy, message)
-    _apply(uow, attempt_failed(deploy, job_id, code, message, hosts, _now()), template, policy)
+    apply_step(uow, attempt_failed(deploy, job_id, code, message, hosts, _now()), template, policy)
 
 
 def _abandon(
@@ -175,7 +181,7 @@ def _abandon(
 ) -> None:
     """An attempt is given up on without its host having said it ended: it is also cancelled."""
     template, why, hosts = _failing(uow, deploy, why)
-    _apply(uow, attempt_abandoned(deploy, job_id, why, hosts, _now()), template, policy)
+    apply_step(uow, attempt_abandoned(deploy, job_id, why, hosts, _now()), template, policy)
 
 
 def _failing(
@@ -200,7 +206,7 @@ def _cancel(
     )
 
 
-def _apply(
+def apply_step(
     uow: RegistrationUnitOfWork, step: Step, template: Template | None, policy: DownloadPolicy
 ) -> None:
     """Save the deploy, then send what its step says: the cancel of an attempt given up on,
@@ -222,6 +228,8 @@ def _apply(
     if step.ended is not None:
         uow.emit(step.ended)
         uow.after_commit(metrics.deploys.labels(_outcome(step.ended)).inc)
+        # One host's deploy of a prepare: the prepare moves on (its next host, or its end).
+        preparing.deploy_ended(uow, deploy, step.ended, policy)
     if step.reply is not None and deploy.reply_to is not None:
         uow.reply(deploy.reply_to, deploy.correlation_id, step.reply)
 

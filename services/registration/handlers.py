@@ -6,13 +6,13 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from directdl.bus.dispatch import Every, Handlers, On
-from directdl.contracts import deploy, download, host, pool
+from directdl.contracts import deploy, download, host, pool, prepare
 from directdl.contracts import template as msg
 from directdl.contracts.errors import Conflict, NotFound
 from directdl.contracts.template import SourceProtocol
 from directdl.destinations import DestinationPolicy
 from directdl.runtime.live_settings import SETTINGS_HANDLERS
-from registration import deploying, evicting
+from registration import deploying, evicting, history, preparing
 from registration.adapters.repository import TemplateFilter
 from registration.domain.destination import check_destination
 from registration.domain.template import (
@@ -112,19 +112,34 @@ HANDLERS = (
             msg.DeleteTemplate: On(delete_template, emits=(msg.TemplateDeleted,)),
             pool.EvictTemplate: On(evicting.evict_template, emits=(pool.EvictTemplates,)),
             deploy.DeployTemplate: On(deploying.deploy_template, emits=deploying.MOVES_ON),
+            deploy.ListDeploys: On(history.list_deploys),
+            deploy.GetDeploy: On(history.get_deploy),
             host.ListHosts: On(deploying.list_hosts),
+            prepare.PrepareTemplate: On(preparing.prepare_template, emits=preparing.PREPARES),
         },
         events={
-            host.HostHeartbeat: On(deploying.host_heartbeat, deploying.GIVES_UP, idempotent=True),
-            download.DownloadCompleted: On(
-                deploying.download_completed, (*deploying.MOVES_ON, deploy.TemplateDeployed)
+            host.HostHeartbeat: On(
+                deploying.host_heartbeat,
+                (*deploying.GIVES_UP, *preparing.FANS_OUT),
+                idempotent=True,
             ),
-            download.DownloadFailed: On(deploying.download_failed, deploying.MOVES_ON),
+            download.DownloadCompleted: On(
+                deploying.download_completed,
+                (*deploying.MOVES_ON, deploy.TemplateDeployed, *preparing.FANS_OUT),
+            ),
+            download.DownloadFailed: On(
+                deploying.download_failed, (*deploying.MOVES_ON, *preparing.FANS_OUT)
+            ),
             download.DownloadsRecovered: On(deploying.downloads_recovered, deploying.RECOVERS),
+            download.DownloadProgress: On(history.download_progress, idempotent=True),
             pool.CopiesRemoved: On(evicting.copies_removed),
         },
         timers={
-            "watchdog": Every("watchdog_interval", deploying.fail_silent_hosts, deploying.GIVES_UP)
+            "watchdog": Every(
+                "watchdog_interval",
+                deploying.fail_silent_hosts,
+                (*deploying.GIVES_UP, *preparing.FANS_OUT),
+            )
         },
     )
     | SETTINGS_HANDLERS

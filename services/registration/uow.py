@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 
 from directdl.runtime.uow import UnitOfWork
 from registration.adapters.deploys import DeployRepository, HostRepository
+from registration.adapters.prepares import PrepareRepository
 from registration.adapters.repository import TemplateRepository
 
 
@@ -13,8 +14,10 @@ class RegistrationUnitOfWork(UnitOfWork):
     templates: TemplateRepository
     hosts: HostRepository
     deploys: DeployRepository
+    prepares: PrepareRepository
 
     def _open(self, session: Session) -> None:
         self.templates = TemplateRepository(session)
         self.hosts = HostRepository(session)
         self.deploys = DeployRepository(session)
+        self.prepares = PrepareRepository(session)

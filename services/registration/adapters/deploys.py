@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pydantic import TypeAdapter
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
@@ -73,6 +75,28 @@ def _to_host(row: HostRow) -> Host:
     )
 
 
+@dataclass(frozen=True)
+class DeployFilter:
+    """What deploy.list selects by; None is any."""
+
+    template_id: str | None = None
+    zone_id: str | None = None
+    host_id: str | None = None  # deploys that made an attempt on this host
+    state: AttemptState | None = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = []
+        if self.template_id is not None:
+            conditions.append(DeployRow.template_id == self.template_id)
+        if self.zone_id is not None:
+            conditions.append(DeployRow.zone_id == self.zone_id)
+        if self.host_id is not None:
+            conditions.append(DeployRow.attempts.any(AttemptRow.host_id == self.host_id))
+        if self.state is not None:
+            conditions.append(DeployRow.state == self.state)
+        return conditions
+
+
 class DeployRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -105,6 +129,10 @@ class DeployRepository:
             attempt_row.message = attempt.message
             attempt_row.started_at = attempt.started_at
             attempt_row.finished_at = attempt.finished_at
+            attempt_row.bytes_done = attempt.bytes_done
+            attempt_row.total_bytes = attempt.total_bytes
+            attempt_row.rate_bps = attempt.rate_bps
+            attempt_row.progress_at = attempt.progress_at
         self.session.flush()
 
     def get(self, deploy_id: str) -> Deploy | None:
@@ -127,6 +155,19 @@ class DeployRepository:
         self._lock(waiting)
         query = select(DeployRow).where(waiting).order_by(DeployRow.created_at)
         return [_to_deploy(row) for row in self.session.scalars(query)]
+
+    def page(self, where: DeployFilter, page: int, page_size: int) -> tuple[list[Deploy], int]:
+        """One page of the deploys `where` selects, newest first, and how many it selects."""
+        conditions = where.conditions()
+        total = self.session.scalar(select(func.count()).select_from(DeployRow).where(*conditions))
+        query = (
+            select(DeployRow)
+            .where(*conditions)
+            .order_by(DeployRow.created_at.desc(), DeployRow.deploy_id)
+            .offset((page - 1) * page_size)
+            .limit(page_size)
+        )
+        return [_to_deploy(row) for row in self.session.scalars(query)], int(total or 0)
 
     def _lock(self, *where: ColumnElement[bool]) -> None:
         # A write, not SELECT ... FOR UPDATE: SQLite ignores that, and its driver reads outside
@@ -157,6 +198,10 @@ def _to_deploy(row: DeployRow) -> Deploy:
                 error_code=a.error_code,
                 message=a.message,
                 finished_at=a.finished_at,
+                bytes_done=a.bytes_done,
+                total_bytes=a.total_bytes,
+                rate_bps=a.rate_bps,
+                progress_at=a.progress_at,
             )
             for a in row.attempts
         ),

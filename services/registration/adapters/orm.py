@@ -23,6 +23,7 @@ from directdl.bus.store import MessageStore
 from directdl.contracts.deploy import AttemptState
 from directdl.contracts.download import DownloadFailure
 from directdl.contracts.host import HostState
+from directdl.contracts.prepare import PrepareState
 from directdl.runtime.db import UtcDateTime
 from directdl.runtime.live_settings import settings_table
 
@@ -145,8 +146,54 @@ class AttemptRow(Base):
     message: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The host's last progress report (migration 0006); none yet while it waits for a worker.
+    bytes_done: Mapped[int | None] = mapped_column(BigInteger)
+    total_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    rate_bps: Mapped[float | None]
+    progress_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     deploy: Mapped[DeployRow] = relationship(back_populates="attempts")
+
+
+class PrepareRow(Base):
+    """A template on its way to many hosts of a zone: one deploy per host (domain.prepare)."""
+
+    __tablename__ = "prepares"
+
+    prepare_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    template_id: Mapped[str] = mapped_column(String(36), index=True)
+    zone_id: Mapped[str] = mapped_column(String(255))
+    pool_id: Mapped[str | None] = mapped_column(String(255))
+    concurrency: Mapped[int]
+    reply_to: Mapped[str | None] = mapped_column(String(255))
+    correlation_id: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    hosts: Mapped[list[PrepareHostRow]] = relationship(
+        back_populates="prepare",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        order_by="PrepareHostRow.position",
+    )
+
+
+class PrepareHostRow(Base):
+    """One host of a prepare; `deploy_id` links the deploy that fills it to the prepare."""
+
+    __tablename__ = "prepare_hosts"
+
+    prepare_id: Mapped[str] = mapped_column(
+        ForeignKey("prepares.prepare_id", ondelete="CASCADE"), primary_key=True
+    )
+    host_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    position: Mapped[int]
+    state: Mapped[PrepareState] = mapped_column(EnumText(PrepareState, 16))
+    deploy_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    code: Mapped[str | None] = mapped_column(String(255))
+    message: Mapped[str | None] = mapped_column(Text)
+
+    prepare: Mapped[PrepareRow] = relationship(back_populates="hosts")
 
 
 store = MessageStore(Base.metadata)

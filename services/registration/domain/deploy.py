@@ -17,7 +17,12 @@ from directdl.contracts.deploy import (
     TemplateDeployedFields,
     TemplateDeployFailed,
 )
-from directdl.contracts.download import DownloadCompleted, DownloadFailure, RecoveredJob
+from directdl.contracts.download import (
+    DownloadCompleted,
+    DownloadFailure,
+    DownloadProgress,
+    RecoveredJob,
+)
 from directdl.contracts.errors import ErrorCode, MessageError, NotFound
 from directdl.contracts.reply import Reply
 from registration.domain.host import Host
@@ -40,10 +45,20 @@ class Attempt:
     error_code: DownloadFailure | None = None
     message: str | None = None
     finished_at: datetime | None = None
+    # What the host's last template.download.progress said (or its completion): see `progressed`.
+    bytes_done: int | None = None
+    total_bytes: int | None = None
+    rate_bps: float | None = None
+    progress_at: datetime | None = None
 
     @property
     def running(self) -> bool:
         return self.state is AttemptState.RUNNING
+
+    @property
+    def queued(self) -> bool:
+        """Running, with no progress yet: the host has it waiting for a free download worker."""
+        return self.running and self.progress_at is None
 
     def view(self) -> DeployAttempt:
         return DeployAttempt(
@@ -54,6 +69,10 @@ class Attempt:
             message=self.message,
             started_at=self.started_at,
             finished_at=self.finished_at,
+            bytes_done=self.bytes_done,
+            total=self.total_bytes,
+            rate_bps=self.rate_bps,
+            progress_at=self.progress_at,
         )
 
 
@@ -119,7 +138,7 @@ def start(
     if cmd.host_id is not None:
         _check_named(cmd, next((h for h in hosts if h.host_id == cmd.host_id), None), now)
     deploy = Deploy(
-        deploy_id=str(uuid.uuid4()),
+        deploy_id=cmd.deploy_id or str(uuid.uuid4()),
         template_id=template.id,
         zone_id=cmd.zone_id,
         requested_host_id=cmd.host_id,
@@ -182,6 +201,12 @@ def retry_elsewhere(code: DownloadFailure, attempts_made: int) -> bool:
 def attempt_completed(deploy: Deploy, report: DownloadCompleted, now: datetime) -> Step:
     """The running attempt `report` is about succeeded (its copy checked): the deploy has too."""
     deploy, _ = _settle(deploy, report.job_id, AttemptState.SUCCEEDED, None, None, now)
+    # The last progress may be a second old: the completion says how much there is. A cached
+    # copy fetched nothing.
+    fetched = 0 if report.cached else report.size
+    deploy = _with_attempt(
+        deploy, report.job_id, bytes_done=fetched, total_bytes=report.size, rate_bps=None
+    )
     fields = TemplateDeployedFields(
         deploy_id=deploy.deploy_id,
         template_id=deploy.template_id,
@@ -279,6 +304,27 @@ def _next_attempt(deploy: Deploy, hosts: Iterable[Host], now: datetime) -> Step 
     attempt = Attempt(job_id=str(uuid.uuid4()), host_id=best.host_id, started_at=now)
     deploy = replace(deploy, attempts=(*deploy.attempts, attempt), updated_at=now)
     return Step(deploy, started=attempt)
+
+
+def progressed(deploy: Deploy, report: DownloadProgress, now: datetime) -> Deploy:
+    """The running attempt `report` is about, as its host's latest progress says: each report
+    overwrites the one before, so a redelivered one changes nothing that matters."""
+    return _with_attempt(
+        deploy,
+        report.job_id,
+        bytes_done=report.bytes_done,
+        total_bytes=report.total,
+        rate_bps=report.rate_bps,
+        progress_at=now,
+    )
+
+
+def _with_attempt(deploy: Deploy, job_id: str, **changes: object) -> Deploy:
+    attempts = tuple(
+        replace(a, **changes) if a.job_id == job_id else a  # type: ignore[arg-type]
+        for a in deploy.attempts
+    )
+    return replace(deploy, attempts=attempts)
 
 
 def _settle(
