@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from directdl.bus.topology import Topology
-from directdl.cli import certificates, deploys, pools, settings, sync, templates, watch
+from directdl.cli import certificates, deploys, pools, prepare, settings, sync, templates, watch
 from directdl.cli.session import Session
 from directdl.runtime.settings import DEFAULT_AMQP_URL
 
@@ -21,9 +21,11 @@ app = typer.Typer(
     add_completion=False,
 )
 templates.app.command("deploy")(deploys.deploy)
+templates.app.command("prepare")(prepare.prepare)
 templates.app.command("evict")(pools.evict)
 app.add_typer(templates.app, name="template")
 app.command("hosts")(deploys.hosts)
+app.add_typer(deploys.app, name="deploy")
 app.add_typer(certificates.app, name="cert")
 app.add_typer(settings.app, name="settings")
 app.add_typer(sync.app, name="sync")
