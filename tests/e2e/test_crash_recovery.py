@@ -10,14 +10,12 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import pika
 import pytest
-from pika.adapters.blocking_connection import BlockingChannel
-from pika.spec import Basic
 
-from directdl.bus.client import DIRECT_REPLY_TO, BusClient, ReplyTimeout
+from directdl.bus.client import DIRECT_REPLY_TO, ReplyTimeout
 from directdl.bus.topology import Topology
 from directdl.contracts.template import ListTemplates
+from directdl_testing.counting import EveryReply
 from directdl_testing.recorder import MessageRecorder
 
 if TYPE_CHECKING:
@@ -40,30 +38,9 @@ PAUSE_S = 120
 QUIET_S = 1.0
 
 
-class CountingClient(BusClient):
-    """A BusClient that also keeps every reply it received, duplicates included."""
-
-    def __init__(self, url: str, topology: Topology) -> None:
-        self.received: list[tuple[str | None, str | None]] = []  # (correlation_id, message_id)
-        super().__init__(url, topology, app_id="e2e-crash")
-
-    def _on_reply(
-        self,
-        channel: BlockingChannel,
-        method: Basic.Deliver,
-        props: pika.BasicProperties,
-        body: bytes,
-    ) -> None:
-        self.received.append((props.correlation_id, props.message_id))
-        super()._on_reply(channel, method, props, body)
-
-    def replies_to(self, correlation_id: str) -> list[str | None]:
-        return [mid for cid, mid in self.received if cid == correlation_id]
-
-
 @pytest.fixture
-def counting_client(amqp_url: str, topology: Topology) -> Iterator[CountingClient]:
-    with CountingClient(amqp_url, topology) as client:
+def counting_client(amqp_url: str, topology: Topology) -> Iterator[EveryReply]:
+    with EveryReply(amqp_url, topology, app_id="e2e-crash") as client:
         yield client
 
 
@@ -85,7 +62,7 @@ def registered_events(recorder: MessageRecorder, template_id: str) -> list[Any]:
 def test_killed_while_handling_register_has_one_effect(
     point: str,
     start_service: StartService,
-    counting_client: CountingClient,
+    counting_client: EveryReply,
     events: MessageRecorder,
 ) -> None:
     client = counting_client
@@ -147,7 +124,7 @@ def test_killed_while_handling_register_has_one_effect(
 
 
 def test_clean_restart_keeps_the_catalogue(
-    start_service: StartService, counting_client: CountingClient
+    start_service: StartService, counting_client: EveryReply
 ) -> None:
     service = start_service()
     reply = counting_client.call_raw("template.register", json.dumps(BODY).encode(), timeout=10)

@@ -12,12 +12,10 @@ from pathlib import Path
 
 import pika
 import pytest
-from pika.adapters.blocking_connection import BlockingChannel
-from pika.spec import Basic
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from directdl.bus.client import DIRECT_REPLY_TO, BusClient, ReplyTimeout
+from directdl.bus.client import DIRECT_REPLY_TO, ReplyTimeout
 from directdl.bus.publisher import ConfirmingPublisher, properties
 from directdl.bus.relay import OutboxRelay
 from directdl.bus.store import Outgoing
@@ -26,6 +24,7 @@ from directdl.runtime.db import make_engine, session_factory
 from directdl.runtime.service import Service
 from directdl_testing import note_service
 from directdl_testing.accounts import TestAccounts
+from directdl_testing.counting import EveryReply
 from directdl_testing.recorder import MessageRecorder
 from directdl_testing.services import running
 from registration.bootstrap import bootstrap
@@ -36,24 +35,6 @@ pytestmark = pytest.mark.integration
 COMMANDS = 500  # half registrations (a reply and an event each), half listings
 QUIET_S = 1.0  # a copy would follow its original within this
 ROWS = 400
-
-
-class EveryReply(BusClient):
-    """A BusClient that also keeps every reply delivery, copies included."""
-
-    def __init__(self, url: str, topology: Topology) -> None:
-        self.deliveries: list[tuple[str | None, str | None]] = []  # (correlation_id, message_id)
-        super().__init__(url, topology, app_id="test-exactly-one")
-
-    def _on_reply(
-        self,
-        channel: BlockingChannel,
-        method: Basic.Deliver,
-        props: pika.BasicProperties,
-        body: bytes,
-    ) -> None:
-        self.deliveries.append((props.correlation_id, props.message_id))
-        super()._on_reply(channel, method, props, body)
 
 
 @pytest.fixture
@@ -89,7 +70,7 @@ def command(n: int) -> tuple[str, bytes]:
 def test_many_concurrent_commands_get_one_reply_each_and_one_event_each(
     amqp_url: str, topology: Topology, registration: Service, recorder: MessageRecorder
 ) -> None:
-    with EveryReply(amqp_url, topology) as client:
+    with EveryReply(amqp_url, topology, app_id="test-exactly-one") as client:
         sent = []
         # Each publish waits for its confirm, not its reply: hundreds are in flight at once.
         for n in range(COMMANDS):
@@ -193,7 +174,7 @@ def test_a_copy_published_twice_reaches_the_caller_once(amqp_url: str, topology:
     topology.declare_exchanges(channel)
     queue = channel.queue_declare("", exclusive=True).method.queue
     channel.queue_bind(queue, topology.exchange, routing_key="test.echo")
-    with EveryReply(amqp_url, topology) as caller:
+    with EveryReply(amqp_url, topology, app_id="test-exactly-one") as caller:
         caller.publish("test.echo", b"{}", correlation_id="c-1", reply_to=DIRECT_REPLY_TO)
         _method, props, _body = channel.basic_get(queue, auto_ack=True)
         assert props is not None and props.reply_to.startswith(DIRECT_REPLY_TO + ".")
