@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from directdl.contracts.checksum import Checksum
-from directdl.contracts.download import DownloadFailure, DownloadTemplate
-from directdl.contracts.template import SourceProtocol, TemplateFormat
+from directdl.contracts.download import DownloadFailure
+from directdl.contracts.template import SourceProtocol
+from directdl_testing.transfers import command, transfer
 from host_agent.download.core import (
     DownloadRequest,
     Opened,
@@ -55,24 +55,6 @@ def opening(name: str, data: bytes, checksum: Checksum | None = None) -> Opener:
         return Opened(name=name, fetcher=lambda resume: Serves(data), checksum=checksum)
 
     return open_source
-
-
-def command(**fields: object) -> DownloadTemplate:
-    return DownloadTemplate.model_validate(
-        {
-            "job_id": str(uuid.uuid4()),
-            "deploy_id": str(uuid.uuid4()),
-            "template_id": str(uuid.uuid4()),
-            "url": "http://h.example/d.raw",
-            "protocol": SourceProtocol.HTTP,
-            "format": TemplateFormat.RAW,
-            **fields,
-        }
-    )
-
-
-def transfer(pool: Path, opener: Opener) -> PoolTransfer:
-    return PoolTransfer(pool, openers={**OPENERS, SourceProtocol.HTTP: opener})
 
 
 def test_the_table_opens_every_protocol_of_the_contract() -> None:

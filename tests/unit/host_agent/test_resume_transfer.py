@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from directdl.contracts.download import DownloadFailure, DownloadTemplate
-from directdl.contracts.template import SourceProtocol, TemplateFormat
+from directdl_testing.transfers import command, transfer
 from host_agent.download.core import (
     DownloadRequest,
     Opened,
@@ -21,9 +20,7 @@ from host_agent.download.core import (
     Sink,
     TerminalError,
 )
-from host_agent.download.protocols import OPENERS
 from host_agent.download.sink import partial_name
-from host_agent.transfer import PoolTransfer
 
 pytestmark = pytest.mark.unit
 
@@ -73,24 +70,6 @@ def continuing(
         return Opened(name=name, fetcher=fetcher)
 
     return open_source
-
-
-def command(**fields: object) -> DownloadTemplate:
-    return DownloadTemplate.model_validate(
-        {
-            "job_id": str(uuid.uuid4()),
-            "deploy_id": str(uuid.uuid4()),
-            "template_id": str(uuid.uuid4()),
-            "url": "http://h.example/d.raw",
-            "protocol": SourceProtocol.HTTP,
-            "format": TemplateFormat.RAW,
-            **fields,
-        }
-    )
-
-
-def transfer(pool: Path, opener: Opener) -> PoolTransfer:
-    return PoolTransfer(pool, openers={**OPENERS, SourceProtocol.HTTP: opener})
 
 
 def partial_of(pool: Path, cmd: DownloadTemplate) -> Path:
