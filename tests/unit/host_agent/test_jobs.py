@@ -18,8 +18,7 @@ from directdl.contracts import download as msg
 from directdl.contracts.base import Message
 from directdl.contracts.pool import CachePolicy, CopiesRemoved
 from directdl.contracts.template import SourceProtocol, TemplateFormat
-from directdl.runtime.db import session_factory
-from directdl_testing.memory import memory_engine
+from directdl.runtime.db import make_engine, session_factory
 from directdl_testing.waiting import wait_until
 from host_agent.adapters.orm import Base
 from host_agent.domain import JobState, StoredFile
@@ -37,8 +36,12 @@ class Agent:
     """What the runner uses of its Service: transactions by name, each held to what the
     table's `background` lets that work publish, as `Service.transaction` holds it."""
 
-    def __init__(self) -> None:
-        self.sessions = session_factory(memory_engine(Base.metadata))
+    def __init__(self, database: Path) -> None:
+        # A file, not the shared in-memory connection: the runner's threads and the test's
+        # own reads and writes each get a connection, and SQLite's locking keeps them apart.
+        engine = make_engine(f"sqlite:///{database}")
+        Base.metadata.create_all(engine)
+        self.sessions = session_factory(engine)
         self.definition = SimpleNamespace(name="host-agent-h1")
         self.published: list[Message] = []
 
@@ -57,8 +60,8 @@ class Agent:
 
 
 @pytest.fixture
-def agent() -> Agent:
-    return Agent()
+def agent(tmp_path: Path) -> Agent:
+    return Agent(tmp_path / "agent.db")
 
 
 def queue(agent: Agent, state: JobState = JobState.QUEUED) -> msg.DownloadTemplate:
