@@ -12,5 +12,9 @@ class CertificateSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CERTIFICATE_", extra="ignore", frozen=True)
 
     health_port: int = 8082
-    expiry_check_interval: float = Field(3600.0, gt=0)
-    timer_interval: float = Field(1.0, gt=0, description="How often late answers are looked for.")
+    expiry_check_interval: float = Field(
+        3600.0, gt=0, description="Seconds between looks for certificates about to expire."
+    )
+    timer_interval: float = Field(
+        1.0, gt=0, description="Seconds between looks for hosts late to answer."
+    )

@@ -13,7 +13,8 @@ class RegistrationSettings(ServiceSettings):
 
     health_port: int = 8081
     check_urls: bool = Field(
-        True, description="Check each URL at registration (a message can still opt out)."
+        True,
+        description="Check each URL at registration; a template can opt out (--no-validate-url).",
     )
     watchdog_interval: float = Field(
         5.0, gt=0, description="Seconds between checks for silent hosts."

@@ -89,7 +89,9 @@ class RevokeCertificate(Command):
     @model_validator(mode="after")
     def _named(self) -> RevokeCertificate:
         if self.id is None and (self.name is None or self.hypervisor is None):
-            raise ValueError("give id, or name and hypervisor")
+            raise ValueError(
+                "give id, or name and hypervisor (CLI: --id, or --name and --hypervisor)"
+            )
         return self
 
 

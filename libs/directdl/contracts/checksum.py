@@ -99,7 +99,9 @@ def parse_checksum(text: str) -> Checksum:
 
     stripped = text.strip()
     if not stripped:
-        raise invalid("is empty; give {ALGO}hex, for example {SHA-256}ab12..., or omit it")
+        raise invalid(
+            "is empty; give {ALGO}hex, for example {SHA-256}ab12..., or omit it (CLI: --checksum)"
+        )
 
     prefixed = _PREFIXED.fullmatch(stripped)
     if prefixed is None:

@@ -95,5 +95,8 @@ class EvictTemplate(Command):
     @model_validator(mode="after")
     def _names_something(self) -> Self:
         if self.template_id is None and self.host_id is None and self.zone_id is None:
-            raise ValueError("name a template_id, a host_id or a zone_id to evict from")
+            raise ValueError(
+                "name a template_id, a host_id or a zone_id to evict from "
+                "(CLI: --template, --host or --zone)"
+            )
         return self

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from directdl.bus.tables import roles
 from directdl.contracts.asyncapi import render_files
+from directdl.runtime import readme
 from directdl.runtime.accounts import compose_definitions
 
 # The hosts compose.yaml runs; their broker users are in the committed definitions.
@@ -20,14 +21,19 @@ def generated(docs: Path = Path("docs"), root: Path = Path()) -> dict[Path, str]
     """Each generated file's path and its text, exactly as it is checked in."""
     files = {docs / name: text for name, text in render_files(roles()).items()}
     definitions = json.dumps(compose_definitions(COMPOSE_HOSTS), indent=2) + "\n"
-    return files | {root / DEFINITIONS: definitions}
+    files |= {root / DEFINITIONS: definitions}
+    # Only its tables are generated; a root without a README (a test's) has none to rewrite.
+    if (root / readme.README).exists():
+        text = (root / readme.README).read_text(encoding="utf-8")
+        files[root / readme.README] = readme.render(text)
+    return files
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m directdl.runtime.docs",
         description="Write the AsyncAPI document, the message reference and the broker users "
-        "generated from the services' dispatch tables.",
+        "generated from the services' dispatch tables, and the README's tables.",
     )
     parser.add_argument("--check", action="store_true", help="write nothing; fail when stale")
     parser.add_argument("--out-dir", type=Path, default=Path("docs"))

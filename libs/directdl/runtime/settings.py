@@ -15,22 +15,44 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
-    amqp_url: str = Field(DEFAULT_AMQP_URL, validation_alias=AliasChoices("AMQP_URL"))
-    exchange: str = Field("directdl", validation_alias=AliasChoices("DIRECTDL_EXCHANGE"))
+    amqp_url: str = Field(
+        DEFAULT_AMQP_URL, validation_alias=AliasChoices("AMQP_URL"), description="The broker."
+    )
+    exchange: str = Field(
+        "directdl",
+        validation_alias=AliasChoices("DIRECTDL_EXCHANGE"),
+        description="The topic exchange every message goes through.",
+    )
     queue_prefix: str = Field(
         "",
         validation_alias=AliasChoices("DIRECTDL_QUEUE_PREFIX"),
         description="Prepended to queue names; tests use it to isolate themselves.",
     )
-    data_dir: Path = Field(Path("var"), validation_alias=AliasChoices("DIRECTDL_DATA_DIR"))
-    log_level: str = Field("INFO", validation_alias=AliasChoices("DIRECTDL_LOG_LEVEL"))
+    data_dir: Path = Field(
+        Path("var"),
+        validation_alias=AliasChoices("DIRECTDL_DATA_DIR"),
+        description="Where the embedded SQLite databases, pools and trust stores live by default.",
+    )
+    log_level: str = Field(
+        "INFO",
+        validation_alias=AliasChoices("DIRECTDL_LOG_LEVEL"),
+        description="The least severe log level written: DEBUG, INFO, WARNING or ERROR.",
+    )
 
     # Set per service through its env prefix, e.g. REGISTRATION_DATABASE_URL.
-    database_url: str | None = None
-    health_host: str = "127.0.0.1"
-    health_port: int = 0
-    prefetch: int = Field(8, ge=1, le=1000)
-    workers: int = Field(4, ge=1, le=64)
+    database_url: str | None = Field(
+        None,
+        description="Any SQLAlchemy URL, e.g. postgresql+psycopg://...; "
+        "unset: SQLite, <data dir>/<service>.db.",
+    )
+    health_host: str = Field(
+        "127.0.0.1", description="Where /healthz, /readyz and /metrics listen; 0.0.0.0 in compose."
+    )
+    health_port: int = Field(
+        0, description="The port of /healthz, /readyz and /metrics; 0: any free one."
+    )
+    prefetch: int = Field(8, ge=1, le=1000, description="Unacked deliveries at once (basic.qos).")
+    workers: int = Field(4, ge=1, le=64, description="Threads that run handlers.")
     max_attempts: int = Field(
         3,
         ge=1,

@@ -166,7 +166,8 @@ def _ask(
 def _unreachable(url: str, why: str) -> MessageError:
     shown = redact_url(url)
     return MessageError(
-        f"URL {shown!r} cannot be downloaded: {why} (set validate_url false to register it anyway)",
+        f"URL {shown!r} cannot be downloaded: {why}; to register it anyway, set validate_url "
+        "false (CLI: --no-validate-url)",
         code=ErrorCode.URL_UNREACHABLE,
         details={"field": "url", "value": shown},
     )

@@ -58,6 +58,7 @@ def test_a_refused_connection_is_refused_and_opting_out_registers_anyway(
     refused = register(client, url)
     registered = register(client, url, validate_url=False)
     assert refused.error is not None and refused.error.code == "URL_UNREACHABLE"
+    assert "set validate_url false (CLI: --no-validate-url)" in refused.error.message
     assert registered.ok and registered.result is not None
     assert registered.result["template"]["size"] is None
 

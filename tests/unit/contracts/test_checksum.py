@@ -112,7 +112,7 @@ def test_surrounding_whitespace_is_stripped(padding: str) -> None:
 
 @pytest.mark.parametrize("text", ["", " ", "\t\n"])
 def test_empty_is_rejected(text: str) -> None:
-    assert_rejected(text, "empty")
+    assert_rejected(text, "empty", "(CLI: --checksum)")
 
 
 @pytest.mark.parametrize(

@@ -164,6 +164,11 @@ def test_evicting_from_a_zone_asks_each_of_its_hosts(bus: InMemoryBus, cloud: st
     assert sorted(evictions(bus)) == ["h1", "h2"]
 
 
+def test_an_eviction_naming_nothing_is_refused_naming_the_cli_flags() -> None:
+    with pytest.raises(ValueError, match=r"\(CLI: --template, --host or --zone\)"):
+        pool.EvictTemplate()
+
+
 def test_a_template_and_a_zone_narrow_each_other(bus: InMemoryBus, cloud: str) -> None:
     reply = bus.call(pool.EvictTemplate(template_id=cloud, zone_id="zone-2"))
     assert reply.ok and reply.result == {"hosts": ["h3"], "copies": 2}
