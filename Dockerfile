@@ -15,11 +15,14 @@ RUN uv venv --python /usr/local/bin/python3.11 /app/.venv
 # this layer is rebuilt when the lock file changes, not on every change to the code.
 COPY requirements.lock ./
 RUN uv pip sync --require-hashes --python /app/.venv/bin/python requirements.lock
-# Then directdl itself, installed as a wheel rather than linked back to /src.
-COPY pyproject.toml README.md ./
+# Then directdl itself, installed as a wheel rather than linked back to /src. Its build
+# backend (hatchling, and what hatchling needs) is the one the dev lock pins: uv builds with
+# exactly those versions, checks them against the lock's hashes, and refuses any other.
+COPY pyproject.toml README.md requirements-dev.lock ./
 COPY libs/ libs/
 COPY services/ services/
-RUN uv pip install --python /app/.venv/bin/python --no-deps .
+RUN uv pip install --python /app/.venv/bin/python --no-deps \
+        --build-constraint requirements-dev.lock .
 
 FROM ${PYTHON_IMAGE}
 # nfs-cat and nfs-ls: the agent reads NFS sources in user space, without a kernel mount.
@@ -39,5 +42,5 @@ ENV PATH=/app/.venv/bin:$PATH \
     DIRECTDL_DATA_DIR=/var/lib/directdl
 WORKDIR /app
 USER directdl
-EXPOSE 8081 8082 8083 8090
+EXPOSE 8081 8082 8083 8090 8091
 CMD ["python", "-m", "registration"]

@@ -78,7 +78,7 @@ format: install ## rewrite the code to ruff's format and apply ruff's fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-docs: install ## regenerate the AsyncAPI document, the message reference and the broker users
+docs: install ## regenerate the AsyncAPI document, the message reference, the broker users and the README tables
 	$(BIN)/python -m directdl.runtime.docs
 
 bench: deps install ## benchmarks; each prints its figure

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import re
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,7 +23,16 @@ from certificate.config import CertificateSettings
 from directdl import launcher
 from directdl.bus.tables import roles
 from directdl.bus.topology import Topology
+from directdl.runtime.accounts import ADMIN
+from directdl.runtime.docs import COMPOSE_HOSTS
 from directdl.runtime.live_settings import SHARED_QUEUE
+from directdl.runtime.provision import (
+    SAFE_PASSWORD,
+    amqp_password_variable,
+    database_role_name,
+    db_password_variable,
+    postgres_password_variable,
+)
 from directdl.runtime.settings import ServiceSettings
 from host_agent.config import HostAgentSettings
 from registration.bootstrap import NAME as REGISTRATION
@@ -55,6 +64,26 @@ def load_yaml(path: Path) -> Any:
 COMPOSE: dict[str, Any] = load_yaml(ROOT / "compose.yaml")
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 DEFINITIONS: dict[str, Any] = json.loads((ROOT / "deploy/rabbitmq/definitions.json").read_text())
+# What compose reads as .env after `cp .env.example .env`.
+ENV_EXAMPLE: dict[str, str] = dict(
+    line.split("=", 1)
+    for line in (ROOT / ".env.example").read_text().splitlines()
+    if line and not line.startswith("#")
+)
+# `${NAME:?message}`: a variable compose refuses to run without, saying what to do.
+REQUIRED = re.compile(r"\$\{([A-Z][A-Z0-9_]*):\?([^}]*)\}")
+INFRASTRUCTURE = ("rabbitmq", "postgres", "prometheus", "grafana")  # not in the Procfile
+
+
+def interpolated(value: str) -> str:
+    """A value as compose passes it with .env.example as .env; every variable is required."""
+    resolved = REQUIRED.sub(lambda match: ENV_EXAMPLE[match[1]], value)
+    assert "$" not in resolved, f"{value}: only ${{NAME:?message}} is used here"
+    return resolved
+
+
+def variables_in(value: str) -> list[str]:
+    return [match[1] for match in REQUIRED.finditer(value)]
 
 
 def module_of(service: dict[str, Any]) -> str | None:
@@ -66,8 +95,12 @@ def module_of(service: dict[str, Any]) -> str | None:
 PYTHON = {name: s for name, s in SERVICES.items() if module_of(s) in SETTINGS}
 
 
-def env_of(service: dict[str, Any]) -> dict[str, str]:
+def raw_env_of(service: dict[str, Any]) -> dict[str, str]:
     return {key: str(value) for key, value in (service.get("environment") or {}).items()}
+
+
+def env_of(service: dict[str, Any]) -> dict[str, str]:
+    return {key: interpolated(value) for key, value in raw_env_of(service).items()}
 
 
 def env_names(cls: type[ServiceSettings]) -> set[str]:
@@ -161,11 +194,9 @@ def test_builds_and_mounted_files_exist() -> None:
             if source.startswith("."):
                 assert (ROOT / source).exists(), f"{name} mounts missing {source}"
                 if Path(source).parts[0] == "deploy":
-                    assert (ROOT / source).is_file() and mode == ["ro"], f"{name}: {volume}"
+                    assert mode == ["ro"], f"{name}: {volume}"
             else:
                 assert source in named, f"{name} mounts undeclared volume {source}"
-    init_sql = SERVICES["postgres"]["volumes"][0]
-    assert init_sql.startswith("./deploy/postgres/init.sql:/docker-entrypoint-initdb.d/")
 
 
 def test_services_wait_for_healthy_infrastructure() -> None:
@@ -174,9 +205,17 @@ def test_services_wait_for_healthy_infrastructure() -> None:
             if dependency in ("rabbitmq", "postgres"):
                 assert spec["condition"] == "service_healthy", f"{name} -> {dependency}"
     for name, service in PYTHON.items():
-        needs = set(service["depends_on"])
-        assert "rabbitmq" in needs, name
-        assert ("postgres" in needs) == (module_of(service) in CENTRAL), name
+        needs = service["depends_on"]
+        assert needs["rabbitmq"] == {"condition": "service_healthy"}, name
+        # Its broker user, and its database role, exist with the passwords of .env.
+        assert needs["broker-init"] == {"condition": "service_completed_successfully"}, name
+        central = module_of(service) in CENTRAL
+        assert ("postgres" in needs) == central == ("db-init" in needs), name
+        if central:
+            assert needs["db-init"] == {"condition": "service_completed_successfully"}, name
+    for init, store in (("broker-init", "rabbitmq"), ("db-init", "postgres")):
+        assert SERVICES[init]["restart"] == "no"
+        assert SERVICES[init]["depends_on"] == {store: {"condition": "service_healthy"}}
     assert SERVICES["templates"]["depends_on"] == {
         "template-init": {"condition": "service_completed_successfully"}
     }
@@ -190,7 +229,7 @@ def test_launcher_and_compose_run_the_same_processes() -> None:
     assert set(procfile) == {
         name
         for name, service in SERVICES.items()
-        if service.get("restart") != "no" and name not in ("rabbitmq", "postgres")
+        if service.get("restart") != "no" and name not in INFRASTRUCTURE
     }
     for name, argv in procfile.items():
         env, command = launcher.assignments(argv), launcher.command_of(argv)
@@ -247,12 +286,13 @@ def test_each_host_agent_keeps_its_pool_and_trust_store_on_volumes_of_its_own() 
             assert mounts[target] in COMPOSE["volumes"] and mounts[target] not in seen, name
         seen.update(mounts.values())
     assert len(hosts) == len(agents)
+    assert hosts == set(COMPOSE_HOSTS), "definitions.json has users for COMPOSE_HOSTS only"
 
 
 def test_each_central_service_owns_a_postgres_database_and_role() -> None:
-    sql = (ROOT / "deploy/postgres/init.sql").read_text()
-    roles = dict(re.findall(r"CREATE ROLE (\w+) LOGIN PASSWORD '([^']*)';", sql))
-    owners = dict(re.findall(r"CREATE DATABASE (\w+) OWNER (\w+);", sql))
+    """db-init creates, for each central service, the role and database its URL names, with
+    the password of the variable that URL reads."""
+    db_init = raw_env_of(SERVICES["db-init"])
     used = []
     for name, service in PYTHON.items():
         url = settings_of(name).database_url
@@ -261,16 +301,20 @@ def test_each_central_service_owns_a_postgres_database_and_role() -> None:
             continue
         assert url is not None
         parsed = make_url(url)
+        role = database_role_name(CENTRAL[module_of(service) or ""])
         assert (parsed.drivername, parsed.host) == ("postgresql+psycopg", "postgres"), name
-        assert (
-            parsed.database is not None
-            and parsed.database in owners
-            and owners[parsed.database] == parsed.username
-        ), name
-        assert roles[parsed.username] == parsed.password, f"{name}: password differs from init.sql"
-        assert f"REVOKE ALL ON DATABASE {parsed.database} FROM PUBLIC;" in sql
-        used.append(parsed.database)
-    assert sorted(used) == sorted(set(used)) == sorted(owners)
+        assert (parsed.username, parsed.database) == (role, role), name
+        raw = raw_env_of(service)[f"{module_of(service) or ''}_database_url".upper()]
+        assert variables_in(raw) == [db_password_variable(role)], name
+        assert variables_in(db_init[db_password_variable(role)]) == [db_password_variable(role)]
+        used.append(role)
+    central = sorted(database_role_name(service) for service in CENTRAL.values())
+    assert sorted(used) == sorted(set(used)) == central
+    superuser = postgres_password_variable()
+    assert variables_in(raw_env_of(SERVICES["postgres"])[superuser]) == [superuser]
+    assert variables_in(db_init[superuser]) == [superuser]
+    assert "--host" in SERVICES["db-init"]["command"]
+    assert not (ROOT / "deploy/postgres").exists(), "db-init makes the roles, not an init script"
 
 
 def rabbit_user(name: str) -> dict[str, Any]:
@@ -291,14 +335,30 @@ def test_rabbitmq_has_a_user_per_service_and_no_guest() -> None:
     assert users == {"admin", "cli", *(identity(name) for name in PYTHON)}
     assert rabbit_user("admin")["tags"] == ["administrator"]
     for user in DEFINITIONS["users"]:
-        assert user["hashing_algorithm"] == "rabbit_password_hashing_sha256"
-        assert "password" not in user
+        # The passwords are in .env only; broker-init adds them.
+        assert not {"password", "password_hash", "hashing_algorithm"} & set(user), user
     for grant in DEFINITIONS["permissions"]:
         if grant["user"] != "admin":
             for regex in (grant["configure"], grant["write"], grant["read"]):
                 assert regex.startswith("^") and regex.endswith("$"), grant
+    # The node's default user is admin, not guest; it would not be created if the node loaded
+    # definitions at boot, so broker-init imports them instead.
+    rabbitmq = raw_env_of(SERVICES["rabbitmq"])
+    assert rabbitmq["RABBITMQ_DEFAULT_USER"] == ADMIN
+    assert variables_in(rabbitmq["RABBITMQ_DEFAULT_PASS"]) == [amqp_password_variable(ADMIN)]
     conf = (ROOT / "deploy/rabbitmq/rabbitmq.conf").read_text()
-    assert "load_definitions = /etc/rabbitmq/definitions.json" in conf.splitlines()
+    assert not re.search(r"^\s*(load_definitions|definitions\.)", conf, re.M)
+    mounts = dict(v.split(":")[:2] for v in SERVICES["broker-init"]["volumes"])
+    assert mounts["./deploy/rabbitmq/definitions.json"] in SERVICES["broker-init"]["command"]
+
+
+def test_broker_init_has_the_password_of_every_user_in_the_definitions() -> None:
+    env = raw_env_of(SERVICES["broker-init"])
+    expected = {amqp_password_variable(user["name"]) for user in DEFINITIONS["users"]}
+    assert set(env) == expected
+    for variable, value in env.items():
+        assert variables_in(value) == [variable], variable
+    assert "http://rabbitmq:15672" in SERVICES["broker-init"]["command"]
 
 
 def test_each_service_connects_as_its_own_user_with_its_password() -> None:
@@ -306,8 +366,9 @@ def test_each_service_connects_as_its_own_user_with_its_password() -> None:
     for name in PYTHON:
         url = urlsplit(settings_of(name).amqp_url)
         assert (url.hostname, url.username) == ("rabbitmq", identity(name)), name
-        salted = base64.b64decode(rabbit_user(identity(name))["password_hash"])
-        assert hashlib.sha256(salted[:4] + (url.password or "").encode()).digest() == salted[4:]
+        rabbit_user(identity(name))  # one broker-init creates
+        raw = raw_env_of(SERVICES[name])["AMQP_URL"]
+        assert variables_in(raw) == [amqp_password_variable(identity(name))], name
         users.append(url.username)
     assert len(users) == len(set(users))
 
@@ -414,3 +475,137 @@ def test_the_image_runs_as_a_non_root_user_from_the_lock_file() -> None:
         if op == "COPY" and not arg.startswith("--from"):
             for source in arg.split()[:-1]:
                 assert (ROOT / source).exists() and source.rstrip("/") in allowed, source
+
+
+def test_every_credential_comes_from_env_and_none_is_written_in_compose() -> None:
+    """.env.example names exactly the variables compose requires, each a URL-safe password,
+    and no value of it appears in compose.yaml."""
+    text = (ROOT / "compose.yaml").read_text()
+    required = {match[1] for match in REQUIRED.finditer(text)}
+    assert required == set(ENV_EXAMPLE)
+    assert {match[2] for match in REQUIRED.finditer(text)} == {"cp .env.example .env"}
+    for variable, value in ENV_EXAMPLE.items():
+        assert SAFE_PASSWORD.fullmatch(value), variable
+        assert value not in text, f"{variable}'s value is written in compose.yaml"
+    for name, service in SERVICES.items():
+        for key, value in raw_env_of(service).items():
+            if "PASS" in key:
+                assert variables_in(value) and REQUIRED.fullmatch(value), f"{name}: {key}"
+            for url in re.findall(r"\w+://\S+", value):
+                if "@" in url:
+                    password = url.split("://", 1)[1].split("@", 1)[0].partition(":")[2]
+                    assert REQUIRED.fullmatch(password), f"{name}: {key}"
+    generated = {amqp_password_variable(user["name"]) for user in DEFINITIONS["users"]}
+    assert generated <= set(ENV_EXAMPLE)
+
+
+def test_health_ports_are_published_on_localhost_as_make_run_uses_them() -> None:
+    procfile = launcher.read_procfile()
+    ports = set()
+    for name in PYTHON:
+        settings = settings_of(name)
+        port = settings.health_port
+        assert SERVICES[name]["ports"] == [f"127.0.0.1:{port}:{port}"], name
+        # `make run` listens on the same port (the Procfile's, or the settings' default).
+        make_run = launcher.assignments(procfile[name]).get(
+            f"{type(settings).model_config.get('env_prefix', '')}HEALTH_PORT",
+            str(type(settings).model_fields["health_port"].default),
+        )
+        assert int(make_run) == port, name
+        env = env_of(SERVICES[name])
+        health_url = next(v for k, v in env.items() if k.endswith("_HEALTH_URL"))
+        assert health_url == f"http://127.0.0.1:{port}", name
+        ports.add(port)
+    assert len(ports) == len(PYTHON)
+    assert ports >= {8090, 8091}
+    for service in SERVICES.values():
+        for published in service.get("ports", []):
+            assert published.startswith("127.0.0.1:"), published
+
+
+def test_prometheus_scrapes_every_service_on_its_health_port() -> None:
+    prometheus = SERVICES["prometheus"]
+    mounts = dict(v.split(":")[:2] for v in prometheus["volumes"])
+    config = load_yaml(ROOT / "deploy/prometheus/prometheus.yml")
+    assert mounts["./deploy/prometheus/prometheus.yml"] == "/etc/prometheus/prometheus.yml"
+    targets = set()
+    for job in config["scrape_configs"]:
+        for static in job.get("static_configs", []):
+            targets.update(static["targets"])
+        for sd in job.get("dns_sd_configs", []):
+            targets.update(f"{name}:{sd['port']}" for name in sd["names"])
+    for name in PYTHON:
+        assert f"{name}:{settings_of(name).health_port}" in targets, name
+    assert prometheus["ports"] == ["127.0.0.1:9090:9090"]
+    grafana = SERVICES["grafana"]
+    assert grafana["profiles"] == ["grafana"]
+    for volume in grafana["volumes"]:
+        assert volume.startswith("./deploy/grafana/"), volume
+
+
+def test_the_broker_is_a_supported_rabbitmq_series_with_management_and_prometheus() -> None:
+    image = SERVICES["rabbitmq"]["image"]
+    match = re.fullmatch(r"rabbitmq:(\d+)\.(\d+)-management", image)
+    assert match, image
+    assert (int(match[1]), int(match[2])) >= (3, 13), f"{image} is an end-of-life series"
+    plugins = (ROOT / "deploy/rabbitmq/enabled_plugins").read_text()
+    assert re.fullmatch(r"\[rabbitmq_management,rabbitmq_prometheus\]\.\n", plugins)
+    conf = (ROOT / "deploy/rabbitmq/rabbitmq.conf").read_text()
+    for feature in ("transient_nonexcl_queues", "global_qos"):
+        assert f"deprecated_features.permit.{feature} = false" in conf.splitlines()
+
+
+def compose_cli() -> list[str] | None:
+    """Debian's docker-compose 1.29, or the docker CLI's compose plugin; None without either."""
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    return None
+
+
+def compose_config(env_file: Path) -> subprocess.CompletedProcess[str]:
+    cli = compose_cli()
+    if cli is None:
+        pytest.skip("neither docker-compose nor `docker compose` is installed")
+    # Only PATH: a password exported in this shell must not stand in for the env file.
+    return subprocess.run(
+        [*cli, "--env-file", str(env_file), "-f", str(ROOT / "compose.yaml"), "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": os.environ.get("PATH", "")},
+        cwd=ROOT,
+    )
+
+
+def test_compose_itself_accepts_the_file_with_env_example() -> None:
+    done = compose_config(ROOT / ".env.example")
+    assert done.returncode == 0, done.stderr
+
+
+def test_compose_refuses_to_run_without_the_passwords_and_says_what_to_do(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    done = compose_config(empty)
+    assert done.returncode != 0
+    assert "cp .env.example .env" in done.stderr, done.stderr
+
+
+def test_the_image_builds_directdl_with_the_build_backend_the_dev_lock_pins() -> None:
+    runs = [shlex.split(arg) for op, arg in dockerfile_instructions() if op == "RUN"]
+    installs = [cmd for cmd in runs if cmd[:3] == ["uv", "pip", "install"]]
+    for command in installs:
+        constraint = command[command.index("--build-constraint") + 1]
+        assert constraint == "requirements-dev.lock", command
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    backend = re.search(r'^\[build-system\]\nrequires = \["(\w+)"\]', pyproject, re.M)
+    assert backend and backend[1] == "hatchling"
+    lock = (ROOT / "requirements-dev.lock").read_text()
+    # Pinned with its hashes: uv refuses a build backend whose hash differs.
+    assert re.search(r"^hatchling==[\d.]+ \\\n    --hash=sha256:", lock, re.M)
+    copied = " ".join(arg for op, arg in dockerfile_instructions() if op == "COPY")
+    assert "requirements-dev.lock" in copied

@@ -208,15 +208,19 @@ def password_hash(user: str, password: str) -> str:
 
 
 def compose_definitions(host_ids: Iterable[str]) -> dict[str, Any]:
-    """deploy/rabbitmq/definitions.json: the deployment's users, and the exchanges, so that
-    the CLI can publish before the first service has declared them."""
+    """deploy/rabbitmq/definitions.json: the deployment's users without passwords, which
+    compose's broker-init adds from .env (directdl.runtime.provision), and the exchanges, so
+    that the CLI can publish before the first service has declared them."""
     topology = Topology()
     exchanges = [
         {"name": name, "vhost": "/", "type": kind, "durable": True, "auto_delete": False}
         | {"internal": False, "arguments": {}}
         for name, kind in ((topology.exchange, "topic"), (topology.dead_letter_exchange, "direct"))
     ]
-    return definitions(deployment(host_ids, topology)) | {"exchanges": exchanges}
+    document = definitions(deployment(host_ids, topology))
+    secret = ("password_hash", "hashing_algorithm")
+    users = [{k: v for k, v in user.items() if k not in secret} for user in document["users"]]
+    return document | {"users": users, "exchanges": exchanges}
 
 
 def definitions(

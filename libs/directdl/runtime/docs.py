@@ -11,17 +11,19 @@ from directdl.bus.tables import roles
 from directdl.contracts.asyncapi import render_files
 from directdl.runtime import readme
 from directdl.runtime.accounts import compose_definitions
+from directdl.runtime.provision import env_example
 
 # The hosts compose.yaml runs; their broker users are in the committed definitions.
 COMPOSE_HOSTS = ("host-1", "host-2")
 DEFINITIONS = Path("deploy/rabbitmq/definitions.json")
+ENV_EXAMPLE = Path(".env.example")  # the passwords of those users, and of the databases
 
 
 def generated(docs: Path = Path("docs"), root: Path = Path()) -> dict[Path, str]:
     """Each generated file's path and its text, exactly as it is checked in."""
     files = {docs / name: text for name, text in render_files(roles()).items()}
     definitions = json.dumps(compose_definitions(COMPOSE_HOSTS), indent=2) + "\n"
-    files |= {root / DEFINITIONS: definitions}
+    files |= {root / DEFINITIONS: definitions, root / ENV_EXAMPLE: env_example(COMPOSE_HOSTS)}
     # Only its tables are generated; a root without a README (a test's) has none to rewrite.
     if (root / readme.README).exists():
         text = (root / readme.README).read_text(encoding="utf-8")
