@@ -30,6 +30,7 @@ from directdl.cli.output import (
     print_error,
     print_json,
     print_record,
+    print_reply,
     print_rows,
 )
 from directdl.cli.session import Conversation, Session
@@ -149,7 +150,7 @@ def _say(line: str) -> None:
 def _result(reply: Reply, as_json: bool) -> dict[str, Any]:
     """The result of a success; an error reply is printed and exits 1."""
     if as_json:
-        print_json(reply.model_dump(mode="json", exclude_none=True))
+        print_reply(reply.model_dump(mode="json", exclude_none=True))
     if not reply.ok:
         assert reply.error is not None
         if not as_json:

@@ -15,7 +15,7 @@ from directdl.bus.client import BusClient, ReplyTimeout
 from directdl.bus.connection import describe_error, redact
 from directdl.bus.publisher import PublishError, Unroutable
 from directdl.bus.topology import Topology
-from directdl.cli.output import Exit, print_error, print_json
+from directdl.cli.output import Exit, print_error, print_reply
 from directdl.contracts.base import Command
 from directdl.contracts.errors import ErrorCode
 from directdl.contracts.reply import Reply
@@ -66,27 +66,53 @@ class Session:
         except (AMQPError, PublishError, OSError) as err:
             self._fail(Exit.UNREACHABLE, "UNREACHABLE", describe_error(err))
 
+    def fetch(self, command: Command) -> Reply:
+        """The reply, printing nothing; a failure to get one raises NoReply."""
+        with self._failures_raised(), BusClient(self.amqp_url, self.topology) as client:
+            return client.call(command, timeout=self.timeout)
+
     @contextmanager
     def _failures_mapped(self) -> Iterator[None]:
         try:
+            with self._failures_raised():
+                yield
+        except NoReply as failure:
+            print_error(failure.code, failure.message)
+            raise typer.Exit(failure.exit) from None
+
+    @contextmanager
+    def _failures_raised(self) -> Iterator[None]:
+        try:
             yield
         except Unroutable as err:
-            self._fail(
+            raise NoReply(
                 Exit.UNREACHABLE, "UNREACHABLE", f"{err}; is the service running (`make run`)?"
-            )
+            ) from err
         except ReplyTimeout as err:
-            self._fail(Exit.NO_REPLY, ErrorCode.TIMEOUT, f"{err}; it may still take effect")
+            raise NoReply(
+                Exit.NO_REPLY, ErrorCode.TIMEOUT, f"{err}; it may still take effect"
+            ) from err
         except (AMQPError, PublishError, OSError) as err:
-            self._fail(
+            raise NoReply(
                 Exit.UNREACHABLE,
                 "UNREACHABLE",
                 f"cannot reach the broker at {redact(self.amqp_url)}: {describe_error(err)}",
-            )
+            ) from err
 
     @staticmethod
     def _fail(code: Exit, name: str, message: str) -> NoReturn:
         print_error(name, message)
         raise typer.Exit(code)
+
+
+class NoReply(Exception):
+    """No reply to read: the exit code, the error code and the message that say why."""
+
+    def __init__(self, exit_code: Exit, code: str, message: str) -> None:
+        super().__init__(message)
+        self.exit = exit_code
+        self.code = code
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -118,7 +144,7 @@ def _result(reply: Reply, as_json: bool, echo: bool = True) -> dict[str, Any]:
     """The result of a success; an error reply is printed and exits 1. `echo`: also print
     a success as JSON when `as_json` (False when the caller prints it, with more)."""
     if as_json and (echo or not reply.ok):
-        print_json(reply.model_dump(mode="json", exclude_none=True))
+        print_reply(reply.model_dump(mode="json", exclude_none=True))
     if not reply.ok:
         assert reply.error is not None
         if not as_json:

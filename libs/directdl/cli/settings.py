@@ -39,7 +39,12 @@ def get(ctx: typer.Context, name: str, as_json: Json = False) -> None:
         print_record(result["setting"])
 
 
-@app.command("set", epilog="Example: directdl settings set direct.download.socket.timeout 10000")
+# ignore_unknown_options: "-5" is no option this command has, so it is taken as the value.
+@app.command(
+    "set",
+    epilog="Example: directdl settings set direct.download.socket.timeout 10000",
+    context_settings={"ignore_unknown_options": True},
+)
 def set_(ctx: typer.Context, name: str, value: str, as_json: Json = False) -> None:
     """Change a setting; it applies without a restart."""
     session: Session = ctx.obj

@@ -13,43 +13,102 @@ from rich.text import Text
 
 from directdl.bus.client import BusClient
 from directdl.bus.connection import describe_error
-from directdl.cli.output import Exit, err, out, print_error, print_json, print_rows
-from directdl.cli.session import Session
+from directdl.bus.discovery import discover
+from directdl.cli.output import (
+    Exit,
+    Format,
+    err,
+    out,
+    print_error,
+    print_json,
+    print_rows,
+    shape,
+)
+from directdl.cli.session import NoReply, Session
 from directdl.contracts.host import ListHosts
 
-# The health endpoints `make run` and compose expose; DIRECTDL_HEALTH_URLS overrides them as
-# "name=url,name=url".
+# The health endpoints `make run` and compose expose: what status falls back on when the
+# services cannot be asked where theirs are. DIRECTDL_HEALTH_URLS ("name=url,name=url")
+# overrides both.
 DEFAULT_HEALTH = (
     "registration=http://127.0.0.1:8081,certificate=http://127.0.0.1:8082,"
     "sync-scheduler=http://127.0.0.1:8083,host-agent-host-1=http://127.0.0.1:8090,"
     "host-agent-host-2=http://127.0.0.1:8091"
 )
+SERVICE_COLUMNS = ("service", "ready", "checks")
+HOST_COLUMNS = ("host_id", "zone_id", "state", "last_seen")
 
 
 def status(
     ctx: typer.Context,
     health: Annotated[
-        str, typer.Option(envvar="DIRECTDL_HEALTH_URLS", help="name=url,... of /readyz bases.")
-    ] = DEFAULT_HEALTH,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+        str | None,
+        typer.Option(
+            envvar="DIRECTDL_HEALTH_URLS",
+            help="name=url,... of /readyz bases; default: those the services announce.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Every service's readiness and every host's last heartbeat. Exits 1 if any is not ready.
+    """Every service's readiness and every host's last heartbeat. Exits 1 if any is not
+    ready; the readiness is shown even when the broker is down (exit 4).
 
     Example: directdl status
     """
     session: Session = ctx.obj
-    services = [_readiness(*pair.split("=", 1)) for pair in health.split(",") if "=" in pair]
-    hosts = session.call(ListHosts(), as_json=False)["items"]
+    targets, source = health_targets(session, health)
+    services = [_readiness(name, base) for name, base in targets]
+    try:
+        reply = session.fetch(ListHosts())
+    except NoReply as failure:
+        _without_hosts(services, source, failure.code, failure.message)
+        raise typer.Exit(failure.exit) from None
+    if not reply.ok:
+        assert reply.error is not None
+        _without_hosts(services, source, reply.error.code, reply.error.message)
+        raise typer.Exit(Exit.ERROR_REPLY)
+    hosts = [{k: h[k] for k in HOST_COLUMNS} for h in (reply.result or {})["items"]]
     if as_json:
-        print_json({"services": services, "hosts": hosts})
+        print_json({"services": services, "hosts": hosts, "health_from": source})
     else:
-        print_rows(services, ("service", "ready", "checks"))
-        print_rows(
-            [{k: h[k] for k in ("host_id", "zone_id", "state", "last_seen")} for h in hosts],
-            ("host_id", "zone_id", "state", "last_seen"),
-        )
+        print_rows(services, SERVICE_COLUMNS, caption=f"health endpoints: {source}")
+        print_rows(hosts, HOST_COLUMNS)
     if not all(s["ready"] for s in services):
         raise typer.Exit(Exit.ERROR_REPLY)
+
+
+def _without_hosts(services: list[dict[str, Any]], source: str, code: str, message: str) -> None:
+    """What could be fetched, then why the hosts could not: one JSON error with the
+    readiness in its details, or the table, then the error on stderr."""
+    if shape().format is not Format.JSON:
+        print_rows(services, SERVICE_COLUMNS, caption=f"health endpoints: {source}")
+    print_error(code, message, {"services": services, "health_from": source})
+
+
+def health_targets(session: Session, override: str | None) -> tuple[list[tuple[str, str]], str]:
+    """Where each service's /readyz is, and where that was learnt: the override, what the
+    services announce on the bus, or (saying why) the defaults."""
+    if override:
+        return _pairs(override), "DIRECTDL_HEALTH_URLS"
+    try:
+        announced = discover(session.amqp_url, session.topology)
+    except (AMQPError, OSError) as error:
+        return _pairs(DEFAULT_HEALTH), f"defaults, as discovery failed: {describe_error(error)}"
+    found = [a for a in announced if a.health_url]
+    if not found:
+        return _pairs(DEFAULT_HEALTH), "defaults, as no service announced a health URL"
+    names = [a.service for a in found]
+    # Replicas (sync-scheduler) announce the same service: their instances tell them apart.
+    return [
+        (a.service if names.count(a.service) == 1 else f"{a.service}/{a.instance}", a.health_url)
+        for a in sorted(found, key=lambda a: (a.service, a.instance))
+        if a.health_url
+    ], "announced"
+
+
+def _pairs(text: str) -> list[tuple[str, str]]:
+    pairs = [pair.split("=", 1) for pair in text.split(",") if "=" in pair]
+    return [(name.strip(), url.strip()) for name, url in pairs]
 
 
 def event_line(routing_key: str, payload: Any) -> Text:
