@@ -52,9 +52,9 @@ class FormattedGroup(TyperGroup):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        _show_flags_as_flags(self.params)
-        for command in _commands(self):
+        for command in (self, *_commands(self)):
             _show_flags_as_flags(command.params)
+            _show_help_as_flag(command)
             _add_output_options(command)
 
     def main(self, args: Sequence[str] | None = None, *rest: Any, **kwargs: Any) -> Any:
@@ -94,11 +94,11 @@ def _details(error: typer.TyperException) -> dict[str, Any]:
 
 
 def _commands(group: TyperGroup) -> Iterator[Any]:
+    """Every command and group below `group`."""
     for command in group.commands.values():
+        yield command
         if isinstance(command, TyperGroup):
             yield from _commands(command)
-        else:
-            yield command
 
 
 def _show_flags_as_flags(params: list[Any]) -> None:
@@ -106,6 +106,19 @@ def _show_flags_as_flags(params: list[Any]) -> None:
     for param in params:
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""
+
+
+def _show_help_as_flag(command: Any) -> None:
+    # click makes `--help` afresh for each context, outside `params`, so it is caught as made.
+    make = command.get_help_option
+
+    def get_help_option(ctx: Any) -> Any:
+        option = make(ctx)
+        if option is not None and option.metavar is None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = get_help_option
 
 
 def _add_output_options(command: Any) -> None:

@@ -276,3 +276,11 @@ def test_the_shell_s_completion_requests_are_answered() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["table", "json", "csv", "tsv", "text"]
+
+
+@pytest.mark.parametrize(
+    "path", [(), ("template",), ("template", "list"), ("cert", "upload"), ("status",)]
+)
+def test_no_help_shows_a_flag_as_taking_a_value(path: tuple[str, ...]) -> None:
+    text = run(*path, "--help", env={"COLUMNS": "200"}).stdout
+    assert "--help" in text and "<bool>" not in text
