@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from certificate.adapters import gauges
 from certificate.adapters.orm import settings as settings_table
 from certificate.adapters.orm import store
 from certificate.config import CertificateSettings
@@ -48,5 +49,6 @@ def bootstrap(settings: CertificateSettings | None = None) -> Service[Certificat
             uow_factory=CertificateUnitOfWork,
             migrations=MIGRATIONS,
             tasks=(AtStart(live.announce),),
+            collectors={"expiry": gauges.certificate_expiry},
         )
     )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from directdl.runtime.service import Service, ServiceDefinition
+from host_agent.adapters import gauges
 from host_agent.adapters.orm import store
 from host_agent.config import HostAgentSettings
 from host_agent.handlers import HANDLERS
@@ -75,6 +77,12 @@ def bootstrap(
             tasks=(runner,),
             extra_checks={"pool": pool_writable, "truststore": truststore_readable},
             on_stopping=going_down(dependencies),
+            collectors={
+                "jobs": partial(gauges.download_jobs, host_id=settings.host_id),
+                "pool": partial(
+                    gauges.pool_space, host_id=settings.host_id, pool_id=settings.pool_id, path=pool
+                ),
+            },
         )
     )
 

@@ -13,6 +13,7 @@ from directdl.contracts.bounds import clip
 from directdl.contracts.host import HostHeartbeat
 from directdl.contracts.settings import SettingsChanged
 from directdl.contracts.template import TemplateDeleted
+from directdl.runtime.announce import ANNOUNCE_HANDLERS
 from directdl.settings_catalog import SETTINGS
 from host_agent import cache, heartbeat, jobs, recovery
 from host_agent.domain import JobState
@@ -215,7 +216,7 @@ def _report(
     }
 
 
-HANDLERS = Handlers(
+HANDLERS = ANNOUNCE_HANDLERS | Handlers(
     # Each addressed to this host: host.{host_id}.…, filled in with the agent's host_id.
     commands={
         msg.DownloadTemplate: On(

@@ -173,14 +173,14 @@ class JobRunner:
                 self._resume(service, job.job_id, claimed.validator),
             )
         except DownloadError as err:
-            self._fail(service, job, report, err.code, err.message)
+            self._fail(service, job, report, err.code, err.message, started=started)
             return
         except Exception as err:
             log.exception("job.crashed")
             # The text of an unexpected error (paths, SQL) is for the log; the failure event
             # ends up in the deploy's reply.
             why = f"the download failed unexpectedly ({type(err).__name__}); see the agent's log"
-            self._fail(service, job, report, msg.DownloadFailure.INTERNAL, why)
+            self._fail(service, job, report, msg.DownloadFailure.INTERNAL, why, started=started)
             return
         with self._lock:
             cancelled_meanwhile = job.job_id in self._cancelled
@@ -189,7 +189,7 @@ class JobRunner:
             # template was deleted), so it does not stay.
             Path(done.path).unlink(missing_ok=True)
             why = f"cancelled as it finished; the copy at {done.path} was removed"
-            self._fail(service, job, report, msg.DownloadFailure.CANCELLED, why)
+            self._fail(service, job, report, msg.DownloadFailure.CANCELLED, why, started=started)
             return
         stored = StoredFile(
             job.template_id,
@@ -234,8 +234,8 @@ class JobRunner:
             # The copy just deployed stays, whatever the limits say of it.
             cache.enforce(uow, self.host_id, self.pool_id, protect={stored.template_id})
         log.info("job.succeeded", cached=cached, size=stored.size, duration_s=duration)
-        outcome = "cached" if cached else "succeeded"
-        metrics.download_seconds.labels(self.host_id, outcome).observe(duration)
+        outcome = metrics.CACHED if cached else metrics.SUCCEEDED
+        self._count(service, outcome, metrics.NO_CODE, duration)
 
     def _fail(
         self,
@@ -244,6 +244,8 @@ class JobRunner:
         report: dict[str, str],
         code: msg.DownloadFailure,
         message: str,
+        *,
+        started: float,
     ) -> None:
         cancelled = code is msg.DownloadFailure.CANCELLED
         with self._lock:
@@ -256,7 +258,16 @@ class JobRunner:
             if report_cancel is not False:
                 uow.emit(msg.DownloadFailed(**report, code=code, message=clip(message)))
         log.warning("job.failed", code=code, error=message)
-        metrics.download_seconds.labels(self.host_id, str(code)).observe(0)
+        outcome = metrics.CANCELLED if state is JobState.CANCELLED else metrics.FAILED
+        self._count(service, outcome, str(code), time.monotonic() - started)
+
+    def _count(
+        self, service: Service[AgentUnitOfWork], outcome: str, code: str, duration: float
+    ) -> None:
+        """Every end is counted; each is timed by how long it really took, failures too."""
+        name = service.definition.name
+        metrics.downloads.labels(name, self.host_id, outcome, code).inc()
+        metrics.download_seconds.labels(name, self.host_id, outcome).observe(duration)
 
     def _progress(
         self, service: Service[AgentUnitOfWork], report: dict[str, str]
@@ -266,7 +277,7 @@ class JobRunner:
         downloaded nor in the rate."""
         last: dict[str, float] = {"at": 0.0}
         started = time.monotonic()
-        counted = metrics.bytes_downloaded.labels(self.host_id)
+        counted = metrics.bytes_downloaded.labels(service.definition.name, self.host_id)
         start = seen = -1
 
         def progress(done: int, total: int | None) -> None:

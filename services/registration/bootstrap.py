@@ -8,6 +8,7 @@ from directdl.contracts.template import SourceProtocol
 from directdl.runtime.live_settings import LiveSettings
 from directdl.runtime.service import Service, ServiceDefinition
 from directdl.runtime.tasks import AtStart
+from registration.adapters import gauges
 from registration.adapters.orm import settings as settings_table
 from registration.adapters.orm import store
 from registration.adapters.url_check import UrlChecker
@@ -56,5 +57,6 @@ def bootstrap(settings: RegistrationSettings | None = None) -> Service[Registrat
             uow_factory=RegistrationUnitOfWork,
             migrations=MIGRATIONS,
             tasks=(AtStart(live.announce),),
+            collectors={"hosts": gauges.hosts_by_state},
         )
     )

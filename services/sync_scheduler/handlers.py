@@ -10,6 +10,7 @@ from directdl.bus.dispatch import Every, Handlers, On
 from directdl.contracts import certificate as certs
 from directdl.contracts import sync as msg
 from directdl.contracts.host import HostHeartbeat
+from directdl.runtime.announce import ANNOUNCE_HANDLERS
 from directdl.runtime.live_settings import SETTINGS_HANDLERS
 from sync_scheduler.runs import RUN_EMITS, run
 from sync_scheduler.uow import SchedulerUnitOfWork
@@ -95,5 +96,6 @@ HANDLERS = (
         },
     )
     | SETTINGS_HANDLERS
+    | ANNOUNCE_HANDLERS
 )
 """What the sync-scheduler does with each message, and what each handler may publish."""

@@ -10,6 +10,7 @@ import structlog
 
 from directdl.contracts import certificate as certs
 from directdl.contracts import sync as msg
+from directdl.contracts.senders import SYNC_SCHEDULER
 from directdl.runtime import metrics
 from sync_scheduler.domain.plan import plan
 from sync_scheduler.uow import SchedulerUnitOfWork
@@ -58,6 +59,7 @@ def run(
     uow.projections.add_run(report.run_id, started, report.model_dump(mode="json"))
     uow.emit(msg.SyncRunCompleted(**report.model_dump()))
     log.info("sync.run", **report.model_dump(mode="json", exclude={"zones", "started_at"}))
-    uow.after_commit(metrics.sync_runs.labels(trigger).inc)
-    uow.after_commit(lambda: metrics.sync_run_seconds.labels(trigger).observe(report.duration_s))
+    uow.after_commit(metrics.sync_runs.labels(SYNC_SCHEDULER, trigger).inc)
+    seconds = metrics.sync_run_seconds.labels(SYNC_SCHEDULER, trigger)
+    uow.after_commit(lambda: seconds.observe(report.duration_s))
     return report

@@ -129,7 +129,10 @@ def test_register_deploy_and_deploy_again_through_the_cli(
     digest = "{SHA-256}" + hashlib.sha256(data).hexdigest()
     template_id = register(cli, f"{nginx.http_url}/centos.qcow2", "QCOW2", digest)
 
-    deploys_before = metric(registration.health_port, "directdl_deploys_total", outcome="succeeded")
+    ended = {"service": "registration", "code": ""}
+    deploys_before = metric(
+        registration.health_port, "directdl_deploys_total", outcome="succeeded", **ended
+    )
     first = cli("template", "deploy", "--template", template_id, "--zone", "zone-1", "--json")
     second = cli("template", "deploy", "--template", template_id, "--zone", "zone-1", "--json")
     hosts = cli("hosts", "--json")
@@ -141,12 +144,14 @@ def test_register_deploy_and_deploy_again_through_the_cli(
     assert second.code == 0 and second.json()["result"]["cached"] is True
     # the counts move: one deploy more, and the bytes on the agent that downloaded
     assert (
-        metric(registration.health_port, "directdl_deploys_total", outcome="succeeded")
+        metric(registration.health_port, "directdl_deploys_total", outcome="succeeded", **ended)
         == deploys_before + 1
     )
-    assert metric(registration.health_port, "directdl_deploys_total", outcome="cached") == 1
+    cached = metric(registration.health_port, "directdl_deploys_total", outcome="cached", **ended)
+    assert cached == 1
     host = agents[done["host_id"]].health_port
-    assert metric(host, "directdl_bytes_downloaded_total", host=done["host_id"]) == len(data)
+    agent = {"service": f"host-agent-{done['host_id']}", "host": done["host_id"]}
+    assert metric(host, "directdl_bytes_downloaded_total", **agent) == len(data)
     routing = {"service": "registration", "routing_key": "template.deploy"}
     assert metric(registration.health_port, "directdl_messages_consumed_total", **routing) == 2
     assert [(h["host_id"], h["state"]) for h in hosts.json()["result"]["items"]] == [

@@ -97,6 +97,13 @@ class BusClient:
 
     def watch(self, patterns: tuple[str, ...], on_message: Callable[[str, bytes], None]) -> None:
         """Also receive what is published under these patterns, while waiting for replies."""
+        self.watch_senders(patterns, lambda key, body, _sender: on_message(key, body))
+
+    def watch_senders(
+        self, patterns: tuple[str, ...], on_message: Callable[[str, bytes, str | None], None]
+    ) -> None:
+        """As `watch`, with each message's sender: its `user_id`, which the broker vouches
+        for, so that what a message claims about who sent it can be checked."""
         queue = self._channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
         for pattern in patterns:
             self._channel.queue_bind(queue, self.topology.exchange, routing_key=pattern)
@@ -105,7 +112,7 @@ class BusClient:
             _c: BlockingChannel, method: Basic.Deliver, props: pika.BasicProperties, body: bytes
         ) -> None:
             if self._first(props):
-                on_message(method.routing_key, body)
+                on_message(method.routing_key, body, props.user_id)
 
         self._channel.basic_consume(queue, deliver, auto_ack=True)
 

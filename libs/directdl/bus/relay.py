@@ -6,6 +6,7 @@ from datetime import timedelta
 from enum import Enum
 
 import structlog
+from prometheus_client.metrics_core import Metric
 from sqlalchemy.orm import Session, sessionmaker
 
 from directdl.bus.publisher import ConfirmingPublisher, PublishError, Unroutable, properties
@@ -55,7 +56,6 @@ class OutboxRelay:
         while True:
             with self.sessions() as session:
                 batch = self.store.pending(session, BATCH)
-            metrics.outbox_pending.labels(self.app_id).set(len(batch))
             taken = 0
             for message in batch:
                 relayed = self._relay_one(publisher, message)
@@ -67,6 +67,16 @@ class OutboxRelay:
             # A batch another relay holds entirely would be read again at once, and again.
             if len(batch) < BATCH or not taken:
                 return sent
+
+    def gauges(self) -> list[Metric]:
+        """The outbox's backlog now, read when /metrics is: what waits, and for how long."""
+        with self.sessions() as session:
+            pending, oldest = self.store.backlog(session)
+        age = 0.0 if oldest is None else max(0.0, (utcnow() - oldest).total_seconds())
+        return [
+            metrics.outbox_pending.family([((self.app_id,), pending)]),
+            metrics.outbox_oldest_age.family([((self.app_id,), age)]),
+        ]
 
     def _relay_one(self, publisher: ConfirmingPublisher, message: Outgoing) -> Relayed:
         assert message.id is not None

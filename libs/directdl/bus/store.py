@@ -15,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
+    func,
     select,
     update,
 )
@@ -136,6 +137,16 @@ class MessageStore:
             )
             for r in rows
         ]
+
+    def backlog(self, session: Session) -> tuple[int, datetime | None]:
+        """How many messages wait to be published, and when the oldest was committed; one
+        query, on the index of `sent_at`."""
+        row = session.execute(
+            select(func.count(), func.min(self.outbox.c.created_at)).where(
+                self.outbox.c.sent_at.is_(None)
+            )
+        ).one()
+        return int(row[0]), row[1]
 
     def claim(self, session: Session, outbox_id: int) -> bool:
         """Whether the row is still unsent and now this session's, locked until it ends; false

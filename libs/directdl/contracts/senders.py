@@ -80,6 +80,20 @@ class HostNamed:
         return None if user_id == required else Refusal(user_id, required)
 
 
-SenderRule = Operators | Services | HostNamed
+@dataclass(frozen=True)
+class SelfNamed:
+    """Only the broker user the message names in `field`: a process speaking for itself."""
+
+    field: str = "service"
+
+    def describe(self) -> str:
+        return f"the broker user named in its `{self.field}` field"
+
+    def refusal(self, user_id: str | None, message: Any) -> Refusal | None:
+        required = str(getattr(message, self.field))
+        return None if user_id == required else Refusal(user_id, required)
+
+
+SenderRule = Operators | Services | HostNamed | SelfNamed
 ANY_OPERATOR = Operators()
 THE_HOST = HostNamed()

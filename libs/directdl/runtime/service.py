@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -13,6 +13,7 @@ from types import FrameType
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
+from prometheus_client.metrics_core import Metric
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,12 +26,13 @@ from directdl.bus.store import MessageStore
 from directdl.bus.topology import Topology
 from directdl.contracts.base import Message
 from directdl.contracts.senders import SERVICES, is_host_user
-from directdl.runtime import db
+from directdl.runtime import db, metrics
+from directdl.runtime.announce import ANNOUNCE, Announcer, health_url
 from directdl.runtime.faults import Faults
 from directdl.runtime.health import Check, HealthServer
 from directdl.runtime.migrate import upgrade
 from directdl.runtime.settings import ServiceSettings
-from directdl.runtime.tasks import Periodic
+from directdl.runtime.tasks import AtStart, Periodic
 from directdl.runtime.uow import UnitOfWork
 from directdl.settings_catalog import MAX_MESSAGE_BYTES
 
@@ -46,6 +48,9 @@ class BackgroundTask(Protocol):
 
 
 U = TypeVar("U", bound=UnitOfWork)
+
+Gauges = Callable[["Service[U]"], Iterable[Metric]]
+"""Metric families read from the running service each time /metrics is (`metrics.ScrapedGauge`)."""
 
 
 @dataclass
@@ -70,6 +75,8 @@ class ServiceDefinition(Generic[U]):
     live_settings: Callable[[str], Any] | None = None
     # Fills routing keys addressed to one instance, such as a host agent's `host_id`.
     address: Mapping[str, str] = field(default_factory=dict)
+    # Scrape-time gauges by name, besides the outbox's, which every service has.
+    collectors: Mapping[str, Gauges[U]] = field(default_factory=dict)
 
 
 class Service(Generic[U]):
@@ -79,8 +86,12 @@ class Service(Generic[U]):
         self.definition = definition
         settings = definition.settings
         _check_identity(definition.name, settings.amqp_url)
+        self.announcer = Announcer.starting(
+            definition.name, self._health_url, definition.address.get("host_id")
+        )
         self.bound = definition.handlers.bind(
-            definition.dependencies, {"owner": definition.name, **definition.address}
+            {**definition.dependencies, "announcer": self.announcer},
+            {"owner": definition.name, **definition.address},
         )
         self.database_url = settings.resolved_database_url(definition.name)
         self.engine: Engine = db.make_engine(self.database_url)
@@ -95,6 +106,12 @@ class Service(Generic[U]):
             faults=faults,
             service=definition.name,
             max_body_bytes=self._max_body_bytes(),
+        )
+        relay = OutboxRelay(
+            definition.store,
+            self.sessions,
+            app_id=definition.name,
+            user_id=broker_user(settings.amqp_url),
         )
         self.consumer = Consumer(
             ConsumerConfig(
@@ -116,16 +133,19 @@ class Service(Generic[U]):
                 max_attempts=settings.max_attempts,
             ),
             self.processor,
-            OutboxRelay(
-                definition.store,
-                self.sessions,
-                app_id=definition.name,
-                user_id=broker_user(settings.amqp_url),
-            ),
+            relay,
             faults,
         )
+        self.collectors = [
+            metrics.ServiceCollector(definition.name, "outbox", relay.gauges),
+            *(
+                metrics.ServiceCollector(definition.name, name, partial(gauges, self))
+                for name, gauges in definition.collectors.items()
+            ),
+        ]
         self.tasks: list[BackgroundTask] = [
             *definition.tasks,
+            *([AtStart(self.announcer.announce)] if ANNOUNCE in self.bound.background else []),
             *(
                 Periodic(t.name, t.interval, partial(_run_timer, timer=t), t.run_at_start)
                 for t in self.bound.timers.values()
@@ -146,6 +166,10 @@ class Service(Generic[U]):
         """Bring the service's database to its newest schema; a start-up step, run before
         `run()` by the entry point (and by whatever starts a service in tests)."""
         upgrade(self.definition.migrations, self.database_url)
+
+    def _health_url(self) -> str:
+        settings = self.definition.settings
+        return settings.health_url or health_url(settings.health_host, self.health.port)
 
     def _max_body_bytes(self) -> Callable[[], int] | None:
         live = self.definition.live_settings
@@ -180,6 +204,7 @@ class Service(Generic[U]):
 
     def run(self) -> None:
         """Serve until `stop()`; blocks the calling thread."""
+        metrics.scrape_time.add(self.collectors)
         self.health.start()
         for task in self.tasks:
             task.start(self)
@@ -194,6 +219,7 @@ class Service(Generic[U]):
             for task in self.tasks:
                 task.stop()
             self.health.stop()
+            metrics.scrape_time.remove(self.collectors)
             self.engine.dispose()
             log.info("service.stopped")
 

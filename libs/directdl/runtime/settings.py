@@ -51,6 +51,11 @@ class ServiceSettings(BaseSettings):
     health_port: int = Field(
         0, description="The port of /healthz, /readyz and /metrics; 0: any free one."
     )
+    health_url: str | None = Field(
+        None,
+        description="The health URL the service announces; unset: http://<health host>:<port>, "
+        "the machine's name for 0.0.0.0. For compose, where the published port differs.",
+    )
     prefetch: int = Field(8, ge=1, le=1000, description="Unacked deliveries at once (basic.qos).")
     workers: int = Field(4, ge=1, le=64, description="Threads that run handlers.")
     max_attempts: int = Field(

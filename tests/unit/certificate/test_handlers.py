@@ -180,6 +180,7 @@ def test_the_same_certificate_again_is_idempotent_but_another_under_the_alias_co
         clash.error is not None
         and clash.error.code == "CONFLICT"
         and "'repo'" in clash.error.message
+        and "choose another name (CLI: --name)" in clash.error.message
     )
     listed = bus.call(msg.ListCertificates(zone_id="zone-1")).result
     assert listed is not None and len(listed["items"]) == 1
@@ -289,6 +290,11 @@ def test_a_revoked_certificate_is_refused_before_its_host_is_looked_at(bus: InMe
     refused = bus.call(msg.ProvisionCertificate(id=body["certificate_id"], host_id="h9"))
 
     assert refused.error is not None and refused.error.code == "CONFLICT"
+
+
+def test_a_revoke_naming_no_certificate_is_refused_naming_the_cli_flags() -> None:
+    with pytest.raises(ValueError, match=r"\(CLI: --id, or --name and --hypervisor\)"):
+        msg.RevokeCertificate(name="repo", zone_id="zone-1")
 
 
 def test_provision_pushes_to_one_host_and_announces_nothing(bus: InMemoryBus) -> None:
