@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from certificate.adapters.repository import CertificateFilter
 from certificate.domain import operation
 from certificate.domain.alias import check_alias
 from certificate.domain.certificate import parse_certificate, same_certificate
@@ -18,7 +19,9 @@ from directdl.contracts import certificate as msg
 from directdl.contracts.certificate import HostCertState
 from directdl.contracts.errors import Conflict, ErrorCode, MessageError, NotFound, Unsupported
 from directdl.contracts.host import HostHeartbeat
+from directdl.contracts.senders import CERTIFICATE
 from directdl.runtime import metrics
+from directdl.runtime.announce import ANNOUNCE_HANDLERS
 from directdl.runtime.live_settings import SETTINGS_HANDLERS
 
 Clock = Callable[[], datetime]
@@ -52,7 +55,7 @@ def upload(
     if cert is not None and not same_certificate(cert.pem, parsed.pem) and host is None:
         raise Conflict(
             f"alias {alias!r} in zone {cmd.zone_id!r} already names another certificate "
-            f"(SHA-256 {cert.fingerprint_sha256}); revoke it or choose another alias",
+            f"(SHA-256 {cert.fingerprint_sha256}); revoke it or choose another name (CLI: --name)",
             details={"field": "name", "value": alias, "existing": cert.id},
         )
     # For a named host with a known alias, CloudStack re-pushes the stored certificate.
@@ -113,9 +116,15 @@ def list_certificates(cmd: msg.ListCertificates, uow: CertificateUnitOfWork) -> 
     return msg.CertificateList(
         items=[
             msg.CertificateEntry(certificate=c.view(), hosts=c.hosts() if cmd.list_hosts else None)
-            for c in uow.certificates.listing(cmd.id, cmd.zone_id)
+            for c in uow.certificates.listing(_filter(cmd))
         ]
     )
+
+
+def _filter(cmd: msg.ListCertificates) -> CertificateFilter:
+    # Aliases are stored in lower case, as keytool lists them (domain.alias).
+    alias = cmd.name.lower() if cmd.name is not None else None
+    return CertificateFilter(cmd.id, cmd.zone_id, alias, cmd.id_prefix)
 
 
 def heartbeat(evt: HostHeartbeat, uow: CertificateUnitOfWork) -> None:
@@ -177,13 +186,25 @@ def _started(uow: CertificateUnitOfWork, progress: Progress) -> Outcome:
     return DEFERRED if progress.outcome is None else progress.outcome
 
 
+# What a host answered, as `directdl_certificate_operations_total` labels its outcome.
+_HOST_OUTCOMES = {
+    HostCertState.UPLOADED: metrics.SUCCEEDED,
+    HostCertState.REVOKED: metrics.SUCCEEDED,
+    HostCertState.FAILED: metrics.FAILED,
+    HostCertState.SKIPPED: metrics.SKIPPED,
+}
+
+
 def _carry_out(uow: CertificateUnitOfWork, progress: Progress) -> None:
     """Store what a step of an operation changed; publish and answer what it decided."""
     if progress.operation is not None:
         uow.operations.save(progress.operation)
         kind = progress.operation.kind.value
         for settled in progress.settled:
-            uow.after_commit(metrics.certificate_operations.labels(kind, settled.state.value).inc)
+            counter = metrics.certificate_operations.labels(
+                CERTIFICATE, settled.host_id, kind, _HOST_OUTCOMES[settled.state]
+            )
+            uow.after_commit(counter.inc)
     if progress.certificate is not None and progress.forget:
         uow.certificates.delete(progress.certificate.id)
     elif progress.certificate is not None:
@@ -266,5 +287,6 @@ HANDLERS = (
         },
     )
     | SETTINGS_HANDLERS
+    | ANNOUNCE_HANDLERS
 )
 """What the certificate service does with each message, and what each handler may publish."""

@@ -20,6 +20,7 @@ from directdl.contracts.download import (
 )
 from directdl.contracts.errors import Conflict, NotFound
 from directdl.contracts.host import HostHeartbeat, HostList, HostState, ListHosts, StoredTemplate
+from directdl.contracts.senders import REGISTRATION
 from directdl.runtime import metrics
 from registration import preparing
 from registration.domain.deploy import (
@@ -160,7 +161,9 @@ def downloads_recovered(evt: DownloadsRecovered, uow: RegistrationUnitOfWork) ->
 
 def list_hosts(cmd: ListHosts, uow: RegistrationUnitOfWork) -> HostList:
     now = _now()
-    return HostList(items=[h.view(now) for h in uow.hosts.in_zone(cmd.zone_id)])
+    # Up or Down follows from the time since the last heartbeat, so it is filtered here.
+    views = [h.view(now) for h in uow.hosts.in_zone(cmd.zone_id)]
+    return HostList(items=[v for v in views if cmd.state in (None, v.state)])
 
 
 def _fail(
@@ -227,17 +230,18 @@ def apply_step(
         )
     if step.ended is not None:
         uow.emit(step.ended)
-        uow.after_commit(metrics.deploys.labels(_outcome(step.ended)).inc)
+        uow.after_commit(metrics.deploys.labels(REGISTRATION, *_outcome(step.ended)).inc)
         # One host's deploy of a prepare: the prepare moves on (its next host, or its end).
         preparing.deploy_ended(uow, deploy, step.ended, policy)
     if step.reply is not None and deploy.reply_to is not None:
         uow.reply(deploy.reply_to, deploy.correlation_id, step.reply)
 
 
-def _outcome(ended: msg.TemplateDeployed | msg.TemplateDeployFailed) -> str:
+def _outcome(ended: msg.TemplateDeployed | msg.TemplateDeployFailed) -> tuple[str, str]:
+    """The deploy's outcome and code, as `directdl_deploys_total` labels them."""
     if isinstance(ended, msg.TemplateDeployFailed):
-        return "failed"
-    return "cached" if ended.cached else "succeeded"
+        return metrics.FAILED, ended.code.value
+    return (metrics.CACHED if ended.cached else metrics.SUCCEEDED), metrics.NO_CODE
 
 
 def _download(

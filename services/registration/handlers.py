@@ -11,6 +11,7 @@ from directdl.contracts import template as msg
 from directdl.contracts.errors import Conflict, NotFound
 from directdl.contracts.template import SourceProtocol
 from directdl.destinations import DestinationPolicy
+from directdl.runtime.announce import ANNOUNCE_HANDLERS
 from directdl.runtime.live_settings import SETTINGS_HANDLERS
 from registration import deploying, evicting, history, preparing
 from registration.adapters.repository import TemplateFilter
@@ -48,7 +49,7 @@ def register_template(
 
 
 def list_templates(cmd: msg.ListTemplates, uow: RegistrationUnitOfWork) -> msg.TemplatePage:
-    where = TemplateFilter(cmd.zone_id, cmd.template_type, cmd.name, cmd.keyword)
+    where = TemplateFilter(cmd.zone_id, cmd.template_type, cmd.name, cmd.keyword, cmd.id_prefix)
     items, total = uow.templates.page(where, cmd.page, cmd.page_size)
     return msg.TemplatePage(
         items=[t.view() for t in items], total=total, page=cmd.page, page_size=cmd.page_size
@@ -143,5 +144,6 @@ HANDLERS = (
         },
     )
     | SETTINGS_HANDLERS
+    | ANNOUNCE_HANDLERS
 )
 """What registration does with each message, and what each handler may publish."""

@@ -29,7 +29,7 @@ def download_progress(evt: DownloadProgress, uow: RegistrationUnitOfWork) -> Non
 
 
 def list_deploys(cmd: msg.ListDeploys, uow: RegistrationUnitOfWork) -> msg.DeployPage:
-    where = DeployFilter(cmd.template_id, cmd.zone_id, cmd.host_id, cmd.state)
+    where = DeployFilter(cmd.template_id, cmd.zone_id, cmd.host_id, cmd.state, cmd.id_prefix)
     items, total = uow.deploys.page(where, cmd.page, cmd.page_size)
     now = _now()
     return msg.DeployPage(

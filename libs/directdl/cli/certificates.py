@@ -1,4 +1,4 @@
-"""`directdl cert ...`: upload, revoke, list, provision and delete certificates."""
+"""`directdl cert ...`: upload, revoke, list, show, provision and delete certificates."""
 
 from __future__ import annotations
 
@@ -7,15 +7,24 @@ from typing import Annotated, Any
 
 import typer
 
-from directdl.cli.output import print_record, print_rows
+from directdl.cli import resolve
+from directdl.cli.output import Exit, print_error, print_record, print_rows
 from directdl.cli.session import Session
 from directdl.contracts import certificate as msg
+from directdl.contracts.errors import ErrorCode
 
 app = typer.Typer(help="Certificates that hosts trust for HTTPS downloads.", no_args_is_help=True)
 
 Json = Annotated[bool, typer.Option("--json", help="Print the reply as JSON.")]
 Zone = Annotated[str, typer.Option("--zone", help="Zone id.")]
 Host = Annotated[str | None, typer.Option("--host", help="Only this host.")]
+CertRef = Annotated[
+    str,
+    typer.Option("--id", help="The certificate's id, a unique prefix of it, or its name (alias)."),
+]
+NameZone = Annotated[
+    str | None, typer.Option("--zone", help="Zone id: narrows a name several zones use.")
+]
 
 
 def _session(ctx: typer.Context) -> Session:
@@ -51,7 +60,10 @@ def upload(
 def revoke(
     ctx: typer.Context,
     zone: Zone,
-    certificate_id: Annotated[str | None, typer.Option("--id")] = None,
+    certificate_id: Annotated[
+        str | None,
+        typer.Option("--id", help="The certificate's id, a unique prefix of it, or its name."),
+    ] = None,
     name: Annotated[str | None, typer.Option()] = None,
     host: Host = None,
     hypervisor: Annotated[str, typer.Option()] = "KVM",
@@ -60,6 +72,8 @@ def revoke(
     """Remove a certificate from the hosts' trust stores."""
     if certificate_id is None and name is None:
         raise typer.BadParameter("give --id or --name")
+    if certificate_id is not None:
+        certificate_id = resolve.certificate(_session(ctx), certificate_id, zone)
     command = msg.RevokeCertificate(
         id=certificate_id, name=name, hypervisor=hypervisor, zone_id=zone, host_id=host
     )
@@ -90,25 +104,48 @@ def list_(
     )
 
 
-@app.command(epilog="Example: directdl cert provision --id 3f2a... --host host-2")
+@app.command(epilog="Example: directdl cert show --id repo-ca --zone zone-1")
+def show(
+    ctx: typer.Context,
+    certificate: CertRef,
+    zone: NameZone = None,
+    as_json: Json = False,
+) -> None:
+    """Show one certificate, with each host's recorded state."""
+    session = _session(ctx)
+    certificate_id = resolve.certificate(session, certificate, zone)
+    result = session.call(msg.ListCertificates(id=certificate_id, list_hosts=True), as_json)
+    if not result["items"]:  # a whole id is sent unlooked-up: it may name nothing
+        print_error(ErrorCode.NOT_FOUND, f"no certificate has the id {certificate_id!r}")
+        raise typer.Exit(Exit.ERROR_REPLY)
+    _show(result["items"][0], as_json)
+
+
+@app.command(epilog="Example: directdl cert provision --id 3f2a --host host-2")
 def provision(
     ctx: typer.Context,
-    certificate_id: Annotated[str, typer.Option("--id")],
+    certificate: CertRef,
     host: Annotated[str, typer.Option("--host")],
+    zone: NameZone = None,
     as_json: Json = False,
 ) -> None:
     """Push one stored certificate to one host."""
+    session = _session(ctx)
+    certificate_id = resolve.certificate(session, certificate, zone)
     _show(
-        _session(ctx).call(msg.ProvisionCertificate(id=certificate_id, host_id=host), as_json),
+        session.call(msg.ProvisionCertificate(id=certificate_id, host_id=host), as_json),
         as_json,
     )
 
 
-@app.command(epilog="Example: directdl cert delete --id 3f2a...")
+@app.command(epilog="Example: directdl cert delete --id repo-ca --zone zone-1")
 def delete(
     ctx: typer.Context,
-    certificate_id: Annotated[str, typer.Option("--id")],
+    certificate: CertRef,
+    zone: NameZone = None,
     as_json: Json = False,
 ) -> None:
     """Revoke a certificate everywhere, then forget it."""
-    _show(_session(ctx).call(msg.DeleteCertificate(id=certificate_id), as_json), as_json)
+    session = _session(ctx)
+    certificate_id = resolve.certificate(session, certificate, zone)
+    _show(session.call(msg.DeleteCertificate(id=certificate_id), as_json), as_json)

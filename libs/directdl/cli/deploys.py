@@ -22,7 +22,7 @@ from rich.progress import (
 from rich.text import Text
 
 from directdl.bus.client import DIRECT_REPLY_TO, BusClient, ReplyTimeout
-from directdl.cli import pools
+from directdl.cli import pools, resolve
 from directdl.cli.output import (
     Exit,
     err,
@@ -37,9 +37,8 @@ from directdl.cli.session import Conversation, Session
 from directdl.contracts import deploy as msg
 from directdl.contracts.download import DownloadProgress
 from directdl.contracts.errors import ErrorCode
-from directdl.contracts.host import ListHosts
+from directdl.contracts.host import HostState, ListHosts
 from directdl.contracts.reply import Reply
-from directdl.contracts.template import ListTemplates
 
 Json = Annotated[bool, typer.Option("--json", help="Print the reply as JSON.")]
 # What following a deploy watches; each event names its deploy_id, by which it is kept.
@@ -54,7 +53,9 @@ INTERRUPTED = 130  # as a shell reports SIGINT
 
 def deploy(
     ctx: typer.Context,
-    template: Annotated[str, typer.Option(help="Template id, or its name in the zone.")],
+    template: Annotated[
+        str, typer.Option(help="Template name in the zone, id, or a unique prefix of the id.")
+    ],
     zone: Annotated[str, typer.Option(help="Zone id.")],
     host: Annotated[str | None, typer.Option(help="Deploy on this host only.")] = None,
     pool: Annotated[str | None, typer.Option(help="Primary storage pool id.")] = None,
@@ -72,7 +73,7 @@ def deploy(
     Example: directdl template deploy --template 6f1c... --zone zone-1
     """
     session: Session = ctx.obj
-    template = _template_id(session, template, zone)
+    template = resolve.template(session, template, zone)
     deploy_id = str(uuid.uuid4())
     command = msg.DeployTemplate(
         template_id=template, zone_id=zone, host_id=host, pool_id=pool, deploy_id=deploy_id
@@ -259,22 +260,12 @@ def progress_bars(disable: bool = False) -> Progress:
     )
 
 
-def _template_id(session: Session, id_or_name: str, zone: str) -> str:
-    """Ids are what the services take; a name, unique in its zone, is friendlier to type."""
-    try:
-        uuid.UUID(id_or_name)
-    except ValueError:
-        found = session.call(ListTemplates(name=id_or_name, zone_id=zone), as_json=False)
-        if found["total"] != 1:
-            print_error(ErrorCode.NOT_FOUND, f"no template named {id_or_name!r} in zone {zone!r}")
-            raise typer.Exit(Exit.ERROR_REPLY) from None
-        return str(found["items"][0]["id"])
-    return id_or_name
-
-
 def hosts(
     ctx: typer.Context,
     zone: Annotated[str | None, typer.Option(help="Only this zone.")] = None,
+    state: Annotated[
+        HostState | None, typer.Option(case_sensitive=False, help="Only hosts Up, or Down.")
+    ] = None,
     copies: Annotated[
         bool,
         typer.Option(
@@ -285,10 +276,10 @@ def hosts(
 ) -> None:
     """List the hosts known from their heartbeats, and with --templates what their pools hold.
 
-    Example: directdl hosts --zone zone-1 --templates
+    Example: directdl hosts --zone zone-1 --state Up --templates
     """
     session: Session = ctx.obj
-    result = session.call(ListHosts(zone_id=zone), as_json)
+    result = session.call(ListHosts(zone_id=zone, state=state), as_json)
     if as_json:
         return
     rows = [
@@ -314,6 +305,9 @@ def _gib(size: int) -> str:
 app = typer.Typer(
     help="Deploy history: list deploys, show one, follow a running one.", no_args_is_help=True
 )
+DeployRef = Annotated[
+    str, typer.Argument(metavar="DEPLOY", help="The deploy's id, or a unique prefix of it.")
+]
 LIST_COLUMNS = (
     "deploy_id",
     "template",
@@ -330,7 +324,9 @@ LIST_COLUMNS = (
 @app.command("list", epilog="Example: directdl deploy list --zone zone-1 --state FAILED")
 def list_(
     ctx: typer.Context,
-    template: Annotated[str | None, typer.Option(help="Template id.")] = None,
+    template: Annotated[
+        str | None, typer.Option(help="Template name, id, or a unique prefix of the id.")
+    ] = None,
     zone: Annotated[str | None, typer.Option(help="Zone id.")] = None,
     host: Annotated[str | None, typer.Option(help="Deploys that tried this host.")] = None,
     state: Annotated[
@@ -343,6 +339,8 @@ def list_(
 ) -> None:
     """List deploys, newest first."""
     session: Session = ctx.obj
+    if template is not None:
+        template = resolve.template(session, template, zone)
     command = msg.ListDeploys(
         template_id=template,
         zone_id=zone,
@@ -361,7 +359,7 @@ def list_(
 @app.command(epilog="Example: directdl deploy show 0b7e... --follow")
 def show(
     ctx: typer.Context,
-    deploy_id: Annotated[str, typer.Argument(help="The deploy's id.")],
+    deploy: DeployRef,
     follow_it: Annotated[
         bool, typer.Option("--follow", help="Then follow it, with a progress bar, until it ends.")
     ] = False,
@@ -370,9 +368,10 @@ def show(
 ) -> None:
     """Show one deploy: state, attempts, bytes, rate, duration, and how it ended."""
     if follow_it:
-        follow(ctx, deploy_id, timeout, as_json)
+        follow(ctx, deploy, timeout, as_json)
         return
     session: Session = ctx.obj
+    deploy_id = resolve.deploy(session, deploy)
     view = session.call(msg.GetDeploy(deploy_id=deploy_id), as_json)
     if not as_json:
         print_deploy(view)
@@ -381,7 +380,7 @@ def show(
 @app.command(epilog="Example: directdl deploy follow 0b7e...")
 def follow(
     ctx: typer.Context,
-    deploy_id: Annotated[str, typer.Argument(help="The deploy's id.")],
+    deploy: DeployRef,
     timeout: Annotated[float, typer.Option(help="Seconds to follow.")] = 3600.0,
     as_json: Json = False,
 ) -> None:
@@ -389,6 +388,7 @@ def follow(
     ended. Exits 1 when it failed, 3 when it has not ended in time; Ctrl-C leaves it going.
     """
     session: Session = ctx.obj
+    deploy_id = resolve.deploy(session, deploy)
     deadline = time.monotonic() + timeout
     with progress_bars(disable=as_json) as bars:
         tracker = Tracker(deploy_id, bars, say=None if as_json else _say)

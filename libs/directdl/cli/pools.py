@@ -10,6 +10,7 @@ import typer
 from pydantic import ValidationError
 from rich.text import Text
 
+from directdl.cli import resolve
 from directdl.cli.output import (
     Exit,
     ago,
@@ -34,7 +35,8 @@ COPY_COLUMNS = ("host", "pool", "template", "size", "last_used", "digest", "imag
 def evict(
     ctx: typer.Context,
     template: Annotated[
-        str | None, typer.Option(help="Template id: its copies, wherever they are.")
+        str | None,
+        typer.Option(help="Template name, id or unique id prefix: its copies, wherever they are."),
     ] = None,
     host: Annotated[str | None, typer.Option(help="Only this host's pool.")] = None,
     zone: Annotated[str | None, typer.Option(help="Only the hosts of this zone.")] = None,
@@ -56,8 +58,11 @@ def evict(
 
     Example: directdl template evict --template 6f1c... --zone zone-1
     """
-    command = evict_command(template, host, zone)
+    evict_command(template, host, zone)  # usage errors first, before any look-up
     session: Session = ctx.obj
+    if template is not None:
+        template = resolve.template(session, template, zone)
+    command = evict_command(template, host, zone)
     if not wait:
         result = session.call(command, as_json, timeout=timeout)
         if not as_json:

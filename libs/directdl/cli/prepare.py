@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from directdl.cli.deploys import _template_id
+from directdl.cli import resolve
 from directdl.cli.output import out, print_rows
 from directdl.cli.session import Session
 from directdl.contracts.prepare import PrepareTemplate
@@ -18,7 +18,9 @@ COLUMNS = ("host", "state", "deploy", "code", "message")
 
 def prepare(
     ctx: typer.Context,
-    template: Annotated[str, typer.Argument(help="Template id, or its name in the zone.")],
+    template: Annotated[
+        str, typer.Argument(help="Template name in the zone, id, or a unique prefix of the id.")
+    ],
     zone: Annotated[str, typer.Option(help="Zone id.")],
     host: Annotated[
         list[str] | None,
@@ -36,7 +38,7 @@ def prepare(
     Example: directdl template prepare centos --zone zone-1 --host kvm-1 --host kvm-2
     """
     session: Session = ctx.obj
-    template = _template_id(session, template, zone)
+    template = resolve.template(session, template, zone)
     command = PrepareTemplate(
         template_id=template, zone_id=zone, host_ids=host or None, pool_id=pool
     )

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+from directdl.cli import resolve
 from directdl.cli.output import print_record, print_rows
 from directdl.cli.session import Session
 from directdl.contracts import template as msg
@@ -14,6 +15,12 @@ app = typer.Typer(help="Register and manage templates for direct download.", no_
 
 Json = Annotated[bool, typer.Option("--json", help="Print the reply as JSON.")]
 COLUMNS = ("id", "name", "format", "template_type", "protocol", "zone_ids", "checksum")
+TemplateRef = Annotated[
+    str, typer.Argument(metavar="TEMPLATE", help="Name, id, or a unique prefix of the id.")
+]
+NameZone = Annotated[
+    str | None, typer.Option("--zone", help="Zone id: narrows a name several zones use.")
+]
 
 
 def _session(ctx: typer.Context) -> Session:
@@ -95,16 +102,21 @@ def list_(
         )
 
 
-@app.command(epilog="Example: directdl template show 6f1c...")
-def show(ctx: typer.Context, template_id: str, as_json: Json = False) -> None:
+@app.command(epilog="Example: directdl template show 6f1c (or centos, or the whole id)")
+def show(
+    ctx: typer.Context, template: TemplateRef, zone: NameZone = None, as_json: Json = False
+) -> None:
     """Show one template."""
-    _show(_session(ctx).call(msg.GetTemplate(id=template_id), as_json), as_json)
+    session = _session(ctx)
+    template_id = resolve.template(session, template, zone)
+    _show(session.call(msg.GetTemplate(id=template_id), as_json), as_json)
 
 
-@app.command(epilog="Example: directdl template update 6f1c... --type SYSTEM")
+@app.command(epilog="Example: directdl template update 6f1c --type SYSTEM")
 def update(
     ctx: typer.Context,
-    template_id: str,
+    template: TemplateRef,
+    zone: NameZone = None,
     name: Annotated[str | None, typer.Option()] = None,
     template_type: Annotated[
         msg.TemplateType | None, typer.Option("--type", case_sensitive=False)
@@ -112,14 +124,20 @@ def update(
     as_json: Json = False,
 ) -> None:
     """Rename a template, or change its type (USER or ROUTING to SYSTEM)."""
+    session = _session(ctx)
+    template_id = resolve.template(session, template, zone)
     command = msg.UpdateTemplate(id=template_id, name=name, template_type=template_type)
-    _show(_session(ctx).call(command, as_json), as_json)
+    _show(session.call(command, as_json), as_json)
 
 
-@app.command(epilog="Example: directdl template delete 6f1c...")
-def delete(ctx: typer.Context, template_id: str, as_json: Json = False) -> None:
+@app.command(epilog="Example: directdl template delete 6f1c")
+def delete(
+    ctx: typer.Context, template: TemplateRef, zone: NameZone = None, as_json: Json = False
+) -> None:
     """Delete a template from the catalogue."""
-    _show(_session(ctx).call(msg.DeleteTemplate(id=template_id), as_json), as_json)
+    session = _session(ctx)
+    template_id = resolve.template(session, template, zone)
+    _show(session.call(msg.DeleteTemplate(id=template_id), as_json), as_json)
 
 
 def _key_value(text: str) -> tuple[str, str]:

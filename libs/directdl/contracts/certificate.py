@@ -114,6 +114,10 @@ class ListCertificates(Command):
 
     id: Id | None = None
     zone_id: Id | None = None
+    name: Short | None = Field(None, description="Exact alias.")
+    id_prefix: Id | None = Field(
+        None, description="Certificates whose id starts so: a unique prefix names one, as in git."
+    )
     list_hosts: bool = False
 
 

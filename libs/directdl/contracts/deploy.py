@@ -178,6 +178,9 @@ class ListDeploys(Command):
     zone_id: Id | None = None
     host_id: Id | None = Field(None, description="Deploys that made an attempt on this host.")
     state: AttemptState | None = None
+    id_prefix: Id | None = Field(
+        None, description="Deploys whose id starts so: a unique prefix names one, as in git."
+    )
     page: Page = 1
     page_size: Annotated[int, Field(ge=1, le=500)] = 50
 

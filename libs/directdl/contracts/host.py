@@ -97,3 +97,4 @@ class ListHosts(Command):
     result = HostList
 
     zone_id: Id | None = None
+    state: HostState | None = Field(None, description="Only the hosts in this state now.")

@@ -206,6 +206,9 @@ class ListTemplates(Command):
     template_type: TemplateType | None = None
     name: Name | None = Field(None, description="Exact name.")
     keyword: Short | None = Field(None, description="Substring of the name.")
+    id_prefix: Id | None = Field(
+        None, description="Templates whose id starts so: a unique prefix names one, as in git."
+    )
     page: Page = 1
     page_size: Annotated[int, Field(ge=1, le=500)] = 50
 

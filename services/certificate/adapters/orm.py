@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from directdl.bus.store import MessageStore
@@ -19,7 +19,12 @@ class Base(DeclarativeBase):
 
 class CertificateRow(Base):
     __tablename__ = "certificates"
-    __table_args__ = (UniqueConstraint("zone_id", "alias", name="uq_certificate_zone_alias"),)
+    __table_args__ = (
+        UniqueConstraint("zone_id", "alias", name="uq_certificate_zone_alias"),
+        # For cert.list's id_prefix, a LIKE 'prefix%': PostgreSQL's primary key index serves
+        # one only under the C collation, a pattern_ops index under any.
+        Index("ix_certificates_id_prefix", "id", postgresql_ops={"id": "varchar_pattern_ops"}),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     alias: Mapped[str] = mapped_column(String(63))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, select, update
@@ -12,6 +13,16 @@ from certificate.domain.model import Certificate, Host, Placement
 from certificate.domain.operation import Operation, OperationKind, Request
 from directdl.contracts.certificate import HostCertState, HostOutcome
 from directdl.contracts.host import HostHeartbeat, HostState
+
+
+@dataclass(frozen=True)
+class CertificateFilter:
+    """What cert.list selects by; None is any."""
+
+    certificate_id: str | None = None
+    zone_id: str | None = None
+    alias: str | None = None
+    id_prefix: str | None = None
 
 
 class CertificateRepository:
@@ -65,12 +76,16 @@ class CertificateRepository:
             self.session.delete(row)
             self.session.flush()
 
-    def listing(self, certificate_id: str | None, zone_id: str | None) -> list[Certificate]:
+    def listing(self, where: CertificateFilter) -> list[Certificate]:
         query = select(CertificateRow).order_by(CertificateRow.zone_id, CertificateRow.alias)
-        if certificate_id is not None:
-            query = query.where(CertificateRow.id == certificate_id)
-        if zone_id is not None:
-            query = query.where(CertificateRow.zone_id == zone_id)
+        if where.certificate_id is not None:
+            query = query.where(CertificateRow.id == where.certificate_id)
+        if where.zone_id is not None:
+            query = query.where(CertificateRow.zone_id == where.zone_id)
+        if where.alias is not None:
+            query = query.where(CertificateRow.alias == where.alias)
+        if where.id_prefix is not None:
+            query = query.where(CertificateRow.id.startswith(where.id_prefix, autoescape=True))
         return [_certificate(r) for r in self.session.scalars(query)]
 
     def expiring(self, before: datetime) -> list[Certificate]:

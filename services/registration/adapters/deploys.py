@@ -83,6 +83,7 @@ class DeployFilter:
     zone_id: str | None = None
     host_id: str | None = None  # deploys that made an attempt on this host
     state: AttemptState | None = None
+    id_prefix: str | None = None
 
     def conditions(self) -> list[ColumnElement[bool]]:
         conditions: list[ColumnElement[bool]] = []
@@ -94,6 +95,8 @@ class DeployFilter:
             conditions.append(DeployRow.attempts.any(AttemptRow.host_id == self.host_id))
         if self.state is not None:
             conditions.append(DeployRow.state == self.state)
+        if self.id_prefix is not None:
+            conditions.append(DeployRow.deploy_id.startswith(self.id_prefix, autoescape=True))
         return conditions
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Dialect,
     ForeignKey,
+    Index,
     MetaData,
     String,
     Text,
@@ -55,6 +56,11 @@ class EnumText(TypeDecorator[E]):
 
 class TemplateRow(Base):
     __tablename__ = "templates"
+    __table_args__ = (
+        # For template.list's id_prefix, a LIKE 'prefix%': PostgreSQL's primary key index
+        # serves one only under the C collation, a pattern_ops index under any.
+        Index("ix_templates_id_prefix", "id", postgresql_ops={"id": "varchar_pattern_ops"}),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
@@ -110,6 +116,11 @@ class HostRow(Base):
 
 class DeployRow(Base):
     __tablename__ = "deploys"
+    __table_args__ = (  # for deploy.list's id_prefix, as on templates
+        Index(
+            "ix_deploys_id_prefix", "deploy_id", postgresql_ops={"deploy_id": "varchar_pattern_ops"}
+        ),
+    )
 
     deploy_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     template_id: Mapped[str] = mapped_column(String(36), index=True)

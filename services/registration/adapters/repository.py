@@ -19,6 +19,7 @@ class TemplateFilter:
     template_type: TemplateType | None = None
     name: str | None = None
     keyword: str | None = None
+    id_prefix: str | None = None
 
 
 class TemplateRepository:
@@ -84,6 +85,8 @@ class TemplateRepository:
             query = query.where(TemplateRow.name == where.name)
         if where.keyword:
             query = query.where(TemplateRow.name.contains(where.keyword, autoescape=True))
+        if where.id_prefix is not None:
+            query = query.where(TemplateRow.id.startswith(where.id_prefix, autoescape=True))
         total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = self.session.scalars(
             query.order_by(TemplateRow.created_at, TemplateRow.id)

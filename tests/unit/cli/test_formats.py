@@ -75,7 +75,12 @@ def answering(monkeypatch: pytest.MonkeyPatch, answer: Callable[[Command], Reply
 
 def catalogue(command: Command) -> Reply:
     if isinstance(command, ListTemplates):
-        return Reply.success({"items": TEMPLATES, "total": 2, "page": 1, "page_size": 50})
+        items = [
+            t
+            for t in TEMPLATES
+            if command.name in (None, t["name"]) and t["id"].startswith(command.id_prefix or "")
+        ]
+        return Reply.success({"items": items, "total": len(items), "page": 1, "page_size": 50})
     if isinstance(command, GetTemplate) and command.id == IDS[0]:
         return Reply.success({"template": TEMPLATES[0]})
     return Reply.failure(ErrorCode.NOT_FOUND, f"no template {getattr(command, 'id', '')!r}")

@@ -81,7 +81,11 @@ def test_template_list_shows_names_as_typed() -> None:
 
 
 def test_template_show_prints_the_record_as_typed() -> None:
-    text = invoke(templates.app, ["show", "6f1c"], {"template": template(BRACKETS)})
+    text = invoke(
+        templates.app,
+        ["show", "6f1c0000-0000-4000-8000-000000000001"],
+        {"template": template(BRACKETS)},
+    )
     assert_plain(text, BRACKETS, SMILE, "{SHA-256}" + "ab" * 32)
 
 
