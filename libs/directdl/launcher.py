@@ -1,9 +1,11 @@
 """`make run`: the Procfile's processes under honcho, as compose runs its services, each as its
-own broker user, with compose's sample template server; Ctrl-C stops all."""
+own broker user, with compose's sample template server, one short line per event; Ctrl-C stops
+all."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shlex
@@ -11,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from directdl.bus.connection import broker_user
@@ -23,6 +26,7 @@ from directdl.runtime.accounts import (
     deployment,
     provision,
 )
+from directdl.runtime.logging import FORMAT_VARIABLE, short_line
 from directdl.runtime.settings import DEFAULT_AMQP_URL
 
 # `make run` runs from a source checkout (an editable install): this file is
@@ -147,11 +151,21 @@ def serve_sample(data_dir: Path) -> bool:
     return True
 
 
+def procfile_commands(path: Path = PROCFILE) -> dict[str, str]:
+    """Each process's name and its command line as written, for the shell honcho runs it in."""
+    commands = {}
+    for line in path.read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9_-]+):\s*(.+)$", line)
+        if match:
+            commands[match[1]] = match[2]
+    return commands
+
+
 def main() -> int:
     if importlib.util.find_spec("honcho") is None:
         print("no honcho: `make install` installs it with the dev dependencies", file=sys.stderr)
         return 1
-    processes = read_procfile()
+    processes, commands = read_procfile(), procfile_commands()
     hosts = [h for argv in processes.values() if (h := assignments(argv).get("HOST_AGENT_HOST_ID"))]
     base_url = os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
     try:
@@ -178,11 +192,60 @@ def main() -> int:
         "PYTHONUNBUFFERED": "1",  # honcho relays each line as it is written
     }
     env |= {amqp_variable(user): url for user, url in urls.items()}
-    # honcho takes over this process: Ctrl-C and SIGTERM reach it, and it stops every process
-    # (SIGTERM, then SIGKILL after 5 s; ack after commit makes that safe), as it does when one
-    # of them exits.
-    command = [sys.executable, "-m", "honcho", "start", "-f", str(PROCFILE), *names]
-    os.execve(sys.executable, command, env)  # noqa: S606 - this interpreter, no user input
+    # Asked for a format, the user gets every line as the services write it; else they write
+    # JSON, and the launcher prints each line short (see `ShortLines`).
+    raw = bool(os.environ.get(FORMAT_VARIABLE))
+    env.setdefault(FORMAT_VARIABLE, "json")
+    return supervise({n: commands[n] for n in names}, env, raw=raw)
+
+
+def supervise(commands: dict[str, str], env: dict[str, str], *, raw: bool) -> int:
+    """Run every command under honcho until one exits or Ctrl-C/SIGTERM: then honcho stops
+    them all (SIGTERM, then SIGKILL after 5 s; ack after commit makes that safe)."""
+    # A dev dependency, as honcho is: `main` checked that it is there.
+    from honcho.manager import Manager  # type: ignore[import-untyped]
+    from honcho.printer import Printer  # type: ignore[import-untyped]
+
+    manager = Manager(printer=ShortLines(Printer(sys.stdout), raw=raw))
+    for name, command in commands.items():
+        manager.add_process(name, command, env=env)
+    manager.loop()
+    return int(manager.returncode or 0)
+
+
+class ShortLines:
+    """honcho's printer, fed each JSON log line as `short_line` renders it: its prefix gives
+    the time and the process, so the line says only the event and its own fields."""
+
+    def __init__(self, printer: Any, *, raw: bool) -> None:
+        self.printer = printer
+        self.raw = raw
+        self.colour = bool(getattr(printer.output, "isatty", lambda: False)())
+
+    @property
+    def width(self) -> int:
+        return int(self.printer.width)
+
+    @width.setter
+    def width(self, value: int) -> None:
+        self.printer.width = value  # honcho widens the prefix to the longest process name
+
+    def write(self, message: Any) -> None:
+        data = message.data
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+        if not self.raw:
+            text = "\n".join(self.render(line) for line in text.splitlines())
+        self.printer.write(message._replace(data=text))
+
+    def render(self, line: str) -> str:
+        """A JSON log line, short; any other line (nginx's, a traceback) as it is."""
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return line
+        if not isinstance(event, dict) or "event" not in event:
+            return line
+        return short_line(event, colour=self.colour)
 
 
 if __name__ == "__main__":

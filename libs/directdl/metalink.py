@@ -141,7 +141,7 @@ def _v3_mirrors(file: Element, ns: str) -> list[str]:
         kind = url.get("type", "").strip().lower()
         text = (url.text or "").strip()
         if kind and kind not in SCHEMES:
-            log.info("metalink.mirror_dropped", url=text, type=kind)
+            log.debug("metalink.mirror_dropped", url=text, type=kind)
             continue
         # Higher preference first: negate it so one ascending, stable sort does for both.
         ranked.append((-_rank(url, "preference", 0, 0), text))
@@ -167,7 +167,7 @@ def _keep_http(urls: list[str]) -> list[str]:
         if urlsplit(url).scheme.lower() in SCHEMES and urlsplit(url).hostname:
             kept.append(url)
         else:
-            log.info("metalink.mirror_dropped", url=url, reason="only http and https are fetched")
+            log.debug("metalink.mirror_dropped", url=url, reason="only http and https are fetched")
     return kept
 
 

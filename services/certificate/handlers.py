@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import partial
+
+import structlog
 
 from certificate.adapters.repository import CertificateFilter
 from certificate.domain import operation
@@ -23,6 +26,8 @@ from directdl.contracts.senders import CERTIFICATE
 from directdl.runtime import metrics
 from directdl.runtime.announce import ANNOUNCE_HANDLERS
 from directdl.runtime.live_settings import SETTINGS_HANDLERS
+
+log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
 """Now, as an aware datetime; a test's clock moves on instead of waiting."""
@@ -205,6 +210,7 @@ def _carry_out(uow: CertificateUnitOfWork, progress: Progress) -> None:
                 CERTIFICATE, settled.host_id, kind, _HOST_OUTCOMES[settled.state]
             )
             uow.after_commit(counter.inc)
+            uow.after_commit(partial(_log_settled, progress.operation, settled))
     if progress.certificate is not None and progress.forget:
         uow.certificates.delete(progress.certificate.id)
     elif progress.certificate is not None:
@@ -214,6 +220,17 @@ def _carry_out(uow: CertificateUnitOfWork, progress: Progress) -> None:
     if progress.answer is not None:
         answer = progress.answer
         uow.reply(answer.reply_to, answer.correlation_id, answer.reply)
+
+
+def _log_settled(op: operation.Operation, settled: msg.HostOutcome) -> None:
+    """What a host made of a certificate: once per host, as it answers (or fails to)."""
+    fields = {"certificate_id": op.certificate_id, "host_id": settled.host_id}
+    if settled.state is HostCertState.FAILED:
+        log.warning("cert.host_failed", kind=op.kind.value, reason=settled.reason, **fields)
+    elif settled.state is HostCertState.UPLOADED:
+        log.info("cert.pushed", **fields)
+    elif settled.state is HostCertState.REVOKED:
+        log.info("cert.removed", **fields)
 
 
 def _request(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 
 import structlog
 
@@ -116,7 +117,19 @@ def download_failed(
 
 
 def host_heartbeat(evt: HostHeartbeat, uow: RegistrationUnitOfWork, policy: DownloadPolicy) -> None:
-    uow.hosts.save(Host.from_heartbeat(evt))
+    known, host, now = uow.hosts.get(evt.host_id), Host.from_heartbeat(evt), _now()
+    uow.hosts.save(host)
+    was_up = known is not None and known.is_up(now)
+    # Told after the commit: a heartbeat retried after a failed commit is told once.
+    if host.is_up(now) and not was_up:
+        uow.after_commit(partial(log.info, "host.up", host_id=host.host_id, zone_id=host.zone_id))
+    elif was_up and evt.state is not HostState.UP:
+        # A host that says it stops; one that falls silent is the watchdog's to tell.
+        uow.after_commit(
+            partial(
+                log.warning, "host.down", host_id=host.host_id, zone_id=host.zone_id, said=evt.state
+            )
+        )
     if evt.state is not HostState.UP:
         # Stopped cleanly: its attempts need not wait for the watchdog to notice.
         fail_silent_hosts(uow, policy)
@@ -125,6 +138,17 @@ def host_heartbeat(evt: HostHeartbeat, uow: RegistrationUnitOfWork, policy: Down
 def fail_silent_hosts(uow: RegistrationUnitOfWork, policy: DownloadPolicy) -> int:
     """Attempts on hosts that stopped, or fell silent, fail over to another host."""
     now = _now()
+    for host in uow.hosts.in_zone():
+        # Marked Down once, so that the next tick, and the next heartbeat's Up, tell it once.
+        if host.state == HostState.UP and not host.is_up(now) and uow.hosts.mark_down(host):
+            told = partial(
+                log.warning,
+                "host.down",
+                host_id=host.host_id,
+                zone_id=host.zone_id,
+                last_seen=host.last_seen,
+            )
+            uow.after_commit(told)
     failed = 0
     for deploy in uow.deploys.running():
         attempt = deploy.running_attempt
@@ -224,17 +248,45 @@ def apply_step(
         _cancel(uow, cancelled.host_id, cancelled.job_id, deploy.deploy_id, why)
     if step.started is not None:
         assert template is not None  # no attempt starts without one: see `_fail`
+        started = partial(
+            log.info,
+            "deploy.started",
+            deploy_id=deploy.deploy_id,
+            template_id=template.id,
+            host_id=step.started.host_id,
+        )
+        uow.after_commit(started)
         uow.emit(
             _download(deploy, step.started, template, policy),
             routing_key=DownloadTemplate.address(host_id=step.started.host_id),
         )
     if step.ended is not None:
         uow.emit(step.ended)
+        uow.after_commit(partial(_log_ended, step.ended))
         uow.after_commit(metrics.deploys.labels(REGISTRATION, *_outcome(step.ended)).inc)
         # One host's deploy of a prepare: the prepare moves on (its next host, or its end).
         preparing.deploy_ended(uow, deploy, step.ended, policy)
     if step.reply is not None and deploy.reply_to is not None:
         uow.reply(deploy.reply_to, deploy.correlation_id, step.reply)
+
+
+def _log_ended(ended: msg.TemplateDeployed | msg.TemplateDeployFailed) -> None:
+    if isinstance(ended, msg.TemplateDeployFailed):
+        log.warning(
+            "deploy.ended",
+            deploy_id=ended.deploy_id,
+            code=ended.code.value,
+            attempts=len(ended.attempts),
+            error=ended.message,
+        )
+    else:
+        log.info(
+            "deploy.ended",
+            deploy_id=ended.deploy_id,
+            host_id=ended.host_id,
+            cached=ended.cached,
+            duration_s=ended.duration_s,
+        )
 
 
 def _outcome(ended: msg.TemplateDeployed | msg.TemplateDeployFailed) -> tuple[str, str]:

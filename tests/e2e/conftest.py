@@ -59,6 +59,8 @@ def start_service(
             DIRECTDL_EXCHANGE=topology.exchange,
             DIRECTDL_QUEUE_PREFIX=topology.queue_prefix,
             DIRECTDL_DATA_DIR=str(data_dir / module),
+            # The tests wait for per-message log lines (message.handled), which are debug.
+            DIRECTDL_LOG_LEVEL="DEBUG",
             **{f"{env_prefix}_HEALTH_PORT": str(port)},
         )
         service = ServiceProcess(module, env, port, log_dir)

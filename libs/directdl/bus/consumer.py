@@ -165,10 +165,12 @@ class Consumer:
             on_message = partial(self._on_message, connection, publisher, queue, republishers)
             tags.append(channel.basic_consume(queue, on_message_callback=on_message))
             queues.append(queue)
-            log.info("bus.consuming", queue=queue, broker=redact(self.config.url))
+            log.debug("bus.consuming", queue=queue, broker=redact(self.config.url))
         self._inflight = 0
         self.connections += 1
         self.connected.set()
+        # Once per connection: a reconnect after `bus.disconnected` says it again.
+        log.info("service.ready", queues=len(queues))
         last_flush = last_prune = last_lag = 0.0
         while not stop.is_set():
             connection.process_data_events(time_limit=0.2)
@@ -259,7 +261,7 @@ class Consumer:
             connection.add_callback_threadsafe(partial(settle, outcome))
         except ConnectionWrongStateError:
             # The connection died meanwhile; the broker redelivers and the inbox dedupes.
-            log.info("message.settle_skipped", message_id=delivery.message_id)
+            log.warning("message.settle_skipped", message_id=delivery.message_id)
 
     def _settle(self, publisher: ConfirmingPublisher, held: Held, outcome: Outcome) -> None:
         self._inflight -= 1

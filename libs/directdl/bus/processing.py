@@ -101,7 +101,7 @@ class Processor:
         except Exception as err:
             log.exception("message.failed", attempt=delivery.attempt)
             return Outcome(Verdict.RETRY, f"{type(err).__name__}: {err}")
-        log.info("message.handled", duration_ms=round((time.monotonic() - started) * 1000, 1))
+        log.debug("message.handled", duration_ms=round((time.monotonic() - started) * 1000, 1))
         return outcome
 
     def _sender_allowed(self, delivery: Delivery, message: Message) -> bool:
@@ -199,7 +199,7 @@ class Processor:
                 check_emits(delivery.routing_key, route.emits, uow.outgoing)
                 reply = None if isinstance(result, Deferred) else Reply.success(result)
             except MessageError as err:
-                log.info("message.rejected", code=err.code, error=err.message)
+                log.debug("message.rejected", code=err.code, error=err.message)
                 uow.rollback()
                 reply = Reply.from_error(err)
             self.flush_outgoing(uow, cause=delivery)
@@ -262,7 +262,7 @@ class Processor:
             delivery.reply_to,
             delivery.correlation_id,
         )
-        log.info("message.duplicate", same_request=same_request)
+        log.debug("message.duplicate", same_request=same_request)
         if delivery.reply_to and not same_request and seen.reply is not None:
             self.store.enqueue(uow.session, self._reply(delivery, seen.reply))
             uow.commit()

@@ -92,7 +92,7 @@ class OutboxRelay:
             except Unroutable as err:
                 # Replies whose caller has gone, events nobody listens to: the broker took them
                 # and routed them nowhere. Say so, and don't resend forever.
-                log.info("outbox.unrouted", routing_key=message.routing_key, error=str(err))
+                log.debug("outbox.unrouted", routing_key=message.routing_key, error=str(err))
                 error = str(err)
             except PublishError as err:
                 log.warning("outbox.refused", routing_key=message.routing_key, error=str(err))
@@ -112,7 +112,7 @@ class OutboxRelay:
             removed = self.store.prune(session, now - OUTBOX_RETENTION, now - INBOX_RETENTION)
             session.commit()
         if removed:
-            log.info("outbox.pruned", rows=removed)
+            log.debug("outbox.pruned", rows=removed)
 
     def _publish(self, publisher: ConfirmingPublisher, message: Outgoing) -> None:
         is_reply = message.exchange == ""

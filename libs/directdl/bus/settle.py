@@ -66,7 +66,7 @@ class Settler:
             log.exception("message.retry_publish_failed", message_id=delivery.message_id)
             held.channel.basic_nack(held.tag, requeue=True)
             return
-        log.info(
+        log.debug(
             "message.retry_scheduled",
             message_id=delivery.message_id,
             attempt=delivery.attempt + 1,

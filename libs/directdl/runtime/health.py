@@ -71,7 +71,7 @@ class HealthServer:
 
     def start(self) -> None:
         self._thread.start()
-        log.info("health.listening", port=self.port)
+        log.debug("health.listening", port=self.port)
 
     def stop(self) -> None:
         self._httpd.shutdown()

@@ -176,7 +176,7 @@ class NfsFetcher:
             if error.code is not DownloadFailure.NFS or not error.terminal:
                 raise error  # no such directory, or the server is unreachable
             # A directory we may not list can still hold a file we may read.
-            log.info("nfs.size_unknown", url=request.url, reason=error.message)
+            log.debug("nfs.size_unknown", url=request.url, reason=error.message)
             return None
         for line in done.stdout.splitlines():
             entry = _LISTING.match(line)
@@ -189,7 +189,7 @@ class NfsFetcher:
             return int(entry["size"]) if kind == "-" else None
         # Not in the listing. A server's directory cache can lag behind a file that a
         # lookup finds (ganesha does), so nfs-cat's open has the last word on NOT_FOUND.
-        log.info("nfs.size_unknown", url=request.url, reason=f"{target.name} not listed")
+        log.debug("nfs.size_unknown", url=request.url, reason=f"{target.name} not listed")
         return None
 
     def _stream(

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from directdl.contracts.deploy import AttemptState, TemplateDeployedFields, TemplateDeployFailed
-from directdl.contracts.host import PoolStatus, StoredTemplate
+from directdl.contracts.host import HostState, PoolStatus, StoredTemplate
 from registration.adapters.orm import AttemptRow, DeployRow, HostRow
 from registration.domain.deploy import Attempt, Deploy, Outcome
 from registration.domain.host import Host
@@ -43,6 +43,21 @@ class HostRepository:
         loaded = self.session.identity_map.get(identity_key(HostRow, host.host_id))
         if loaded is not None:
             self.session.expire(loaded)
+
+    def mark_down(self, host: Host) -> bool:
+        """Record that `host` fell silent, unless a heartbeat came since it was read; True
+        when this call recorded it, so that the transition is told once."""
+        statement = (
+            update(HostRow)
+            .where(HostRow.host_id == host.host_id, HostRow.last_seen == host.last_seen)
+            .where(HostRow.state == HostState.UP)
+            .values(state=HostState.DOWN)
+        )
+        marked = bool(self.session.execute(statement).rowcount)  # type: ignore[attr-defined]
+        loaded = self.session.identity_map.get(identity_key(HostRow, host.host_id))
+        if loaded is not None:
+            self.session.expire(loaded)
+        return marked
 
     def get(self, host_id: str) -> Host | None:
         row = self.session.get(HostRow, host_id)
