@@ -48,14 +48,8 @@ class LaunchError(RuntimeError):
 
 
 def read_procfile(path: Path = PROCFILE) -> dict[str, list[str]]:
-    """Each process's name and its command line split as the shell splits it, unexpanded.
-    Lines that are not `name: command` (comments) are skipped, as honcho skips them."""
-    processes = {}
-    for line in path.read_text().splitlines():
-        match = re.match(r"^([A-Za-z0-9_-]+):\s*(.+)$", line)
-        if match:
-            processes[match[1]] = shlex.split(match[2])
-    return processes
+    """Each process's name and its command line split as the shell splits it, unexpanded."""
+    return {name: shlex.split(command) for name, command in procfile_commands(path).items()}
 
 
 def assignments(argv: list[str]) -> dict[str, str]:
@@ -152,7 +146,8 @@ def serve_sample(data_dir: Path) -> bool:
 
 
 def procfile_commands(path: Path = PROCFILE) -> dict[str, str]:
-    """Each process's name and its command line as written, for the shell honcho runs it in."""
+    """Each process's name and its command line as written, for the shell honcho runs it in.
+    Lines that are not `name: command` (comments) are skipped, as honcho skips them."""
     commands = {}
     for line in path.read_text().splitlines():
         match = re.match(r"^([A-Za-z0-9_-]+):\s*(.+)$", line)
