@@ -46,9 +46,16 @@ def reads_in(text: str) -> tuple[set[str], list[str]]:
 
 
 def constant(text: str, name: str) -> str | None:
-    """The string a module-level `NAME = "..."` gives, if the module has one."""
+    """The string a module-level `NAME = "..."` gives, in the module or in the directdl
+    module it imports NAME from."""
     found = re.search(rf"""^{name}(?:\s*:\s*\w+)?\s*=\s*["']([A-Za-z0-9_]+)["']""", text, re.M)
-    return None if found is None else found[1]
+    if found is not None:
+        return found[1]
+    imported = re.search(rf"^from (directdl[\w.]*) import \(?[^)]*?\b{name}\b", text, re.M)
+    if imported is None:
+        return None
+    module = ROOT / "libs" / (imported[1].replace(".", "/") + ".py")
+    return constant(module.read_text(encoding="utf-8"), name) if module.is_file() else None
 
 
 def code_reads() -> tuple[dict[str, list[str]], list[str]]:

@@ -55,6 +55,12 @@ DIRECT_VARIABLES = (
         "The CLI's `-o/--output` when not given: table, json, csv, tsv or text.",
     ),
     Variable(
+        "DIRECTDL_LOG_FORMAT",
+        "console on a terminal, else json",
+        "every service, `make run`",
+        "`json` or `console`; under `make run`, every line as the services write it.",
+    ),
+    Variable(
         "DIRECTDL_FAULT_PAUSE",
         "unset",
         "every service",
