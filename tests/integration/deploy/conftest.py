@@ -25,7 +25,8 @@ from host_agent.config import HostAgentSettings
 from registration.bootstrap import bootstrap as registration_bootstrap
 from registration.config import RegistrationSettings
 
-BEAT = 0.3  # heartbeat interval: a silent host counts as down after 3 of them
+BEAT = 0.5  # heartbeat interval: a silent host counts as down after 3 of them (1.5 s, so
+# that a loaded 2-core machine, slow to handle a heartbeat, does not make a host look down)
 
 
 @dataclass
