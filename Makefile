@@ -51,8 +51,12 @@ run: deps install ## every service and the sample template server, against the b
 
 check: lint test-unit ## before a commit: lint, then the unit tests (under a minute)
 
-test: deps install ## the whole suite: unit, integration and e2e
-	$(WITH_ENV) $(BIN)/pytest
+# Three processes on two cores: most tests wait on brokers, servers and timers, not the CPU.
+# `make test WORKERS=0` runs the suite in one process.
+WORKERS ?= 3
+
+test: deps install ## the whole suite: unit, integration and e2e, in $(WORKERS) processes
+	$(WITH_ENV) $(BIN)/pytest -n $(WORKERS)
 
 test-unit: install ## the unit tests: in-memory fakes only, no broker or server
 	$(BIN)/pytest -m unit
