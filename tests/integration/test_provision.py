@@ -46,8 +46,8 @@ class ManagedBroker(PrivateBroker):
         return f"http://127.0.0.1:{self.management_port}"
 
     # The parent's is static; this one needs the port, and the parent calls it on self.
-    def _prepare_base_dir(self, base: Path) -> None:  # type: ignore[override]
-        PrivateBroker._prepare_base_dir(base)
+    def _prepare_base_dir(self, base: Path, file_limit: int | None) -> None:  # type: ignore[override]
+        PrivateBroker._prepare_base_dir(base, file_limit)
         # Rewritten in place, so the files keep the owner the node runs as.
         (base / "enabled_plugins").write_text("[rabbitmq_management].\n")
         (base / "rabbitmq.conf").write_text(

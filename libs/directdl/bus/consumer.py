@@ -24,6 +24,7 @@ from pika.exceptions import ConnectionWrongStateError
 from pika.spec import Basic
 
 from directdl.backoff import Backoff
+from directdl.bus.batches import BATCH_PREFETCH, BatchedQueue
 from directdl.bus.connection import (
     RECONNECTABLE,
     broker_user,
@@ -34,7 +35,7 @@ from directdl.bus.connection import (
 from directdl.bus.delivery import Delivery, Outcome, Verdict, received
 from directdl.bus.processing import Processor
 from directdl.bus.publisher import ConfirmingPublisher
-from directdl.bus.relay import OutboxRelay
+from directdl.bus.relay_thread import RelayThread
 from directdl.bus.settle import Held, Settler
 from directdl.bus.topology import Topology
 from directdl.contracts.senders import SERVICES
@@ -43,8 +44,6 @@ from directdl.runtime.faults import Faults
 
 log = structlog.get_logger(__name__)
 
-RELAY_POLL_SECONDS = 2.0
-PRUNE_EVERY_SECONDS = 3600.0
 LAG_EVERY_SECONDS = 10.0
 SHUTDOWN_GRACE_SECONDS = 30.0
 RETRY_BACKOFF = Backoff(base=0.5, cap=10.0)
@@ -58,6 +57,7 @@ class QueueSpec:
     bindings: tuple[str, ...]
     single_active_consumer: bool = False
     shared: bool = False  # `<purpose>`, consumed by every service, not `<service>.<purpose>`
+    batched: bool = False  # handed to the handlers in batches, from a channel of its own
 
 
 @dataclass(frozen=True)
@@ -85,31 +85,38 @@ class Consumer:
         self,
         config: ConsumerConfig,
         processor: Processor,
-        relay: OutboxRelay,
+        relay: RelayThread | None = None,
         faults: Faults | None = None,
     ) -> None:
         self.config = config
         self.processor = processor
         self.relay = relay
+        if relay is not None:
+            relay.backoff = config.reconnect_backoff  # one policy for both connections
         self.faults = faults or Faults()
         self.connected = threading.Event()
         self.connections = 0  # successful connects: 1 unless the broker went away
         # The user_id of the copies this consumer republishes; RabbitMQ checks it.
         self.user = broker_user(config.url)
         self.settler = Settler(config.topology, config.service, self.user, config.retry_backoff)
-        self._relay_wanted = threading.Event()
         self._inflight = 0
         self._executor = ThreadPoolExecutor(config.workers, thread_name_prefix=config.service)
-        processor.on_commit = self._relay_wanted.set
-        # Called once when asked to stop, before the last flush: a farewell event goes out.
+        # The relay publishes from its own thread and connection; a commit that put
+        # something in the outbox wakes it.
+        processor.on_commit = self.wake_relay
+        # Called once when asked to stop, once in-flight work is done and before the last
+        # flush of the outbox: a farewell event goes out.
         self.on_stopping: Callable[[], None] = lambda: None
 
     def wake_relay(self) -> None:
-        """Something was committed to the outbox outside a delivery; publish it soon."""
-        self._relay_wanted.set()
+        """Something was committed to the outbox; publish it soon."""
+        if self.relay is not None:
+            self.relay.wake()
 
     def run(self, stop: threading.Event) -> None:
         attempt = 0
+        if self.relay is not None:
+            self.relay.start()
         try:
             while not stop.is_set():
                 try:
@@ -129,6 +136,8 @@ class Consumer:
                     if connection.is_open:
                         connection.close()
         finally:
+            if self.relay is not None:
+                self.relay.stop()
             self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _wait_before_reconnect(
@@ -147,7 +156,8 @@ class Consumer:
         channel = connection.channel()
         channel.basic_qos(prefetch_count=self.config.prefetch)
         publisher = ConfirmingPublisher(connection.channel())
-        tags, queues = [], []
+        tags: list[tuple[BlockingChannel, str]] = []
+        queues: list[str] = []
         topology = self.config.topology
         for spec in self.config.queues:
             if spec.shared:
@@ -162,8 +172,20 @@ class Consumer:
                 )
             # Any service taking turns on a shared queue may have put a retry copy in it.
             republishers = {self.user, *SERVICES} if spec.shared else {self.user}
-            on_message = partial(self._on_message, connection, publisher, queue, republishers)
-            tags.append(channel.basic_consume(queue, on_message_callback=on_message))
+            if spec.batched:
+                # A channel of its own: a wide prefetch fills batches without crowding out
+                # the other queues' deliveries.
+                batch_channel = connection.channel()
+                batch_channel.basic_qos(prefetch_count=BATCH_PREFETCH)
+                batched = BatchedQueue(
+                    connection, publisher, queue, self._executor, self._work_batch, self._settle
+                )
+                on_batched = partial(self._on_batched, batched, republishers)
+                tag = batch_channel.basic_consume(queue, on_message_callback=on_batched)
+                tags.append((batch_channel, tag))
+            else:
+                on_message = partial(self._on_message, connection, publisher, queue, republishers)
+                tags.append((channel, channel.basic_consume(queue, on_message_callback=on_message)))
             queues.append(queue)
             log.debug("bus.consuming", queue=queue, broker=redact(self.config.url))
         self._inflight = 0
@@ -171,36 +193,32 @@ class Consumer:
         self.connected.set()
         # Once per connection: a reconnect after `bus.disconnected` says it again.
         log.info("service.ready", queues=len(queues))
-        last_flush = last_prune = last_lag = 0.0
+        last_lag = 0.0
         while not stop.is_set():
             connection.process_data_events(time_limit=0.2)
             now = time.monotonic()
-            if self._relay_wanted.is_set() or now - last_flush > RELAY_POLL_SECONDS:
-                self._relay_wanted.clear()
-                self.relay.flush(publisher)
-                last_flush = now
-            if now - last_prune > PRUNE_EVERY_SECONDS:
-                self.relay.prune()
-                last_prune = now
             if now - last_lag > LAG_EVERY_SECONDS:
                 self._measure_lag(channel, queues)
                 last_lag = now
+        # Stop consuming, let in-flight work finish and settle, say farewell, and have the
+        # relay publish what all that committed before the connections close.
+        for consuming, tag in tags:
+            consuming.basic_cancel(tag)
+        self._drain(connection)
         self.on_stopping()
-        for tag in tags:
-            channel.basic_cancel(tag)
-        self._drain(connection, publisher)
+        if self.relay is not None and not self.relay.finish(SHUTDOWN_GRACE_SECONDS):
+            log.warning("outbox.unsent_at_stop", waited_s=SHUTDOWN_GRACE_SECONDS)
 
     def _measure_lag(self, channel: BlockingChannel, queues: list[str]) -> None:
         for queue in queues:
             waiting = channel.queue_declare(queue, passive=True).method.message_count
             metrics.queue_messages.labels(self.config.service, queue).set(waiting)
 
-    def _drain(self, connection: pika.BlockingConnection, publisher: ConfirmingPublisher) -> None:
-        """Let in-flight handlers finish and their acks and replies go out before closing."""
+    def _drain(self, connection: pika.BlockingConnection) -> None:
+        """Let in-flight handlers finish and their acks go out before closing."""
         deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
         while self._inflight and time.monotonic() < deadline:
             connection.process_data_events(time_limit=0.2)
-        self.relay.flush(publisher)
 
     def _on_message(
         self,
@@ -228,6 +246,54 @@ class Consumer:
         held = Held(channel, method.delivery_tag, queue, props, body, delivery)
         settle = partial(self._settle, publisher, held)
         self._executor.submit(self._work, connection, delivery, settle)
+
+    def _on_batched(
+        self,
+        batched: BatchedQueue,
+        republishers: set[str],
+        channel: BlockingChannel,
+        method: Basic.Deliver,
+        props: pika.BasicProperties,
+        body: bytes,
+    ) -> None:
+        delivery = received(
+            method.routing_key,
+            body,
+            message_id=props.message_id,
+            correlation_id=props.correlation_id,
+            reply_to=props.reply_to,
+            content_type=props.content_type,
+            user_id=props.user_id,
+            headers=props.headers,
+            republishers=republishers,
+        )
+        self._inflight += 1
+        batched.add(Held(channel, method.delivery_tag, batched.queue, props, body, delivery))
+
+    def _work_batch(self, held: list[Held]) -> list[Outcome]:
+        """On a worker: the batch's outcomes, after the one commit (or the one-by-one
+        fallback), with the last failed attempts given up."""
+        structlog.contextvars.bind_contextvars(service=self.config.service)
+        deliveries = [h.delivery for h in held]
+        try:
+            outcomes = self.processor.process_batch(deliveries)
+            self.faults.reach("before_ack")
+        except Exception as err:
+            log.exception("batch.worker_failed", deliveries=len(deliveries))
+            return [Outcome(Verdict.RETRY, f"{type(err).__name__}: {err}")] * len(deliveries)
+        settled = []
+        for delivery, outcome in zip(deliveries, outcomes, strict=True):
+            labels = (self.config.service, delivery.routing_key)
+            if outcome.verdict is Verdict.ACK:
+                metrics.consumed.labels(*labels).inc()
+            elif outcome.verdict is Verdict.RETRY:
+                metrics.failed.labels(*labels).inc()
+                if delivery.attempt >= self.config.max_attempts:
+                    self.processor.give_up(delivery, outcome.error)
+                    settled.append(Outcome(Verdict.DEAD_LETTER, outcome.error))
+                    continue
+            settled.append(outcome)
+        return settled
 
     def _work(
         self, connection: pika.BlockingConnection, delivery: Delivery, settle: partial[None]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from directdl.bus.processing import Route
+from directdl.bus.processing import BatchRoute, Route
 from directdl.contracts.base import Message
 
 Messages = tuple[type[Message], ...]
@@ -27,6 +27,17 @@ class On:
 
 
 @dataclass(frozen=True)
+class OnBatch:
+    """What a service does with many deliveries of one message at once, in one transaction:
+    `handler(messages: list[Model], uow, **dependencies)`. Batched messages skip the inbox,
+    like `On(idempotent=True)`, so the handler must be an idempotent upsert; they are events,
+    never answered."""
+
+    handler: Callable[..., Any]
+    emits: Messages = ()
+
+
+@dataclass(frozen=True)
 class Every:
     """Work a timer starts: `handler(uow, **dependencies)` every `interval()` seconds, where
     `interval` names the dependency that says how long, read before each wait."""
@@ -38,6 +49,11 @@ class Every:
 
 
 Table = Mapping[type[Message], On]
+BatchTable = Mapping[type[Message], OnBatch]
+# What one of a service's own queues holds: messages one by one, or in batches.
+QueueTable = Mapping[type[Message], On | OnBatch]
+# The purposes of the queues taken one delivery at a time.
+SINGLE = ("commands", "events")
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,14 @@ class Handlers:
     # Work started neither by a message nor a timer (a download finishing, the start-up
     # announcement), by the name it opens its transaction with: what it may publish.
     background: Mapping[str, Messages] = field(default_factory=dict)
+    # Queues of the service's own, `<service>.<purpose>` by purpose, whose messages are
+    # handed to their handlers in batches (heartbeats from thousands of hosts).
+    batched: Mapping[str, BatchTable] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        taken = set(SINGLE) & set(self.batched)
+        if taken:
+            raise WiringError(f"a batched queue cannot be named {', '.join(sorted(taken))}")
 
     def __or__(self, other: Handlers) -> Handlers:
         _no_overlap(self.commands, other.commands)
@@ -64,24 +88,36 @@ class Handlers:
             mine, theirs = self.shared.get(name, {}), other.shared.get(name, {})
             _no_overlap(mine, theirs)
             shared[name] = {**mine, **theirs}
+        batched: dict[str, BatchTable] = {}
+        for name in sorted({*self.batched, *other.batched}):
+            mine_b, theirs_b = self.batched.get(name, {}), other.batched.get(name, {})
+            _no_overlap(mine_b, theirs_b)
+            batched[name] = {**mine_b, **theirs_b}
         return Handlers(
             {**self.commands, **other.commands},
             {**self.events, **other.events},
             shared,
             {**self.timers, **other.timers},
             {**self.background, **other.background},
+            batched,
         )
 
     @property
-    def queues(self) -> dict[str, Table]:
-        """The service's own queues by purpose; an empty one is not declared."""
+    def single(self) -> dict[str, Table]:
+        """The own queues taken one delivery at a time, by purpose; an empty one is not
+        declared."""
         return {
             purpose: table
             for purpose, table in (("commands", self.commands), ("events", self.events))
             if table
         }
 
-    def _tables(self) -> list[Table]:
+    @property
+    def queues(self) -> dict[str, QueueTable]:
+        """All the service's own queues by purpose, batched ones included."""
+        return {**self.single, **{p: t for p, t in self.batched.items() if t}}
+
+    def _tables(self) -> list[QueueTable]:
         """Every table of messages this service consumes: its own queues and the shared."""
         return [*self.queues.values(), *self.shared.values()]
 
@@ -118,7 +154,7 @@ class Handlers:
         return Bound(
             queues={
                 purpose: _routes(table, dependencies, address)
-                for purpose, table in self.queues.items()
+                for purpose, table in self.single.items()
             },
             shared={
                 name: _routes(table, dependencies, address) for name, table in self.shared.items()
@@ -134,6 +170,11 @@ class Handlers:
                 for name, every in self.timers.items()
             },
             background={name: frozenset(emits) for name, emits in self.background.items()},
+            batched={
+                purpose: _batch_routes(table, dependencies, address)
+                for purpose, table in self.batched.items()
+                if table
+            },
         )
 
 
@@ -154,11 +195,16 @@ class Bound:
     shared: dict[str, dict[str, Route]]
     timers: dict[str, BoundTimer]
     background: dict[str, frozenset[type[Message]]]
+    batched: dict[str, dict[str, BatchRoute]] = field(default_factory=dict)
 
     @property
     def routes(self) -> dict[str, Route]:
         tables = [*self.queues.values(), *self.shared.values()]
         return {key: route for table in tables for key, route in table.items()}
+
+    @property
+    def batch_routes(self) -> dict[str, BatchRoute]:
+        return {key: route for table in self.batched.values() for key, route in table.items()}
 
 
 class WiringError(TypeError):
@@ -194,6 +240,17 @@ def _routes(
     return {
         address_of(model, address): Route(
             model, inject(on.handler, dependencies), on.idempotent, frozenset(on.emits)
+        )
+        for model, on in table.items()
+    }
+
+
+def _batch_routes(
+    table: BatchTable, dependencies: Mapping[str, Any], address: Mapping[str, str]
+) -> dict[str, BatchRoute]:
+    return {
+        address_of(model, address): BatchRoute(
+            model, inject(on.handler, dependencies), frozenset(on.emits)
         )
         for model, on in table.items()
     }

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from directdl.bus.delivery import Delivery, Outcome
 from directdl.bus.dispatch import BoundTimer, Handlers
-from directdl.bus.processing import Processor, Route, check_emits
+from directdl.bus.processing import BatchRoute, Processor, Route, check_emits
 from directdl.bus.store import MessageStore
 from directdl.bus.topology import topic_matches
 from directdl.contracts.base import Command, Message
@@ -46,8 +46,9 @@ class InMemoryBus:
         store: MessageStore,
         sessions: sessionmaker[Session],
         exchange: str = "directdl",
+        batch_routes: Mapping[str, BatchRoute] | None = None,
     ) -> None:
-        self.processor = Processor(routes, uow_factory, store, exchange)
+        self.processor = Processor(routes, uow_factory, store, exchange, batch_routes=batch_routes)
         self.uow_factory = uow_factory
         self.timers: dict[str, BoundTimer] = {}
         self.store = store
@@ -68,7 +69,7 @@ class InMemoryBus:
     ) -> InMemoryBus:
         """A bus for a service's dispatch table, bound as `bootstrap()` would bind it."""
         bound = handlers.bind(dependencies, address or {})
-        bus = cls(bound.routes, uow_factory, store, sessions)
+        bus = cls(bound.routes, uow_factory, store, sessions, batch_routes=bound.batch_routes)
         bus.timers = bound.timers
         return bus
 
@@ -104,6 +105,25 @@ class InMemoryBus:
         body = message.model_dump_json(exclude_none=True).encode()
         sender = user_id or rightful_sender(message)
         return self.submit_raw(routing_key or message.routing_key, body, user_id=sender)
+
+    def submit_many(
+        self, messages: Sequence[Message], *, user_id: str | None = None
+    ) -> list[Outcome]:
+        """Deliver several messages as one batch, as the consumer hands a batched queue's
+        deliveries to their handlers; returns each one's outcome."""
+        deliveries = [
+            Delivery(
+                routing_key=message.routing_key,
+                body=message.model_dump_json(exclude_none=True).encode(),
+                message_id=str(uuid.uuid4()),
+                user_id=user_id or rightful_sender(message),
+            )
+            for message in messages
+        ]
+        outcomes = self.processor.process_batch(deliveries)
+        self.outcomes.extend(outcomes)
+        self.drain_outbox()
+        return outcomes
 
     def submit_raw(
         self,

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from directdl.bus.delivery import ACKED, Delivery, Outcome, Verdict, new_message_id
-from directdl.bus.refusals import describe, field_errors
+from directdl.bus.edge import validate
 from directdl.bus.store import MessageStore, Outgoing, Processed
-from directdl.contracts.base import CONTENT_TYPE, Message
+from directdl.contracts.base import Message
 from directdl.contracts.errors import ErrorCode, MessageError
 from directdl.contracts.reply import Reply
 from directdl.runtime import metrics
@@ -48,6 +48,15 @@ class Route:
     emits: frozenset[type[Message]] = frozenset()
 
 
+@dataclass(frozen=True)
+class BatchRoute:
+    """A bound batched entry (see `dispatch.OnBatch`): `handler(models, uow)`."""
+
+    model: type[Message]
+    handler: Callable[[list[Any], Any], None]
+    emits: frozenset[type[Message]] = frozenset()
+
+
 class UndeclaredMessage(RuntimeError):
     """Work published a message its dispatch table does not list: the generated reference
     and the broker permissions would be wrong, so the work fails instead."""
@@ -74,19 +83,24 @@ class Processor:
         faults: Faults | None = None,
         service: str = "",
         max_body_bytes: Callable[[], int] | None = None,
+        batch_routes: Mapping[str, BatchRoute] | None = None,
     ) -> None:
         self.service = service
         # Read on each delivery, so that a change of the setting applies without a restart.
         default = int(default_of(MAX_MESSAGE_BYTES))
         self.max_body_bytes = max_body_bytes or (lambda: default)
         self.routes = routes
+        self.batch_routes: Mapping[str, BatchRoute] = batch_routes or {}
         self.uow_factory = uow_factory
         self.store = store
         self.exchange = exchange
+        # Called after a commit that put something in the outbox: the relay's wake-up.
         self.on_commit = on_commit
         self.faults = faults or Faults()
 
     def process(self, delivery: Delivery) -> Outcome:
+        if delivery.routing_key in self.batch_routes:
+            return self.process_batch([delivery])[0]
         started = time.monotonic()
         try:
             command = self._validate(delivery)
@@ -103,6 +117,82 @@ class Processor:
             return Outcome(Verdict.RETRY, f"{type(err).__name__}: {err}")
         log.debug("message.handled", duration_ms=round((time.monotonic() - started) * 1000, 1))
         return outcome
+
+    def process_batch(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
+        """Many deliveries of batched routes in one transaction, an outcome for each, in order.
+        Refusals are settled one by one, as in `process`; the rest are handed to their
+        handlers grouped by routing key and committed once. When that transaction fails, each
+        is handled alone, so that a poison message fails alone."""
+        outcomes: list[Outcome | None] = [None] * len(deliveries)
+        # Consecutive deliveries of one key, in the order they came: a host's inventory and
+        # the heartbeat after it that carries its digest are applied in that order.
+        runs: list[tuple[str, list[tuple[int, Message]]]] = []
+        for index, delivery in enumerate(deliveries):
+            try:
+                message = self._validate(delivery)
+            except MessageError as err:
+                log.warning(
+                    "message.invalid",
+                    code=err.code,
+                    error=err.message,
+                    routing_key=delivery.routing_key,
+                    message_id=delivery.message_id,
+                )
+                self._answer_only(delivery, Reply.from_error(err))
+                outcomes[index] = Outcome(Verdict.DEAD_LETTER, err.message)
+                continue
+            if not self._sender_allowed(delivery, message):
+                outcomes[index] = ACKED
+            elif delivery.routing_key not in self.batch_routes:
+                outcomes[index] = self.process(delivery)  # a route of its own, one at a time
+            elif runs and runs[-1][0] == delivery.routing_key:
+                runs[-1][1].append((index, message))
+            else:
+                runs.append((delivery.routing_key, [(index, message)]))
+        if runs:
+            try:
+                self._handle_batch(runs, cause=None)
+                for _key, members in runs:
+                    for index, _message in members:
+                        outcomes[index] = ACKED
+            except Exception:
+                log.exception("batch.failed", deliveries=sum(len(m) for _k, m in runs))
+                for key, members in runs:
+                    for index, message in members:
+                        outcomes[index] = self._handle_alone(deliveries[index], key, message)
+        return [outcome or ACKED for outcome in outcomes]
+
+    def _handle_batch(
+        self, runs: Sequence[tuple[str, list[tuple[int, Message]]]], cause: Delivery | None
+    ) -> None:
+        enqueued = 0
+        with self.uow_factory() as uow:
+            for key, members in runs:
+                route = self.batch_routes[key]
+                route.handler([message for _index, message in members], uow)
+                check_emits(key, route.emits, uow.outgoing)
+                enqueued += self.flush_outgoing(uow, cause=cause)
+            self.faults.reach("before_commit")
+            uow.commit()
+        if enqueued:
+            self.on_commit()
+
+    def _handle_alone(self, delivery: Delivery, key: str, message: Message) -> Outcome:
+        structlog.contextvars.bind_contextvars(
+            message_id=delivery.message_id, correlation_id=delivery.correlation_id
+        )
+        try:
+            self._handle_batch([(key, [(0, message)])], cause=delivery)
+        except MessageError as err:
+            # An expected refusal: nobody waits for an answer to an event, so it is dropped.
+            log.warning("message.rejected", code=err.code, error=err.message)
+            return ACKED
+        except Exception as err:
+            log.exception("message.failed", attempt=delivery.attempt)
+            return Outcome(Verdict.RETRY, f"{type(err).__name__}: {err}")
+        finally:
+            structlog.contextvars.unbind_contextvars("message_id", "correlation_id")
+        return ACKED
 
     def _sender_allowed(self, delivery: Delivery, message: Message) -> bool:
         """Only the sender the contract names is believed; RabbitMQ vouches for `user_id`.
@@ -131,49 +221,8 @@ class Processor:
         self._answer_only(delivery, Reply.failure(ErrorCode.INTERNAL, message))
 
     def _validate(self, delivery: Delivery) -> Message:
-        route = self.routes.get(delivery.routing_key)
-        if route is None:
-            raise MessageError(
-                f"no handler for routing key {delivery.routing_key!r} here",
-                code=ErrorCode.UNSUPPORTED,
-                details={"routing_key": delivery.routing_key},
-            )
-        if not delivery.message_id:
-            raise MessageError(
-                "the message_id property is required: it is the idempotency key",
-                code=ErrorCode.INVALID_MESSAGE,
-                details={"property": "message_id"},
-            )
-        if delivery.content_type not in (None, "", CONTENT_TYPE):
-            raise MessageError(
-                f"content_type {delivery.content_type!r} is not {CONTENT_TYPE}",
-                code=ErrorCode.INVALID_MESSAGE,
-                details={"property": "content_type", "value": delivery.content_type},
-            )
-        for name in ("message_id", "correlation_id", "reply_to"):
-            if "\x00" in (getattr(delivery, name) or ""):
-                raise MessageError(
-                    f"the {name} property contains a NUL character",
-                    code=ErrorCode.INVALID_MESSAGE,
-                    details={"property": name},
-                )
-        size, limit = len(delivery.body or b""), self.max_body_bytes()
-        if size > limit:
-            # Refused unread: parsing it is the cost, and quoting any of it would echo it.
-            raise MessageError(
-                f"the {delivery.routing_key} body is {size} bytes; at most {limit} are accepted "
-                f"({MAX_MESSAGE_BYTES})",
-                code=ErrorCode.INVALID_MESSAGE,
-                details={"size": size, "limit": limit},
-            )
-        try:
-            return route.model.model_validate_json(delivery.body or b"null")
-        except ValidationError as err:
-            raise MessageError(
-                describe(delivery.routing_key, err),
-                code=ErrorCode.INVALID_MESSAGE,
-                details={"errors": field_errors(err)},
-            ) from err
+        route = self.routes.get(delivery.routing_key) or self.batch_routes.get(delivery.routing_key)
+        return validate(delivery, route.model if route else None, self.max_body_bytes())
 
     def _handle(self, delivery: Delivery, command: Message) -> Outcome:
         assert delivery.message_id is not None  # checked by _validate
@@ -202,19 +251,23 @@ class Processor:
                 log.debug("message.rejected", code=err.code, error=err.message)
                 uow.rollback()
                 reply = Reply.from_error(err)
-            self.flush_outgoing(uow, cause=delivery)
+            enqueued = self.flush_outgoing(uow, cause=delivery)
             if not route.idempotent:
-                self._record(uow, delivery, reply)
+                enqueued += self._record(uow, delivery, reply)
             elif delivery.reply_to and reply is not None:
                 self.store.enqueue(uow.session, self._reply(delivery, reply.to_json()))
+                enqueued += 1
             self.faults.reach("before_commit")
             uow.commit()
-        self.on_commit()
+        if enqueued:
+            self.on_commit()
         return ACKED
 
-    def flush_outgoing(self, uow: UnitOfWork, cause: Delivery | None = None) -> None:
-        """Write what the handler emitted and answered into the outbox, in its transaction."""
+    def flush_outgoing(self, uow: UnitOfWork, cause: Delivery | None = None) -> int:
+        """Write what the handler emitted and answered into the outbox, in its transaction;
+        returns how many messages that is."""
         correlation_id = cause.correlation_id or cause.message_id if cause else None
+        count = len(uow.outgoing) + len(uow.replies)
         for message, routing_key in uow.outgoing:
             self.store.enqueue(
                 uow.session,
@@ -238,8 +291,9 @@ class Processor:
                 ),
             )
         uow.outgoing, uow.replies = [], []
+        return count
 
-    def _record(self, uow: UnitOfWork, delivery: Delivery, reply: Reply | None) -> None:
+    def _record(self, uow: UnitOfWork, delivery: Delivery, reply: Reply | None) -> int:
         assert delivery.message_id is not None
         body = reply.to_json() if reply else None
         self.store.record_processed(
@@ -254,6 +308,8 @@ class Processor:
         )
         if delivery.reply_to and body is not None:
             self.store.enqueue(uow.session, self._reply(delivery, body))
+            return 1
+        return 0
 
     def _answer_duplicate(self, uow: UnitOfWork, delivery: Delivery, seen: Processed) -> None:
         # A redelivery of the same message was answered when it was first committed; a new
@@ -282,9 +338,10 @@ class Processor:
             )
             answer = replace(answer, message_id=str(uuid.uuid5(ANSWER_IDS, seed)))
         with self.uow_factory() as uow:
-            if not self.store.holds(uow.session, answer.message_id):
-                self.store.enqueue(uow.session, answer)
-                uow.commit()
+            if self.store.holds(uow.session, answer.message_id):
+                return
+            self.store.enqueue(uow.session, answer)
+            uow.commit()
         self.on_commit()
 
     def _reply(self, delivery: Delivery, body: bytes) -> Outgoing:

@@ -1,42 +1,48 @@
-"""The outbox relay: publishes what handlers committed, so no event is lost to a crash."""
+"""The outbox relay's database side: claim a batch of rows, then record what became of each."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import timedelta
-from enum import Enum
 
+import pika
 import structlog
 from prometheus_client.metrics_core import Metric
 from sqlalchemy.orm import Session, sessionmaker
 
-from directdl.bus.publisher import ConfirmingPublisher, PublishError, Unroutable, properties
+from directdl.bus.publisher import properties
 from directdl.bus.store import MessageStore, Outgoing, utcnow
 from directdl.contracts.base import REPLY_TYPE
 from directdl.runtime import metrics
 
 log = structlog.get_logger(__name__)
 
-BATCH = 100
+# The rows one flush claims, publishes and marks: confirms are awaited for all at once.
+BATCH = 500
 # How long a published message stays in the outbox, and a processed message_id in the inbox.
 # A message_id re-sent after INBOX_RETENTION is treated as new.
 OUTBOX_RETENTION = timedelta(days=1)
 INBOX_RETENTION = timedelta(days=7)
 
 
-class Relayed(Enum):
-    """What became of one outbox row in a flush."""
+@dataclass
+class Claim:
+    """Rows taken from the outbox, held by `session` (locked, on PostgreSQL) until `settle`."""
 
-    SENT = "sent"  # confirmed (or unroutable), and marked sent
-    REFUSED = "refused"  # nacked: kept, with the error, for the next flush
-    SKIPPED = "skipped"  # another relay on the same database holds it or has sent it
+    session: Session
+    rows: list[Outgoing]
+    # What the broker answered, by outbox id: a return (unroutable) before its confirm.
+    unrouted: dict[int, str] = field(default_factory=dict)
+    refused: dict[int, str] = field(default_factory=dict)
+    confirmed: set[int] = field(default_factory=set)
 
 
 class OutboxRelay:
-    """At least once: a crash between a publish's confirm and its commit, or a connection lost
-    before the confirm arrived, re-sends a message with the same message_id, which consumers'
-    inboxes and the bus client recognise. Replicas relaying one PostgreSQL database each claim
-    a row before publishing it, so that nothing but a failure publishes a row twice; see
-    docs/delivery.md."""
+    """At least once: a crash between the confirms and the commit that marks the batch sent,
+    or a connection lost before the confirms arrived, re-sends those messages with the same
+    message_ids, which consumers' inboxes and the bus client recognise. Replicas relaying one
+    PostgreSQL database each claim their rows before publishing them, so that nothing but a
+    failure publishes a row twice; see docs/delivery.md. `RelayThread` does the publishing."""
 
     def __init__(
         self,
@@ -50,23 +56,55 @@ class OutboxRelay:
         self.app_id = app_id
         self.user_id = user_id
 
-    def flush(self, publisher: ConfirmingPublisher) -> int:
-        """Publish everything pending; returns how many went out. Stops at the first refusal."""
-        sent = 0
-        while True:
-            with self.sessions() as session:
-                batch = self.store.pending(session, BATCH)
-            taken = 0
-            for message in batch:
-                relayed = self._relay_one(publisher, message)
-                if relayed is Relayed.REFUSED:
-                    return sent
-                if relayed is Relayed.SENT:
-                    sent += 1
-                    taken += 1
-            # A batch another relay holds entirely would be read again at once, and again.
-            if len(batch) < BATCH or not taken:
-                return sent
+    def claim(self, limit: int = BATCH) -> Claim | None:
+        """The oldest pending rows no other relay holds, or None when there are none."""
+        session = self.sessions()
+        try:
+            rows = self.store.claim_pending(session, limit)
+        except BaseException:
+            session.close()
+            raise
+        if not rows:
+            session.close()
+            return None
+        return Claim(session, rows)
+
+    def settle(self, claim: Claim) -> int:
+        """Mark the confirmed rows sent, in one statement, and keep the refused ones pending
+        with their error; returns how many were sent. Ends the claim either way."""
+        session = claim.session
+        try:
+            sent = [row.id for row in claim.rows if row.id in claim.confirmed]
+            # One statement per distinct error (per routing key nobody listens to), not per row.
+            by_error: dict[str, list[int]] = {}
+            for outbox_id, error in {**claim.unrouted, **claim.refused}.items():
+                by_error.setdefault(error, []).append(outbox_id)
+            for error, ids in by_error.items():
+                self.store.mark_failed(session, error, *ids)
+            self.store.mark_sent(session, *(i for i in sent if i is not None))
+            session.commit()
+            return len(sent)
+        finally:
+            session.close()
+
+    @staticmethod
+    def abandon(claim: Claim) -> None:
+        """The connection went before the confirms came: every row stays pending."""
+        claim.session.rollback()
+        claim.session.close()
+
+    def publication(self, message: Outgoing) -> tuple[pika.BasicProperties, bool]:
+        """The properties of the row's message, and whether it is mandatory: replies are not,
+        since RabbitMQ returns direct reply-to messages it did deliver when they are."""
+        is_reply = message.exchange == ""
+        props = properties(
+            message.message_id,
+            REPLY_TYPE if is_reply else message.routing_key,
+            app_id=self.app_id,
+            correlation_id=message.correlation_id,
+            user_id=self.user_id,
+        )
+        return props, not is_reply
 
     def gauges(self) -> list[Metric]:
         """The outbox's backlog now, read when /metrics is: what waits, and for how long."""
@@ -78,34 +116,6 @@ class OutboxRelay:
             metrics.outbox_oldest_age.family([((self.app_id,), age)]),
         ]
 
-    def _relay_one(self, publisher: ConfirmingPublisher, message: Outgoing) -> Relayed:
-        assert message.id is not None
-        with self.sessions() as session:
-            # Locked until this session commits: a replica's relay that read the same pending
-            # rows skips this one instead of publishing it too. A failure here rolls back, and
-            # the row stays pending.
-            if not self.store.claim(session, message.id):
-                return Relayed.SKIPPED
-            error = None
-            try:
-                self._publish(publisher, message)
-            except Unroutable as err:
-                # Replies whose caller has gone, events nobody listens to: the broker took them
-                # and routed them nowhere. Say so, and don't resend forever.
-                log.debug("outbox.unrouted", routing_key=message.routing_key, error=str(err))
-                error = str(err)
-            except PublishError as err:
-                log.warning("outbox.refused", routing_key=message.routing_key, error=str(err))
-                self.store.mark_failed(session, message.id, str(err))
-                session.commit()
-                return Relayed.REFUSED
-            # Marked one by one, so a crash re-sends at most the message in flight.
-            if error:
-                self.store.mark_failed(session, message.id, error)
-            self.store.mark_sent(session, message.id)
-            session.commit()
-        return Relayed.SENT
-
     def prune(self) -> None:
         now = utcnow()
         with self.sessions() as session:
@@ -113,20 +123,3 @@ class OutboxRelay:
             session.commit()
         if removed:
             log.debug("outbox.pruned", rows=removed)
-
-    def _publish(self, publisher: ConfirmingPublisher, message: Outgoing) -> None:
-        is_reply = message.exchange == ""
-        publisher.publish(
-            message.exchange,
-            message.routing_key,
-            message.body,
-            properties(
-                message.message_id,
-                REPLY_TYPE if is_reply else message.routing_key,
-                app_id=self.app_id,
-                correlation_id=message.correlation_id,
-                user_id=self.user_id,
-            ),
-            # RabbitMQ returns direct reply-to messages it did deliver when they are mandatory.
-            mandatory=not is_reply,
-        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +20,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import CursorResult
+from sqlalchemy.engine import CursorResult, Row
 from sqlalchemy.orm import Session
 
 from directdl.runtime.db import UtcDateTime
@@ -126,6 +127,24 @@ class MessageStore:
             .order_by(self.outbox.c.id)
             .limit(limit)
         ).all()
+        return self._outgoing(rows)
+
+    def claim_pending(self, session: Session, limit: int) -> list[Outgoing]:
+        """Up to `limit` unsent rows, oldest first, now this session's and locked until it
+        ends; rows another relay (a replica on the same database) holds are skipped, in the
+        same statement. PostgreSQL's row locks; SQLite renders no FOR UPDATE, so one
+        process per SQLite file."""
+        rows = session.execute(
+            select(self.outbox)
+            .where(self.outbox.c.sent_at.is_(None))
+            .order_by(self.outbox.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        return self._outgoing(rows)
+
+    @staticmethod
+    def _outgoing(rows: Sequence[Row[Any]]) -> list[Outgoing]:
         return [
             Outgoing(
                 message_id=r.message_id,
@@ -148,26 +167,18 @@ class MessageStore:
         ).one()
         return int(row[0]), row[1]
 
-    def claim(self, session: Session, outbox_id: int) -> bool:
-        """Whether the row is still unsent and now this session's, locked until it ends; false
-        when another relay (a replica on the same database) holds it or has sent it.
-        PostgreSQL's row lock; SQLite renders no FOR UPDATE, so one process per SQLite file."""
-        claimed = session.execute(
-            select(self.outbox.c.id)
-            .where(self.outbox.c.id == outbox_id, self.outbox.c.sent_at.is_(None))
-            .with_for_update(skip_locked=True)
-        ).one_or_none()
-        return claimed is not None
+    def mark_sent(self, session: Session, *outbox_ids: int) -> None:
+        """One statement for them all: a relay marks a whole batch of confirms at once."""
+        if outbox_ids:
+            session.execute(
+                update(self.outbox).where(self.outbox.c.id.in_(outbox_ids)).values(sent_at=utcnow())
+            )
 
-    def mark_sent(self, session: Session, outbox_id: int) -> None:
-        session.execute(
-            update(self.outbox).where(self.outbox.c.id == outbox_id).values(sent_at=utcnow())
-        )
-
-    def mark_failed(self, session: Session, outbox_id: int, error: str) -> None:
-        session.execute(
-            update(self.outbox).where(self.outbox.c.id == outbox_id).values(last_error=error)
-        )
+    def mark_failed(self, session: Session, error: str, *outbox_ids: int) -> None:
+        if outbox_ids:
+            session.execute(
+                update(self.outbox).where(self.outbox.c.id.in_(outbox_ids)).values(last_error=error)
+            )
 
     def prune(self, session: Session, sent_before: datetime, processed_before: datetime) -> int:
         """Forget published messages and old message ids; returns how many rows went."""

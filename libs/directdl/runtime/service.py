@@ -22,6 +22,7 @@ from directdl.bus.consumer import Consumer, ConsumerConfig, QueueSpec
 from directdl.bus.dispatch import BoundTimer, Handlers
 from directdl.bus.processing import Processor, check_emits
 from directdl.bus.relay import OutboxRelay
+from directdl.bus.relay_thread import RelayThread
 from directdl.bus.store import MessageStore
 from directdl.bus.topology import Topology
 from directdl.contracts.base import Message
@@ -106,6 +107,7 @@ class Service(Generic[U]):
             faults=faults,
             service=definition.name,
             max_body_bytes=self._max_body_bytes(),
+            batch_routes=self.bound.batch_routes,
         )
         relay = OutboxRelay(
             definition.store,
@@ -127,13 +129,19 @@ class Service(Generic[U]):
                         QueueSpec(name, tuple(t), shared=True)
                         for name, t in self.bound.shared.items()
                     ),
+                    *(
+                        QueueSpec(
+                            purpose, tuple(t), definition.single_active_consumer, batched=True
+                        )
+                        for purpose, t in self.bound.batched.items()
+                    ),
                 ),
                 prefetch=settings.prefetch,
                 workers=settings.workers,
                 max_attempts=settings.max_attempts,
             ),
             self.processor,
-            relay,
+            RelayThread(relay, settings.amqp_url, definition.name),
             faults,
         )
         self.collectors = [
@@ -182,14 +190,16 @@ class Service(Generic[U]):
     def transaction(self, work: str) -> Iterator[U]:
         """A unit of work outside any delivery, for the timer or background `work` of that
         name in the dispatch table: what it emits goes through the outbox with its commit,
-        and the relay is woken. Emitting what the table does not list for it fails."""
+        and then the relay is woken, if there is anything to send. Emitting what the table
+        does not list for it fails."""
         allowed = self._emits(work)
         with self.unit_of_work() as uow:
             yield uow
             check_emits(work, allowed, uow.outgoing)
-            self.processor.flush_outgoing(uow)
+            enqueued = self.processor.flush_outgoing(uow)
             uow.commit()
-        self.consumer.wake_relay()
+        if enqueued:
+            self.consumer.wake_relay()
 
     def _emits(self, work: str) -> frozenset[type[Message]]:
         if work in self.bound.timers:
@@ -201,6 +211,9 @@ class Service(Generic[U]):
     def _broker_ready(self) -> None:
         if not self.consumer.connected.is_set():
             raise ConnectionError("not connected to the broker")
+        relay = self.consumer.relay
+        if relay is not None and not relay.connected.is_set():
+            raise ConnectionError("the outbox relay is not connected to the broker")
 
     def run(self) -> None:
         """Serve until `stop()`; blocks the calling thread."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections import Counter
@@ -16,8 +15,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from directdl.bus.client import DIRECT_REPLY_TO, ReplyTimeout
-from directdl.bus.publisher import ConfirmingPublisher, properties
+from directdl.bus.publisher import properties
 from directdl.bus.relay import OutboxRelay
+from directdl.bus.relay_thread import RelayThread
 from directdl.bus.store import Outgoing
 from directdl.bus.topology import Topology
 from directdl.runtime.db import make_engine, session_factory
@@ -27,6 +27,7 @@ from directdl_testing.accounts import TestAccounts
 from directdl_testing.counting import EveryReply
 from directdl_testing.recorder import MessageRecorder
 from directdl_testing.services import running
+from directdl_testing.waiting import wait_until
 from registration.bootstrap import bootstrap
 from registration.config import RegistrationSettings
 
@@ -126,28 +127,19 @@ def test_two_relays_on_one_database_publish_each_row_once(
             store.enqueue(session, Outgoing(f"row-{n}", "", queue, b"{}", f"c-{n}"))
         session.commit()
 
-    start = threading.Barrier(2)
-    errors: list[BaseException] = []
-    sent = [0, 0]  # by each relay, as `flush` counts
-
-    def replica(index: int) -> None:
-        try:
-            connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-            publisher = ConfirmingPublisher(connection.channel())
-            relay = OutboxRelay(store, sessions, "test")
-            start.wait()
-            while pending(sessions):
-                sent[index] += relay.flush(publisher)
-            connection.close()
-        except BaseException as err:  # surfaced by the assertion below
-            errors.append(err)
-
-    threads = [threading.Thread(target=replica, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert errors == []
+    # Small batches, so that both relays get a share of the rows to race for.
+    relays = [
+        RelayThread(OutboxRelay(store, sessions, "test"), amqp_url, f"test-{i}", batch=10)
+        for i in range(2)
+    ]
+    for relay in relays:
+        relay.start()
+    try:
+        wait_until(lambda: pending(sessions) == 0, timeout=30, what="every row sent")
+    finally:
+        for relay in relays:
+            relay.stop()
+    sent = [relay.sent for relay in relays]
 
     published: Counter[str] = Counter()
     channel = admin.channel()
@@ -157,6 +149,8 @@ def test_two_relays_on_one_database_publish_each_row_once(
     assert len(published) == ROWS
     assert {mid: n for mid, n in published.items() if n > 1} == {}
     assert sum(sent) == ROWS and min(sent) > 0, f"each relay's share: {sent}"
+    with sessions() as session:
+        assert note_service.store.backlog(session)[0] == 0
 
 
 def pending(sessions: sessionmaker[Session]) -> int:

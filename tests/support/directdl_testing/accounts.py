@@ -3,15 +3,21 @@ the permissions a deployment gives them, in a vhost of the tests' own."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 from directdl.bus.connection import broker_user
+from directdl.bus.tables import AGENT, service_tables
 from directdl.bus.topology import Topology
 from directdl.contracts.senders import SERVICES
 from directdl.runtime.accounts import (
     Account,
     Names,
+    ProvisioningError,
     account_url,
+    definitions,
     host_account,
     operator_account,
     provision,
@@ -70,3 +76,28 @@ class TestAccounts:
         this topology's exchange, as compose does on `directdl`."""
         names = Names(TEST_NAMES.exchange, TEST_NAMES.queue_prefix, topology.exchange)
         provision(self._accounts(names), self.vhost, node=self.node)
+
+
+def host_accounts(host_ids: Iterable[str], names: Names) -> list[Account]:
+    """The accounts a deployment gives these hosts' agents, the agent's table read once."""
+    table = service_tables()[AGENT]
+    return [host_account(host_id, names, table=table) for host_id in host_ids]
+
+
+def provision_many(accounts: Iterable[Account], vhost: str = "/", *, node: str) -> None:
+    """`provision` for thousands of users: one import of salted hashes, which the node stores
+    as they are, where plain passwords would each be hashed on import."""
+    document = definitions(accounts, vhost, hashed=True)
+    done = subprocess.run(
+        ["rabbitmqctl", "-n", node, "-q", "import_definitions"],
+        input=json.dumps(document),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise ProvisioningError(
+            f"rabbitmqctl import_definitions exited {done.returncode} for "
+            f"{len(document['users'])} users: {(done.stderr or done.stdout).strip()[:300]}"
+        )

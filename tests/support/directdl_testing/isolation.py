@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 
 from directdl.bus.connection import connect
+from directdl.bus.tables import service_tables
 from directdl.bus.topology import Topology
 
 HOST_IDS = ("host-1", "host-2", "host-3")
@@ -31,8 +32,10 @@ def remove_topology(url: str, topology: Topology) -> None:
     connection = connect(url, "test-cleanup")
     try:
         channel = connection.channel()
+        # A batched queue is named after its purpose in the service's table.
+        purposes = {*PURPOSES, *(p for t in service_tables().values() for p in t.queues)}
         for service in SERVICES:
-            for purpose in PURPOSES:
+            for purpose in sorted(purposes):
                 channel.queue_delete(topology.queue(service, purpose))
                 channel.queue_delete(topology.retry_queue(topology.queue(service, purpose)))
             channel.queue_delete(topology.dead_letter_queue(service))

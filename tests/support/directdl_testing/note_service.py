@@ -13,6 +13,7 @@ from directdl.bus.consumer import Consumer, ConsumerConfig, QueueSpec
 from directdl.bus.dispatch import Handlers, On
 from directdl.bus.processing import Processor, Route
 from directdl.bus.relay import OutboxRelay
+from directdl.bus.relay_thread import RelayThread
 from directdl.bus.store import MessageStore
 from directdl.bus.topology import Topology
 from directdl.contracts.base import Command, Event
@@ -97,7 +98,7 @@ class running_consumer:
                 url, topology, "test", (QueueSpec("commands", tuple(handlers.routes())),), **config
             ),
             processor,
-            OutboxRelay(store, sessions, "test"),
+            RelayThread(OutboxRelay(store, sessions, "test"), url, "test"),
         )
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.consumer.run, args=(self.stop,), daemon=True)

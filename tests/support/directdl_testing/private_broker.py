@@ -34,12 +34,14 @@ class PrivateBroker:
 
     The shared broker on 5672 is never touched, so a test may stop and restart this one.
     Use it as a context manager: the node is started on entry, then stopped and its
-    directory removed on exit.
+    directory removed on exit. `file_limit` raises the node's open-files limit (as far as
+    the hard limit allows) for thousands of connections; a node otherwise gets 1024.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, file_limit: int | None = None) -> None:
         self.node = f"directdl-test-{uuid.uuid4().hex[:8]}@localhost"
         self.port = _free_port()
+        self.file_limit = file_limit
         self._dist_port = _free_port()
         self._base: Path | None = None
 
@@ -67,7 +69,7 @@ class PrivateBroker:
         # A detached node outlives the test process; never leave one behind.
         atexit.register(self.stop)
         try:
-            self._prepare_base_dir(self._base)
+            self._prepare_base_dir(self._base, self.file_limit)
             self._run("rabbitmq-server", "-detached", timeout_s=CTL_TIMEOUT_S)
             self._wait_for_amqp(f"{self.node} did not start")
         except BaseException:
@@ -104,6 +106,21 @@ class PrivateBroker:
             self._base = None
             atexit.unregister(self.stop)
 
+    @property
+    def pid(self) -> int:
+        """The node's operating-system process."""
+        pid = _read_pid(self._started_base() / "node.pid")
+        if pid is None:
+            raise PrivateBrokerError(f"{self.node} wrote no pid file")
+        return pid
+
+    def open_files_limit(self) -> int:
+        """The open-files limit the running node got."""
+        for line in Path(f"/proc/{self.pid}/limits").read_text().splitlines():
+            if line.startswith("Max open files"):
+                return int(line.split()[3])
+        raise PrivateBrokerError(f"no open-files limit in /proc/{self.pid}/limits")
+
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """The last lines of the node's log, for error messages."""
         if self._base is None:
@@ -137,7 +154,15 @@ class PrivateBroker:
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
             # The start script cd's into the system data dir; keep crash dumps out of it.
             "ERL_CRASH_DUMP": str(base / "erl_crash.dump"),
+            **self._limit_env(base),
         }
+
+    def _limit_env(self, base: Path) -> dict[str, str]:
+        if self.file_limit is None:
+            return {}
+        # Sourced by the start script after Debian's wrapper has switched user, which
+        # resets the soft open-files limit: the one place left to raise it.
+        return {"RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf")}
 
     def _started_base(self) -> Path:
         if self._base is None:
@@ -145,11 +170,19 @@ class PrivateBroker:
         return self._base
 
     @staticmethod
-    def _prepare_base_dir(base: Path) -> None:
+    def _prepare_base_dir(base: Path, file_limit: int | None) -> None:
         for sub in ("mnesia", "log"):
             (base / sub).mkdir()
         (base / "rabbitmq.conf").write_text("# Private test node: settings come from the env.\n")
         (base / "enabled_plugins").write_text("[].\n")
+        if file_limit is not None:
+            # In place of the system's env file, which it still sources (the start
+            # script's defaults name its directory SYS_PREFIX).
+            system = "${SYS_PREFIX}/etc/rabbitmq/rabbitmq-env.conf"
+            (base / "rabbitmq-env.conf").write_text(
+                f'[ -f "{system}" ] && . "{system}"\n'
+                f'ulimit -n {file_limit} 2>/dev/null || ulimit -n "$(ulimit -Hn)"\n'
+            )
         # As root, Debian's wrapper runs the node as the rabbitmq user (through su, which
         # keeps the environment but sets HOME, so node and CLI share its Erlang cookie).
         # That user must be able to write here.

@@ -174,3 +174,24 @@ def test_an_idempotent_route_leaves_no_inbox_row_and_runs_each_time(
     with sessions() as session:
         assert note_service.store.find_processed(session, "m-1") is None
     assert len(replies(sessions)) == 2  # each delivery with reply_to is still answered
+
+
+def test_the_relay_is_woken_only_by_a_commit_that_put_something_in_the_outbox(
+    sessions: sessionmaker[Session],
+) -> None:
+    def quiet(cmd: note_service.AddNote, uow: UnitOfWork) -> None:
+        """A heartbeat's kind of work: an upsert that publishes nothing."""
+
+    table = Handlers(events={note_service.AddNote: On(quiet, idempotent=True)})
+    woken: list[str] = []
+    processor = Processor(
+        table.bind({}, {}).routes,
+        lambda: UnitOfWork(sessions),
+        note_service.store,
+        "directdl",
+        on_commit=lambda: woken.append("relay"),
+    )
+    assert processor.process(delivery(reply_to=None)).verdict is Verdict.ACK
+    assert woken == []
+    assert processor.process(delivery(message_id="m-2")).verdict is Verdict.ACK
+    assert woken == ["relay"], "its reply is in the outbox"
