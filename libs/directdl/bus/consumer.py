@@ -33,6 +33,7 @@ from directdl.bus.connection import (
     redact,
 )
 from directdl.bus.delivery import Delivery, Outcome, Verdict, received
+from directdl.bus.groups import Grouper
 from directdl.bus.processing import Processor
 from directdl.bus.publisher import ConfirmingPublisher
 from directdl.bus.relay_thread import RelayThread
@@ -158,6 +159,9 @@ class Consumer:
         publisher = ConfirmingPublisher(connection.channel())
         tags: list[tuple[BlockingChannel, str]] = []
         queues: list[str] = []
+        # The one-at-a-time queues share the workers; what waits for one is grouped.
+        grouper = Grouper(self.config.workers, self._executor)
+        grouper.start = partial(self._work_group, connection, publisher, grouper)
         topology = self.config.topology
         for spec in self.config.queues:
             if spec.shared:
@@ -184,7 +188,7 @@ class Consumer:
                 tag = batch_channel.basic_consume(queue, on_message_callback=on_batched)
                 tags.append((batch_channel, tag))
             else:
-                on_message = partial(self._on_message, connection, publisher, queue, republishers)
+                on_message = partial(self._on_message, grouper, queue, republishers)
                 tags.append((channel, channel.basic_consume(queue, on_message_callback=on_message)))
             queues.append(queue)
             log.debug("bus.consuming", queue=queue, broker=redact(self.config.url))
@@ -222,8 +226,7 @@ class Consumer:
 
     def _on_message(
         self,
-        connection: pika.BlockingConnection,
-        publisher: ConfirmingPublisher,
+        grouper: Grouper,
         queue: str,
         republishers: set[str],
         channel: BlockingChannel,
@@ -243,9 +246,7 @@ class Consumer:
             republishers=republishers,
         )
         self._inflight += 1
-        held = Held(channel, method.delivery_tag, queue, props, body, delivery)
-        settle = partial(self._settle, publisher, held)
-        self._executor.submit(self._work, connection, delivery, settle)
+        grouper.add(Held(channel, method.delivery_tag, queue, props, body, delivery))
 
     def _on_batched(
         self,
@@ -275,59 +276,75 @@ class Consumer:
         fallback), with the last failed attempts given up."""
         structlog.contextvars.bind_contextvars(service=self.config.service)
         deliveries = [h.delivery for h in held]
+        started = time.monotonic()
         try:
             outcomes = self.processor.process_batch(deliveries)
             self.faults.reach("before_ack")
         except Exception as err:
             log.exception("batch.worker_failed", deliveries=len(deliveries))
             return [Outcome(Verdict.RETRY, f"{type(err).__name__}: {err}")] * len(deliveries)
-        settled = []
-        for delivery, outcome in zip(deliveries, outcomes, strict=True):
-            labels = (self.config.service, delivery.routing_key)
-            if outcome.verdict is Verdict.ACK:
-                metrics.consumed.labels(*labels).inc()
-            elif outcome.verdict is Verdict.RETRY:
-                metrics.failed.labels(*labels).inc()
-                if delivery.attempt >= self.config.max_attempts:
-                    self.processor.give_up(delivery, outcome.error)
-                    settled.append(Outcome(Verdict.DEAD_LETTER, outcome.error))
-                    continue
-            settled.append(outcome)
-        return settled
+        return [
+            self._given_up(delivery, outcome, started)
+            for delivery, outcome in zip(deliveries, outcomes, strict=True)
+        ]
 
-    def _work(
-        self, connection: pika.BlockingConnection, delivery: Delivery, settle: partial[None]
+    def _work_group(
+        self,
+        connection: pika.BlockingConnection,
+        publisher: ConfirmingPublisher,
+        grouper: Grouper,
+        group: list[Held],
     ) -> None:
+        """On a worker: the group's deliveries processed, in one transaction when they can
+        be, then settled on the I/O thread."""
         # Worker threads don't inherit the main thread's context, so bind `service` here too.
-        structlog.contextvars.bind_contextvars(
-            service=self.config.service,
-            message_id=delivery.message_id,
-            correlation_id=delivery.correlation_id,
-            routing_key=delivery.routing_key,
-        )
+        structlog.contextvars.bind_contextvars(service=self.config.service)
+        deliveries = [held.delivery for held in group]
         started = time.monotonic()
-        labels = (self.config.service, delivery.routing_key)
         try:
-            outcome = self.processor.process(delivery)
-            if outcome.verdict is Verdict.ACK:
-                metrics.consumed.labels(*labels).inc()
-                metrics.handler_seconds.labels(*labels).observe(time.monotonic() - started)
-            elif outcome.verdict is Verdict.RETRY:
-                metrics.failed.labels(*labels).inc()
-                if delivery.attempt >= self.config.max_attempts:
-                    self.processor.give_up(delivery, outcome.error)
-                    outcome = Outcome(Verdict.DEAD_LETTER, outcome.error)
+            outcomes = [
+                self._given_up(delivery, outcome, started)
+                for delivery, outcome in zip(
+                    deliveries, self.processor.process_group(deliveries), strict=True
+                )
+            ]
             self.faults.reach("before_ack")
         except Exception as err:
-            log.exception("message.worker_failed")
-            outcome = Outcome(Verdict.RETRY, f"{type(err).__name__}: {err}")
+            log.exception("message.worker_failed", deliveries=len(deliveries))
+            outcomes = [Outcome(Verdict.RETRY, f"{type(err).__name__}: {err}")] * len(group)
         finally:
             structlog.contextvars.unbind_contextvars("message_id", "correlation_id", "routing_key")
         try:
-            connection.add_callback_threadsafe(partial(settle, outcome))
+            connection.add_callback_threadsafe(
+                partial(self._settle_group, publisher, grouper, group, outcomes)
+            )
         except ConnectionWrongStateError:
             # The connection died meanwhile; the broker redelivers and the inbox dedupes.
-            log.warning("message.settle_skipped", message_id=delivery.message_id)
+            log.warning("message.settle_skipped", deliveries=len(group))
+
+    def _given_up(self, delivery: Delivery, outcome: Outcome, started: float) -> Outcome:
+        """Counted, and after the last failed attempt answered and dead-lettered."""
+        labels = (self.config.service, delivery.routing_key)
+        if outcome.verdict is Verdict.ACK:
+            metrics.consumed.labels(*labels).inc()
+            metrics.handler_seconds.labels(*labels).observe(time.monotonic() - started)
+        elif outcome.verdict is Verdict.RETRY:
+            metrics.failed.labels(*labels).inc()
+            if delivery.attempt >= self.config.max_attempts:
+                self.processor.give_up(delivery, outcome.error)
+                return Outcome(Verdict.DEAD_LETTER, outcome.error)
+        return outcome
+
+    def _settle_group(
+        self,
+        publisher: ConfirmingPublisher,
+        grouper: Grouper,
+        group: list[Held],
+        outcomes: list[Outcome],
+    ) -> None:
+        for held, outcome in zip(group, outcomes, strict=True):
+            self._settle(publisher, held, outcome)
+        grouper.done()
 
     def _settle(self, publisher: ConfirmingPublisher, held: Held, outcome: Outcome) -> None:
         self._inflight -= 1

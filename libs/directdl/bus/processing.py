@@ -57,6 +57,10 @@ class BatchRoute:
     emits: frozenset[type[Message]] = frozenset()
 
 
+class _Alone(Exception):
+    """A group holds a delivery that must be processed by itself."""
+
+
 class UndeclaredMessage(RuntimeError):
     """Work published a message its dispatch table does not list: the generated reference
     and the broker permissions would be wrong, so the work fails instead."""
@@ -101,6 +105,12 @@ class Processor:
     def process(self, delivery: Delivery) -> Outcome:
         if delivery.routing_key in self.batch_routes:
             return self.process_batch([delivery])[0]
+        # Every log line of this delivery names it; the worker unbinds them when done.
+        structlog.contextvars.bind_contextvars(
+            message_id=delivery.message_id,
+            correlation_id=delivery.correlation_id,
+            routing_key=delivery.routing_key,
+        )
         started = time.monotonic()
         try:
             command = self._validate(delivery)
@@ -117,6 +127,58 @@ class Processor:
             return Outcome(Verdict.RETRY, f"{type(err).__name__}: {err}")
         log.debug("message.handled", duration_ms=round((time.monotonic() - started) * 1000, 1))
         return outcome
+
+    def process_group(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
+        """Several deliveries of one-at-a-time routes, each handled as `process` would, all in
+        one transaction: one commit, one fsync. Anything unusual in the group (a refusal, a
+        duplicate, a handler's error) rolls it back, and then each is processed alone: what
+        commits is always what `process` would have committed."""
+        if len(deliveries) == 1:
+            return [self.process(deliveries[0])]
+        try:
+            return self._handle_group(deliveries)
+        except Exception as err:
+            log.debug("group.handled_alone", deliveries=len(deliveries), why=type(err).__name__)
+            return [self.process(delivery) for delivery in deliveries]
+
+    def _handle_group(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
+        enqueued = 0
+        with self.uow_factory() as uow:
+            for delivery in deliveries:
+                command = self._validate(delivery)
+                route = self.routes.get(delivery.routing_key)
+                if route is None or command.sent_by.refusal(delivery.user_id, command):
+                    raise _Alone("a batched route or a refused sender")
+                assert delivery.message_id is not None  # checked by _validate
+                structlog.contextvars.bind_contextvars(
+                    message_id=delivery.message_id,
+                    correlation_id=delivery.correlation_id,
+                    routing_key=delivery.routing_key,
+                )
+                if not route.idempotent and self.store.find_processed(
+                    uow.session, delivery.message_id
+                ):
+                    raise _Alone("a duplicate")
+                uow.message = MessageContext(
+                    delivery.message_id,
+                    delivery.routing_key,
+                    delivery.reply_to,
+                    delivery.correlation_id,
+                )
+                result = route.handler(command, uow)
+                check_emits(delivery.routing_key, route.emits, uow.outgoing)
+                reply = None if isinstance(result, Deferred) else Reply.success(result)
+                enqueued += self.flush_outgoing(uow, cause=delivery)
+                if not route.idempotent:
+                    enqueued += self._record(uow, delivery, reply)
+                elif delivery.reply_to and reply is not None:
+                    self.store.enqueue(uow.session, self._reply(delivery, reply.to_json()))
+                    enqueued += 1
+            self.faults.reach("before_commit")
+            uow.commit()
+        if enqueued:
+            self.on_commit()
+        return [ACKED] * len(deliveries)
 
     def process_batch(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
         """Many deliveries of batched routes in one transaction, an outcome for each, in order.

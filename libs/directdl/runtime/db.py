@@ -5,16 +5,43 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, Engine, TypeDecorator, create_engine, event, text
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Dialect,
+    Engine,
+    TypeDecorator,
+    create_engine,
+    event,
+    text,
+)
 from sqlalchemy.orm import Session, sessionmaker
+
+from directdl.runtime.sqlite_writers import QueuedWriterConnection
 
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url,
+            connect_args={
+                "check_same_thread": False,
+                "timeout": 30,
+                "factory": QueuedWriterConnection,
+            },
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "before_cursor_execute", _wait_to_write)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _wait_to_write(
+    connection: Connection, _cursor: Any, statement: str, *_args: Any, **_kwargs: Any
+) -> None:
+    dbapi = connection.connection.dbapi_connection
+    if isinstance(dbapi, QueuedWriterConnection):
+        dbapi.before_statement(statement)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
