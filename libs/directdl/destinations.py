@@ -6,6 +6,7 @@ import socket
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from typing import Any, ClassVar
 
@@ -48,8 +49,10 @@ class DestinationDenied(Exception):
         super().__init__(f"{shown} is {rule}")
 
 
+@lru_cache(maxsize=1024)
 def parse_network(entry: str) -> Network:
-    """One CIDR (a bare address is a /32 or /128); ValueError naming the entry otherwise."""
+    """One CIDR (a bare address is a /32 or /128); ValueError naming the entry otherwise.
+    Remembered: the policies are parsed from the settings for every registration."""
     try:
         return ip_network(entry.strip())
     except ValueError as err:

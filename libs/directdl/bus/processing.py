@@ -144,6 +144,9 @@ class Processor:
     def _handle_group(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
         enqueued = 0
         with self.uow_factory() as uow:
+            # A redelivery is answered from the inbox, which `process` does.
+            if self.store.any_processed(uow.session, [d.message_id or "" for d in deliveries]):
+                raise _Alone("a duplicate")
             for delivery in deliveries:
                 command = self._validate(delivery)
                 route = self.routes.get(delivery.routing_key)
@@ -155,10 +158,6 @@ class Processor:
                     correlation_id=delivery.correlation_id,
                     routing_key=delivery.routing_key,
                 )
-                if not route.idempotent and self.store.find_processed(
-                    uow.session, delivery.message_id
-                ):
-                    raise _Alone("a duplicate")
                 uow.message = MessageContext(
                     delivery.message_id,
                     delivery.routing_key,

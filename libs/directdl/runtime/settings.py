@@ -56,7 +56,13 @@ class ServiceSettings(BaseSettings):
         description="The health URL the service announces; unset: http://<health host>:<port>, "
         "the machine's name for 0.0.0.0. For compose, where the published port differs.",
     )
-    prefetch: int = Field(8, ge=1, le=1000, description="Unacked deliveries at once (basic.qos).")
+    prefetch: int = Field(
+        64,
+        ge=1,
+        le=1000,
+        description="Unacked deliveries at once (basic.qos); those waiting for a worker commit "
+        "together, so a wider window means fewer commits under load.",
+    )
     workers: int = Field(4, ge=1, le=64, description="Threads that run handlers.")
     max_attempts: int = Field(
         3,
