@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from certificate.adapters import gauges
+from certificate.adapters.answers_clock import AnswersClock
 from certificate.adapters.orm import settings as settings_table
 from certificate.adapters.orm import store
 from certificate.config import CertificateSettings
 from certificate.handlers import HANDLERS
 from certificate.uow import CertificateUnitOfWork
+from directdl.liveness import HeartbeatClock
 from directdl.runtime.live_settings import LiveSettings
 from directdl.runtime.service import Service, ServiceDefinition
 from directdl.runtime.tasks import AtStart
@@ -28,6 +30,10 @@ def dependencies(settings: CertificateSettings, live: LiveSettings) -> dict[str,
     return {
         "live": live,
         "clock": lambda: datetime.now(UTC),
+        # Liveness and lateness are judged at what the consumers have read, not the wall clock.
+        "heartbeat_clock": HeartbeatClock(),
+        # Long enough for the timer to tick 3 times: a longer gap means the process stood still.
+        "answers_clock": AnswersClock(settle=3 * settings.timer_interval + 1),
         "host_timeout": lambda: float(live(HOST_TIMEOUT)),
         "expiry_warning_days": lambda: int(live(EXPIRY_WARNING_DAYS)),
         "late_answers_interval": lambda: settings.timer_interval,

@@ -5,25 +5,30 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from functools import partial
 
 import structlog
 
 from certificate.adapters.repository import CertificateFilter
+from certificate.answers import expire_late_answers, host_answers
+from certificate.beats import heartbeats, inventories
 from certificate.domain import operation
 from certificate.domain.alias import check_alias
 from certificate.domain.certificate import parse_certificate, same_certificate
 from certificate.domain.model import Certificate, Host
-from certificate.domain.operation import ANNOUNCEMENTS, OperationKind, Progress, Request
+from certificate.domain.operation import (
+    ANNOUNCEMENTS,
+    OperationKind,
+    Progress,
+    Request,
+)
+from certificate.progress import carry_out
 from certificate.uow import CertificateUnitOfWork
-from directdl.bus.dispatch import Every, Handlers, On
+from directdl.bus.dispatch import Every, Handlers, On, OnBatch
 from directdl.bus.processing import DEFERRED, Deferred
 from directdl.contracts import certificate as msg
-from directdl.contracts.certificate import HostCertState
 from directdl.contracts.errors import Conflict, ErrorCode, MessageError, NotFound, Unsupported
-from directdl.contracts.host import HostHeartbeat
-from directdl.contracts.senders import CERTIFICATE
-from directdl.runtime import metrics
+from directdl.contracts.host import HostHeartbeat, HostInventory, RequestInventory
+from directdl.liveness import HeartbeatClock
 from directdl.runtime.announce import ANNOUNCE_HANDLERS
 from directdl.runtime.live_settings import SETTINGS_HANDLERS
 
@@ -39,12 +44,16 @@ Outcome = Deferred | msg.CertificateOutcome
 
 
 # A command's handler checks and loads what it names, lets `domain.operation` decide what is
-# asked of which hosts, and carries that out (`_carry_out`); so do the hosts' answers and the
-# late-answers timer. What each may publish is in HANDLERS, at the bottom.
+# asked of which hosts, and carries that out (`progress.carry_out`); so do the hosts' answers
+# and the late-answers timer (`answers`). What each may publish is in HANDLERS, at the bottom.
 
 
 def upload(
-    cmd: msg.UploadCertificate, uow: CertificateUnitOfWork, clock: Clock, host_timeout: Seconds
+    cmd: msg.UploadCertificate,
+    uow: CertificateUnitOfWork,
+    clock: Clock,
+    host_timeout: Seconds,
+    heartbeat_clock: HeartbeatClock,
 ) -> Outcome:
     now = clock()
     alias = check_alias(cmd.name)
@@ -55,7 +64,8 @@ def upload(
             f"zone {cmd.zone_id!r} is unknown: no host of it has been heard from",
             details={"field": "zone_id", "value": cmd.zone_id},
         )
-    host = _up_host(uow, cmd.zone_id, cmd.host_id, now) if cmd.host_id else None
+    beaten = heartbeat_clock.now()
+    host = _up_host(uow, cmd.zone_id, cmd.host_id, beaten) if cmd.host_id else None
     cert = uow.certificates.by_alias(cmd.zone_id, alias)
     if cert is not None and not same_certificate(cert.pem, parsed.pem) and host is None:
         raise Conflict(
@@ -65,13 +75,17 @@ def upload(
         )
     # For a named host with a known alias, CloudStack re-pushes the stored certificate.
     cert = cert or Certificate.new(alias, cmd.zone_id, parsed, now)
-    hosts = [host] if host else uow.hosts.up_in_zone(cmd.zone_id, now)
+    hosts = [host] if host else uow.hosts.up_in_zone(cmd.zone_id, beaten)
     request = _request(uow, now, host_timeout, cmd.host_id)
     return _started(uow, operation.upload(cert, hosts, request))
 
 
 def revoke(
-    cmd: msg.RevokeCertificate, uow: CertificateUnitOfWork, clock: Clock, host_timeout: Seconds
+    cmd: msg.RevokeCertificate,
+    uow: CertificateUnitOfWork,
+    clock: Clock,
+    host_timeout: Seconds,
+    heartbeat_clock: HeartbeatClock,
 ) -> Outcome:
     now = clock()
     if cmd.id is not None:
@@ -89,31 +103,40 @@ def revoke(
         raise NotFound(
             f"certificate {cert.id} is not in zone {cmd.zone_id!r}", details={"field": "zone_id"}
         )
+    beaten = heartbeat_clock.now()
     if cmd.host_id:
-        hosts = [_up_host(uow, cmd.zone_id, cmd.host_id, now)]
+        hosts = [_up_host(uow, cmd.zone_id, cmd.host_id, beaten)]
     else:
-        hosts = uow.hosts.up_in_zone(cmd.zone_id, now)
+        hosts = uow.hosts.up_in_zone(cmd.zone_id, beaten)
     request = _request(uow, now, host_timeout, cmd.host_id)
     return _started(uow, operation.revoke(cert, hosts, request))
 
 
 def provision(
-    cmd: msg.ProvisionCertificate, uow: CertificateUnitOfWork, clock: Clock, host_timeout: Seconds
+    cmd: msg.ProvisionCertificate,
+    uow: CertificateUnitOfWork,
+    clock: Clock,
+    host_timeout: Seconds,
+    heartbeat_clock: HeartbeatClock,
 ) -> Outcome:
     now = clock()
     cert = _certificate(uow, cmd.id)
     operation.check_pushable(cert)  # before its host: revoked is the answer, whatever the host
-    host = _up_host(uow, cert.zone_id, cmd.host_id, now)
+    host = _up_host(uow, cert.zone_id, cmd.host_id, heartbeat_clock.now())
     request = _request(uow, now, host_timeout, cmd.host_id)
     return _started(uow, operation.provision(cert, host, request))
 
 
 def delete(
-    cmd: msg.DeleteCertificate, uow: CertificateUnitOfWork, clock: Clock, host_timeout: Seconds
+    cmd: msg.DeleteCertificate,
+    uow: CertificateUnitOfWork,
+    clock: Clock,
+    host_timeout: Seconds,
+    heartbeat_clock: HeartbeatClock,
 ) -> Outcome:
     now = clock()
     cert = _certificate(uow, cmd.id)
-    hosts = uow.hosts.up_in_zone(cert.zone_id, now)
+    hosts = uow.hosts.up_in_zone(cert.zone_id, heartbeat_clock.now())
     return _started(uow, operation.delete(cert, hosts, _request(uow, now, host_timeout)))
 
 
@@ -132,34 +155,7 @@ def _filter(cmd: msg.ListCertificates) -> CertificateFilter:
     return CertificateFilter(cmd.id, cmd.zone_id, alias, cmd.id_prefix)
 
 
-def heartbeat(evt: HostHeartbeat, uow: CertificateUnitOfWork) -> None:
-    uow.hosts.record(evt)
-
-
-# What hosts answer. The broker vouches that each comes from the host it names.
-
-
-def host_installed(evt: msg.CertificateInstalled, uow: CertificateUnitOfWork, clock: Clock) -> None:
-    _answered(uow, evt, HostCertState.UPLOADED, None, clock())
-
-
-def host_removed(evt: msg.CertificateRemoved, uow: CertificateUnitOfWork, clock: Clock) -> None:
-    _answered(uow, evt, HostCertState.REVOKED, None, clock())
-
-
-def host_failed(evt: msg.CertificateFailed, uow: CertificateUnitOfWork, clock: Clock) -> None:
-    _answered(uow, evt, HostCertState.FAILED, evt.reason, clock())
-
-
 # The timers.
-
-
-def expire_late_answers(uow: CertificateUnitOfWork, clock: Clock, host_timeout: Seconds) -> None:
-    """Hosts that did not answer in time are FAILED; their operations are answered."""
-    now = clock()
-    for overdue in uow.operations.overdue(now):
-        cert = uow.certificates.get(overdue.certificate_id)
-        _carry_out(uow, operation.expired(overdue, cert, now, host_timeout()))
 
 
 def warn_expiring(uow: CertificateUnitOfWork, clock: Clock, expiry_warning_days: Days) -> None:
@@ -172,65 +168,10 @@ def warn_expiring(uow: CertificateUnitOfWork, clock: Clock, expiry_warning_days:
         uow.certificates.save(replace(cert, expiry_warned_at=now))
 
 
-def _answered(
-    uow: CertificateUnitOfWork,
-    report: msg.HostCertReport,
-    state: HostCertState,
-    reason: str | None,
-    now: datetime,
-) -> None:
-    # The operation first: it is locked, and the timer locks operations before certificates.
-    current = uow.operations.get(report.operation_id)
-    cert = uow.certificates.get(report.certificate_id)
-    _carry_out(uow, operation.answered(current, cert, report.host_id, state, reason, now))
-
-
 def _started(uow: CertificateUnitOfWork, progress: Progress) -> Outcome:
     """A command's reply: its outcome when no host needed asking, else later, when all have."""
-    _carry_out(uow, progress)
+    carry_out(uow, progress)
     return DEFERRED if progress.outcome is None else progress.outcome
-
-
-# What a host answered, as `directdl_certificate_operations_total` labels its outcome.
-_HOST_OUTCOMES = {
-    HostCertState.UPLOADED: metrics.SUCCEEDED,
-    HostCertState.REVOKED: metrics.SUCCEEDED,
-    HostCertState.FAILED: metrics.FAILED,
-    HostCertState.SKIPPED: metrics.SKIPPED,
-}
-
-
-def _carry_out(uow: CertificateUnitOfWork, progress: Progress) -> None:
-    """Store what a step of an operation changed; publish and answer what it decided."""
-    if progress.operation is not None:
-        uow.operations.save(progress.operation)
-        kind = progress.operation.kind.value
-        for settled in progress.settled:
-            counter = metrics.certificate_operations.labels(
-                CERTIFICATE, settled.host_id, kind, _HOST_OUTCOMES[settled.state]
-            )
-            uow.after_commit(counter.inc)
-            uow.after_commit(partial(_log_settled, progress.operation, settled))
-    if progress.certificate is not None and progress.forget:
-        uow.certificates.delete(progress.certificate.id)
-    elif progress.certificate is not None:
-        uow.certificates.save(progress.certificate)
-    for message, routing_key in progress.sends:
-        uow.emit(message, routing_key=routing_key)
-    if progress.answer is not None:
-        answer = progress.answer
-        uow.reply(answer.reply_to, answer.correlation_id, answer.reply)
-
-
-def _log_settled(op: operation.Operation, settled: msg.HostOutcome) -> None:
-    """What a host made of a certificate: once per host, as it answers (or fails to)."""
-    fields = {"certificate_id": op.certificate_id, "host_id": settled.host_id}
-    if settled.state is HostCertState.FAILED:
-        log.warning("cert.host_failed", kind=op.kind.value, reason=settled.reason, **fields)
-    elif settled.state is HostCertState.UPLOADED:
-        log.info("cert.pushed", **fields)
-    elif settled.state is HostCertState.REVOKED:
-        log.info("cert.removed", **fields)
 
 
 def _request(
@@ -285,12 +226,19 @@ HANDLERS = (
             msg.DeleteCertificate: On(delete, emits=OperationKind.DELETE.rules.emits),
             msg.ListCertificates: On(list_certificates),
         },
-        events={
-            HostHeartbeat: On(heartbeat, idempotent=True),
-            # An answer may end any kind of operation, which announces how it ended.
-            msg.CertificateInstalled: On(host_installed, emits=ANNOUNCEMENTS),
-            msg.CertificateRemoved: On(host_removed, emits=ANNOUNCEMENTS),
-            msg.CertificateFailed: On(host_failed, emits=ANNOUNCEMENTS),
+        batched={
+            # One queue for both, so that an inventory is applied before the beat after it.
+            "hosts": {
+                HostInventory: OnBatch(inventories),
+                HostHeartbeat: OnBatch(heartbeats, emits=(RequestInventory,)),
+            },
+            # Answers on a queue of their own: a heartbeat backlog never makes them late. An
+            # answer may end any kind of operation, which announces how it ended.
+            "answers": {
+                msg.CertificateInstalled: OnBatch(host_answers, emits=ANNOUNCEMENTS),
+                msg.CertificateRemoved: OnBatch(host_answers, emits=ANNOUNCEMENTS),
+                msg.CertificateFailed: OnBatch(host_answers, emits=ANNOUNCEMENTS),
+            },
         },
         timers={
             "late-answers": Every(

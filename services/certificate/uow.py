@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from certificate.adapters.repository import (
-    CertificateRepository,
-    HostRepository,
-    OperationRepository,
-)
+from certificate.adapters.hosts import HostRepository
+from certificate.adapters.operations import OperationRepository
+from certificate.adapters.repository import CertificateRepository
 from directdl.runtime.uow import UnitOfWork
 
 

@@ -15,6 +15,7 @@ from host_agent.adapters.orm import store
 from host_agent.config import HostAgentSettings
 from host_agent.handlers import HANDLERS
 from host_agent.heartbeat import going_down
+from host_agent.inventory import SentInventory
 from host_agent.jobs import JobRunner, Transfer
 from host_agent.recovery import recover
 from host_agent.transfer import PoolTransfer
@@ -51,6 +52,7 @@ def bootstrap(
         "pool_id": settings.pool_id,
         "pool": pool,
         "truststore": truststore,
+        "sent_inventory": SentInventory(),
         "wake_runner": runner.wake,
         "cancel_job": runner.cancel,
         "heartbeat_interval": lambda: settings.heartbeat_interval,

@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import structlog
 
 from directdl.bus.dispatch import Every, Handlers, On
 from directdl.contracts import certificate as certs
 from directdl.contracts import download as msg
 from directdl.contracts import pool as cache_msg
 from directdl.contracts.bounds import clip
-from directdl.contracts.host import HostHeartbeat
+from directdl.contracts.host import HostHeartbeat, HostInventory, RequestInventory
 from directdl.contracts.settings import SettingsChanged
 from directdl.contracts.template import TemplateDeleted
 from directdl.runtime.announce import ANNOUNCE_HANDLERS
 from directdl.settings_catalog import SETTINGS
-from host_agent import cache, heartbeat, jobs, recovery
+from host_agent import cache, heartbeat, inventory, jobs, recovery
 from host_agent.domain import JobState
 from host_agent.download.sink import partial_name
+from host_agent.inventory import SentInventory
 from host_agent.truststore import TrustStore, TrustStoreError
 from host_agent.uow import AgentUnitOfWork
+
+log = structlog.get_logger(__name__)
 
 CancelJob = Callable[..., None]
 """JobRunner.cancel: stop a running job (job_id, report=...)."""
@@ -174,6 +181,27 @@ def _cancel(
     return row.state
 
 
+def request_inventory(
+    cmd: RequestInventory,
+    uow: AgentUnitOfWork,
+    host_id: str,
+    zone_id: str,
+    cluster_id: str,
+    pool_id: str,
+    pool: Path,
+    truststore: TrustStore,
+    sent_inventory: SentInventory,
+) -> None:
+    """A service lacks this host's inventory: it goes out now, and the next beat carries its
+    digest. One sent less than a second ago reached every service bound to it, so services
+    asking together cost one inventory; a holding changed since goes with the next beat."""
+    if sent_inventory.answered_lately():
+        log.info("inventory.request_skipped", digest_seen=cmd.digest_seen)
+        return
+    held = inventory.holdings(uow, pool_id, pool, truststore)
+    inventory.send(uow, held, sent_inventory, host_id, zone_id, cluster_id)
+
+
 def install_certificate(
     cmd: certs.InstallCertificate, uow: AgentUnitOfWork, host_id: str, truststore: TrustStore
 ) -> dict[str, str]:
@@ -207,12 +235,15 @@ def remove_certificate(
 
 def _report(
     cmd: certs.InstallCertificate | certs.RemoveCertificate, host_id: str
-) -> dict[str, str]:
+) -> dict[str, Any]:
     return {
         "operation_id": cmd.operation_id,
         "certificate_id": cmd.certificate_id,
         "host_id": host_id,
         "alias": cmd.alias,
+        # The certificate service judges its deadline by when the host answered, not by when
+        # it reads the answer, so a backlog of answers fails no host.
+        "answered_at": datetime.now(UTC),
     }
 
 
@@ -224,6 +255,8 @@ HANDLERS = ANNOUNCE_HANDLERS | Handlers(
         ),
         msg.CancelDownload: On(cancel_download),
         msg.ResumeDownload: On(resume_download),
+        # Asked again and again by design (a service that lost the inventory); no inbox row.
+        RequestInventory: On(request_inventory, emits=(HostInventory,), idempotent=True),
         cache_msg.EvictTemplates: On(evict_templates, emits=(cache_msg.CopiesRemoved,)),
         certs.InstallCertificate: On(
             install_certificate, emits=(certs.CertificateInstalled, certs.CertificateFailed)
@@ -237,7 +270,9 @@ HANDLERS = ANNOUNCE_HANDLERS | Handlers(
         SettingsChanged: On(cache_setting_changed, idempotent=True),
     },
     timers={
-        heartbeat.TIMER: Every("heartbeat_interval", heartbeat.beat, (HostHeartbeat,)),
+        heartbeat.TIMER: Every(
+            "heartbeat_interval", heartbeat.beat, (HostInventory, HostHeartbeat)
+        ),
         cache.ENFORCE: Every("cache_interval", cache.enforce_on_timer, (cache_msg.CopiesRemoved,)),
     },
     background={
@@ -248,7 +283,7 @@ HANDLERS = ANNOUNCE_HANDLERS | Handlers(
         jobs.SUCCEEDED: (msg.DownloadCompleted,),
         jobs.FAILED: (msg.DownloadFailed,),
         cache.ENFORCE: (cache_msg.CopiesRemoved,),
-        heartbeat.DOWN: (HostHeartbeat,),
+        heartbeat.DOWN: (HostInventory, HostHeartbeat),
     },
 )
 """What a host agent does with each message, and what each handler, its heartbeat and its

@@ -1,22 +1,20 @@
-"""The agent's heartbeat: who it is, its pool's capacity, what the pool and trust store hold."""
+"""The agent's heartbeat: it is alive, with the digest of what it holds (and, when that
+changed, the inventory first)."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from directdl.bus.dispatch import inject
 from directdl.contracts import host as msg
 from directdl.runtime.service import Service
-from host_agent.truststore import TrustStore, TrustStoreError
+from host_agent import inventory
+from host_agent.inventory import SentInventory
+from host_agent.truststore import TrustStore
 from host_agent.uow import AgentUnitOfWork
-
-log = structlog.get_logger(__name__)
 
 TIMER = "heartbeat"
 # The background work of an agent that stops cleanly: a last heartbeat, saying Down.
@@ -32,10 +30,16 @@ def beat(
     pool: Path,
     truststore: TrustStore,
     heartbeat_interval: Callable[[], float],
+    sent_inventory: SentInventory,
     state: msg.HostState = msg.HostState.UP,
 ) -> None:
-    """The heartbeat timer's work: this host is `state`, with what it has now."""
-    usage = shutil.disk_usage(pool)
+    """The heartbeat timer's work: this host is `state`. When what it holds differs from the
+    inventory this process last sent, the new inventory goes first, in the same transaction,
+    so that it is published before the beat that carries its digest."""
+    held = inventory.holdings(uow, pool_id, pool, truststore)
+    digest = held.digest
+    if not sent_inventory.is_current(digest):
+        inventory.send(uow, held, sent_inventory, host_id, zone_id, cluster_id)
     uow.emit(
         msg.HostHeartbeat(
             host_id=host_id,
@@ -43,22 +47,7 @@ def beat(
             cluster_id=cluster_id,
             state=state,
             interval_seconds=heartbeat_interval(),
-            pools=[
-                msg.PoolStatus(pool_id=pool_id, capacity_bytes=usage.total, free_bytes=usage.free)
-            ],
-            templates=[
-                msg.StoredTemplate(
-                    template_id=f.template_id,
-                    pool_id=f.pool_id,
-                    path=f.path,
-                    size=f.size,
-                    digest=f.digest,
-                    image_digest=f.image_digest,
-                    last_used_at=f.last_used_at,
-                )
-                for f in uow.pool.all()
-            ],
-            certificates=_trusted(truststore),
+            inventory_digest=digest,
             sent_at=datetime.now(UTC),
         )
     )
@@ -74,14 +63,3 @@ def going_down(dependencies: Mapping[str, Any]) -> Callable[[Service[AgentUnitOf
             say(uow, state=msg.HostState.DOWN)
 
     return say_down
-
-
-def _trusted(truststore: TrustStore) -> list[msg.TrustedCertificate]:
-    """What the store really holds. An unreadable store is reported empty (and by /readyz),
-    so that the host still says it is alive."""
-    try:
-        inventory = truststore.inventory()
-    except TrustStoreError as err:
-        log.error("truststore.unreadable", error=str(err))
-        return []
-    return [msg.TrustedCertificate(alias=a, fingerprint_sha256=fp) for a, fp in inventory]

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from directdl.contracts.template import SourceProtocol
 from directdl.runtime.live_settings import LiveSettings
 from directdl.runtime.service import Service, ServiceDefinition
-from directdl.runtime.tasks import AtStart
+from directdl.runtime.tasks import AtStart, Periodic
 from registration.adapters import gauges
 from registration.adapters.orm import settings as settings_table
 from registration.adapters.orm import store
 from registration.adapters.url_check import UrlChecker
+from registration.clock import PULSE_S, ServiceClock
 from registration.config import RegistrationSettings
 from registration.handlers import HANDLERS, SizeOf
 from registration.policy import DownloadPolicy
@@ -40,6 +42,8 @@ def bootstrap(settings: RegistrationSettings | None = None) -> Service[Registrat
     settings = settings or RegistrationSettings()
     live = LiveSettings(NAME, settings_table)
     policy = DownloadPolicy(setting=live)
+    # One per process: every judgment of a host's liveness is made at it (see uow).
+    clock = ServiceClock()
     return Service(
         ServiceDefinition(
             name=NAME,
@@ -54,9 +58,12 @@ def bootstrap(settings: RegistrationSettings | None = None) -> Service[Registrat
             },
             live_settings=live,
             store=store,
-            uow_factory=RegistrationUnitOfWork,
+            uow_factory=partial(RegistrationUnitOfWork, clock=clock),
             migrations=MIGRATIONS,
-            tasks=(AtStart(live.announce),),
-            collectors={"hosts": gauges.hosts_by_state},
+            tasks=(
+                AtStart(live.announce),
+                Periodic("clock", lambda: PULSE_S, lambda _service: clock.pulse()),
+            ),
+            collectors={"hosts": partial(gauges.hosts_by_state, clock=clock)},
         )
     )

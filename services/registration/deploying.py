@@ -20,7 +20,7 @@ from directdl.contracts.download import (
     ResumeDownload,
 )
 from directdl.contracts.errors import Conflict, NotFound
-from directdl.contracts.host import HostHeartbeat, HostList, HostState, ListHosts, StoredTemplate
+from directdl.contracts.host import StoredTemplate
 from directdl.contracts.senders import REGISTRATION
 from directdl.runtime import metrics
 from registration import preparing
@@ -31,7 +31,6 @@ from registration.domain.deploy import (
     attempt_abandoned,
     attempt_completed,
     attempt_failed,
-    host_gone,
     not_resumed,
     start,
 )
@@ -104,7 +103,12 @@ def download_completed(
             size=evt.size,
             digest=evt.digest,
         )
-        uow.hosts.save(host.holding(stored))
+        # Before the host's next inventory lists it. An inventory the host sent before the
+        # download ended may still be behind in `registration.hosts` and erase it for a
+        # moment; the host's next one, sent because storing the file changed its digest, is
+        # behind that one in the same queue and puts it back. Meanwhile a deploy may send the
+        # template there again, and the agent answers from its pool: no harm.
+        uow.hosts.save_holdings(host.holding(stored))
     apply_step(uow, attempt_completed(deploy, evt, _now()), template, policy)
 
 
@@ -114,50 +118,6 @@ def download_failed(
     deploy = awaited_deploy(uow, evt)
     if deploy is not None:
         _fail(uow, policy, deploy, evt.job_id, evt.code, evt.message)
-
-
-def host_heartbeat(evt: HostHeartbeat, uow: RegistrationUnitOfWork, policy: DownloadPolicy) -> None:
-    known, host, now = uow.hosts.get(evt.host_id), Host.from_heartbeat(evt), _now()
-    uow.hosts.save(host)
-    was_up = known is not None and known.is_up(now)
-    # Told after the commit: a heartbeat retried after a failed commit is told once.
-    if host.is_up(now) and not was_up:
-        uow.after_commit(partial(log.info, "host.up", host_id=host.host_id, zone_id=host.zone_id))
-    elif was_up and evt.state is not HostState.UP:
-        # A host that says it stops; one that falls silent is the watchdog's to tell.
-        uow.after_commit(
-            partial(
-                log.warning, "host.down", host_id=host.host_id, zone_id=host.zone_id, said=evt.state
-            )
-        )
-    if evt.state is not HostState.UP:
-        # Stopped cleanly: its attempts need not wait for the watchdog to notice.
-        fail_silent_hosts(uow, policy)
-
-
-def fail_silent_hosts(uow: RegistrationUnitOfWork, policy: DownloadPolicy) -> int:
-    """Attempts on hosts that stopped, or fell silent, fail over to another host."""
-    now = _now()
-    for host in uow.hosts.in_zone():
-        # Marked Down once, so that the next tick, and the next heartbeat's Up, tell it once.
-        if host.state == HostState.UP and not host.is_up(now) and uow.hosts.mark_down(host):
-            told = partial(
-                log.warning,
-                "host.down",
-                host_id=host.host_id,
-                zone_id=host.zone_id,
-                last_seen=host.last_seen,
-            )
-            uow.after_commit(told)
-    failed = 0
-    for deploy in uow.deploys.running():
-        attempt = deploy.running_attempt
-        assert attempt is not None  # what `running` returns
-        why = host_gone(attempt, uow.hosts.get(attempt.host_id), now)
-        if why is not None:
-            _abandon(uow, policy, deploy, attempt.job_id, why)
-            failed += 1
-    return failed
 
 
 def downloads_recovered(evt: DownloadsRecovered, uow: RegistrationUnitOfWork) -> None:
@@ -183,13 +143,6 @@ def downloads_recovered(evt: DownloadsRecovered, uow: RegistrationUnitOfWork) ->
             _cancel(uow, evt.host_id, job.job_id, job.deploy_id, why)
 
 
-def list_hosts(cmd: ListHosts, uow: RegistrationUnitOfWork) -> HostList:
-    now = _now()
-    # Up or Down follows from the time since the last heartbeat, so it is filtered here.
-    views = [h.view(now) for h in uow.hosts.in_zone(cmd.zone_id)]
-    return HostList(items=[v for v in views if cmd.state in (None, v.state)])
-
-
 def _fail(
     uow: RegistrationUnitOfWork,
     policy: DownloadPolicy,
@@ -203,10 +156,11 @@ def _fail(
     apply_step(uow, attempt_failed(deploy, job_id, code, message, hosts, _now()), template, policy)
 
 
-def _abandon(
+def abandon(
     uow: RegistrationUnitOfWork, policy: DownloadPolicy, deploy: Deploy, job_id: str, why: str
 ) -> None:
-    """An attempt is given up on without its host having said it ended: it is also cancelled."""
+    """An attempt is given up on without its host having said it ended: it is also cancelled
+    (see `heartbeats.fail_over`)."""
     template, why, hosts = _failing(uow, deploy, why)
     apply_step(uow, attempt_abandoned(deploy, job_id, why, hosts, _now()), template, policy)
 

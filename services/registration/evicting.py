@@ -75,7 +75,9 @@ def targets(uow: RegistrationUnitOfWork, cmd: EvictTemplate) -> list[Host]:
 
 def copies_removed(evt: CopiesRemoved, uow: RegistrationUnitOfWork) -> None:
     """Forget the copies a host removed from a pool, so that no deploy prefers that host for
-    a copy it no longer has before its next heartbeat says so."""
+    a copy it no longer has before its next inventory says so. An inventory sent before the
+    removal and still behind in `registration.hosts` may list them again for a moment: the
+    host's next one, sent because the removal changed its digest, follows it and settles it."""
     log.info(
         "pool.copies_removed",
         host_id=evt.host_id,
@@ -86,5 +88,5 @@ def copies_removed(evt: CopiesRemoved, uow: RegistrationUnitOfWork) -> None:
     )
     host = uow.hosts.get(evt.host_id)
     if host is None:
-        return  # not known yet: its first heartbeat will list what it holds then
-    uow.hosts.save(host.without(evt.pool_id, (c.template_id for c in evt.removed)))
+        return  # not known yet: its first inventory will list what it holds then
+    uow.hosts.save_holdings(host.without(evt.pool_id, (c.template_id for c in evt.removed)))

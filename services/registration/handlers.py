@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from directdl.bus.dispatch import Every, Handlers, On
+from directdl.bus.dispatch import Every, Handlers, On, OnBatch
 from directdl.contracts import deploy, download, host, pool, prepare
 from directdl.contracts import template as msg
 from directdl.contracts.errors import Conflict, NotFound
@@ -13,7 +13,7 @@ from directdl.contracts.template import SourceProtocol
 from directdl.destinations import DestinationPolicy
 from directdl.runtime.announce import ANNOUNCE_HANDLERS
 from directdl.runtime.live_settings import SETTINGS_HANDLERS
-from registration import deploying, evicting, history, preparing
+from registration import deploying, evicting, heartbeats, history, preparing
 from registration.adapters.repository import TemplateFilter
 from registration.domain.destination import check_destination
 from registration.domain.template import (
@@ -115,15 +115,10 @@ HANDLERS = (
             deploy.DeployTemplate: On(deploying.deploy_template, emits=deploying.MOVES_ON),
             deploy.ListDeploys: On(history.list_deploys),
             deploy.GetDeploy: On(history.get_deploy),
-            host.ListHosts: On(deploying.list_hosts),
+            host.ListHosts: On(heartbeats.list_hosts),
             prepare.PrepareTemplate: On(preparing.prepare_template, emits=preparing.PREPARES),
         },
         events={
-            host.HostHeartbeat: On(
-                deploying.host_heartbeat,
-                (*deploying.GIVES_UP, *preparing.FANS_OUT),
-                idempotent=True,
-            ),
             download.DownloadCompleted: On(
                 deploying.download_completed,
                 (*deploying.MOVES_ON, deploy.TemplateDeployed, *preparing.FANS_OUT),
@@ -137,10 +132,16 @@ HANDLERS = (
         },
         timers={
             "watchdog": Every(
-                "watchdog_interval",
-                deploying.fail_silent_hosts,
-                (*deploying.GIVES_UP, *preparing.FANS_OUT),
+                "watchdog_interval", heartbeats.fail_silent_hosts, heartbeats.GIVES_UP
             )
+        },
+        # One queue for both, so that an inventory is handled before the beat carrying its
+        # digest; thousands of hosts' beats are handled hundreds at a time.
+        batched={
+            "hosts": {
+                host.HostInventory: OnBatch(heartbeats.host_inventories),
+                host.HostHeartbeat: OnBatch(heartbeats.host_beats, emits=heartbeats.BEATS),
+            }
         },
     )
     | SETTINGS_HANDLERS

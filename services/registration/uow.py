@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from directdl.runtime.uow import UnitOfWork
-from registration.adapters.deploys import DeployRepository, HostRepository
+from registration.adapters.deploys import DeployRepository
+from registration.adapters.hosts import HostRepository
 from registration.adapters.prepares import PrepareRepository
 from registration.adapters.repository import TemplateRepository
+from registration.clock import ServiceClock
 
 
 class RegistrationUnitOfWork(UnitOfWork):
@@ -16,8 +18,14 @@ class RegistrationUnitOfWork(UnitOfWork):
     deploys: DeployRepository
     prepares: PrepareRepository
 
+    def __init__(self, sessions: sessionmaker[Session], clock: ServiceClock | None = None) -> None:
+        super().__init__(sessions)
+        # Whether a host is Up is judged at this clock (the service's one, from bootstrap);
+        # a fresh one, at no lag, is the wall clock.
+        self.clock = clock or ServiceClock()
+
     def _open(self, session: Session) -> None:
         self.templates = TemplateRepository(session)
-        self.hosts = HostRepository(session)
+        self.hosts = HostRepository(session, self.clock)
         self.deploys = DeployRepository(session)
         self.prepares = PrepareRepository(session)

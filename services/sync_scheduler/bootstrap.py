@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from directdl.liveness import HeartbeatClock
 from directdl.runtime.live_settings import LiveSettings
 from directdl.runtime.service import Service, ServiceDefinition
 from directdl.runtime.tasks import AtStart
@@ -34,6 +35,8 @@ def bootstrap(settings: SchedulerSettings | None = None) -> Service[SchedulerUni
             handlers=HANDLERS,
             dependencies={
                 "live": live,
+                # How far behind the heartbeats this process is: liveness is judged by it.
+                "heartbeat_clock": HeartbeatClock(),
                 "interval": interval,
                 "tick_interval": lambda: interval() or IDLE_POLL_SECONDS,
             },

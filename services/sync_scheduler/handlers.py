@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from directdl.bus.dispatch import Every, Handlers, On
+from directdl.bus.dispatch import Every, Handlers, On, OnBatch
 from directdl.contracts import certificate as certs
 from directdl.contracts import sync as msg
-from directdl.contracts.host import HostHeartbeat
+from directdl.contracts.host import HostHeartbeat, HostInventory, RequestInventory
+from directdl.liveness import HeartbeatClock
 from directdl.runtime.announce import ANNOUNCE_HANDLERS
 from directdl.runtime.live_settings import SETTINGS_HANDLERS
+from sync_scheduler.heartbeats import heartbeats, inventories
 from sync_scheduler.runs import RUN_EMITS, run
 from sync_scheduler.uow import SchedulerUnitOfWork
 
@@ -19,11 +21,18 @@ Interval = Callable[[], float]
 """Seconds between timed runs now; 0 when the task is disabled."""
 
 
-def run_now(cmd: msg.RunSync, uow: SchedulerUnitOfWork) -> msg.SyncReport:
-    return run(uow, "request", zone_id=cmd.zone_id)
+def run_now(
+    cmd: msg.RunSync, uow: SchedulerUnitOfWork, heartbeat_clock: HeartbeatClock
+) -> msg.SyncReport:
+    return run(uow, "request", heartbeat_clock.now(), zone_id=cmd.zone_id)
 
 
-def tick(cmd: msg.SyncTick, uow: SchedulerUnitOfWork, interval: Interval) -> None:
+def tick(
+    cmd: msg.SyncTick,
+    uow: SchedulerUnitOfWork,
+    interval: Interval,
+    heartbeat_clock: HeartbeatClock,
+) -> None:
     # Each replica's timer ticks; the one active consumer runs once per interval. Only timed
     # runs count: a run for one host or one zone leaves the others still to be checked.
     seconds = interval()
@@ -32,7 +41,7 @@ def tick(cmd: msg.SyncTick, uow: SchedulerUnitOfWork, interval: Interval) -> Non
     last = uow.projections.last_run_started("timer")
     if last is not None and datetime.now(UTC) - last < timedelta(seconds=seconds / 2):
         return
-    run(uow, "timer")
+    run(uow, "timer", heartbeat_clock.now())
 
 
 def enable_zone(cmd: msg.EnableZone, uow: SchedulerUnitOfWork) -> msg.ZoneSync:
@@ -43,12 +52,6 @@ def enable_zone(cmd: msg.EnableZone, uow: SchedulerUnitOfWork) -> msg.ZoneSync:
 def disable_zone(cmd: msg.DisableZone, uow: SchedulerUnitOfWork) -> msg.ZoneSync:
     uow.projections.set_zone(cmd.zone_id, False)
     return msg.ZoneSync(zone_id=cmd.zone_id, enabled=False)
-
-
-def heartbeat(evt: HostHeartbeat, uow: SchedulerUnitOfWork) -> None:
-    """A host that appears or comes back Up is brought up to date at once."""
-    if uow.projections.record_host(evt) and evt.zone_id in uow.projections.enabled_zones():
-        run(uow, "host", host_id=evt.host_id)
 
 
 def certificate_uploaded(evt: certs.CertificateUploaded, uow: SchedulerUnitOfWork) -> None:
@@ -85,10 +88,17 @@ HANDLERS = (
             msg.DisableZone: On(disable_zone),
         },
         events={
-            HostHeartbeat: On(heartbeat, emits=RUN_EMITS, idempotent=True),
             certs.CertificateUploaded: On(certificate_uploaded),
             certs.CertificateRevoked: On(certificate_revoked),
             certs.CertificateDeleted: On(certificate_deleted),
+        },
+        batched={
+            # One queue for both, so that a host's inventory is in before the beat that
+            # carries its digest.
+            "hosts": {
+                HostInventory: OnBatch(inventories, emits=RUN_EMITS),
+                HostHeartbeat: OnBatch(heartbeats, emits=(*RUN_EMITS, RequestInventory)),
+            }
         },
         timers={
             # Not at start: a replica that starts must not ask for a run the others just had.

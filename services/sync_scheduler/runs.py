@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Collection
 from datetime import UTC, datetime
 
 import structlog
@@ -25,10 +26,13 @@ RUN_EMITS = (certs.ProvisionCertificate, certs.RevokeCertificate, msg.SyncRunCom
 def run(
     uow: SchedulerUnitOfWork,
     trigger: str,
+    now: datetime,
     zone_id: str | None = None,
-    host_id: str | None = None,
+    host_ids: Collection[str] | None = None,
 ) -> msg.SyncReport:
     """One run in one transaction: the requests go out through the outbox with its report.
+    Which hosts are Up is judged at `now`, the service's HeartbeatClock, so that a backlog of
+    heartbeats makes no host look silent.
 
     The pushes go through the certificate service's commands, so that one place owns
     certificate placement; what each host then did arrives as cert.host.* events.
@@ -36,7 +40,7 @@ def run(
     started, clock = datetime.now(UTC), time.monotonic()
     zones = {zone_id} if zone_id else uow.projections.enabled_zones()
     decided = plan(
-        uow.projections.up_hosts(started, host_id),
+        uow.hosts.up_hosts(now, host_ids),
         uow.projections.certificates(),
         zones,
         uow.projections.held_back(),

@@ -151,8 +151,7 @@ def heartbeat(host_id: str, **overrides: Any) -> dict[str, Any]:
         "cluster_id": "cluster-1",
         "state": "Up",
         "interval_seconds": 0.5,
-        "pools": [{"pool_id": f"pool-{host_id}", "capacity_bytes": 2**40, "free_bytes": 2**40}],
-        "templates": [],
+        "inventory_digest": "{SHA-256}" + "0" * 64,
         "sent_at": datetime.now(UTC).isoformat(),
     } | overrides
 

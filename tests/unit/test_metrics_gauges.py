@@ -42,15 +42,15 @@ def samples(families: list[Any]) -> dict[tuple[str, tuple[str, ...]], float]:
 
 
 def host(host_id: str, zone: str, state: HostState, silent_for: float) -> HostRow:
+    last_seen = datetime.now(UTC) - timedelta(seconds=silent_for)
     return HostRow(
         host_id=host_id,
         zone_id=zone,
         cluster_id="c1",
         state=state,
         interval_seconds=5.0,
-        last_seen=datetime.now(UTC) - timedelta(seconds=silent_for),
-        pools=[],
-        templates=[],
+        last_seen=last_seen,
+        silent_after=last_seen + timedelta(seconds=15),
     )
 
 

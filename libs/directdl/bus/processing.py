@@ -329,28 +329,29 @@ class Processor:
         returns how many messages that is."""
         correlation_id = cause.correlation_id or cause.message_id if cause else None
         count = len(uow.outgoing) + len(uow.replies)
-        for message, routing_key in uow.outgoing:
-            self.store.enqueue(
-                uow.session,
+        self.store.enqueue(
+            uow.session,
+            *(
                 Outgoing(
                     message_id=new_message_id(),
                     exchange=self.exchange,
                     routing_key=routing_key,
                     body=message.model_dump_json().encode(),
                     correlation_id=correlation_id,
-                ),
-            )
-        for later in uow.replies:
-            self.store.enqueue(
-                uow.session,
+                )
+                for message, routing_key in uow.outgoing
+            ),
+            *(
                 Outgoing(
                     new_message_id(),
                     "",
                     later.reply_to,
                     later.reply.to_json(),
                     later.correlation_id,
-                ),
-            )
+                )
+                for later in uow.replies
+            ),
+        )
         uow.outgoing, uow.replies = [], []
         return count
 

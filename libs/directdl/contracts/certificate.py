@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from directdl.contracts import senders
 from directdl.contracts.base import Command, Event, Result
@@ -205,6 +205,11 @@ class HostCertReport(BaseModel):
     certificate_id: Id
     host_id: Id
     alias: Short
+    answered_at: AwareDatetime | None = Field(
+        None,
+        description="When the host answered: the certificate service judges an operation's "
+        "deadline against the answers it has read, so a backlog of answers fails no host",
+    )
 
 
 class CertificateInstalled(Event, HostCertReport):

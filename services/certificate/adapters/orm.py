@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, MetaData, String, Text, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from directdl.bus.store import MessageStore
 from directdl.runtime.db import UtcDateTime
@@ -41,10 +41,6 @@ class CertificateRow(Base):
     expiry_warned_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
-    placements: Mapped[list[PlacementRow]] = relationship(
-        back_populates="certificate", cascade="all, delete-orphan", lazy="selectin"
-    )
-
 
 class PlacementRow(Base):
     """What a host answered about a certificate: the truth, not what was asked of it."""
@@ -59,8 +55,6 @@ class PlacementRow(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
-    certificate: Mapped[CertificateRow] = relationship(back_populates="placements")
-
 
 class HostRow(Base):
     """This service's own view of hosts, built from their heartbeats."""
@@ -72,7 +66,11 @@ class HostRow(Base):
     state: Mapped[str] = mapped_column(String(16))
     interval_seconds: Mapped[float]
     last_seen: Mapped[datetime] = mapped_column(UtcDateTime)
+    # From its HostInventory: the aliases its trust store holds, and that inventory's digest.
     certificates: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    inventory_digest: Mapped[str | None] = mapped_column(String(128))
+    # When it was last asked for its inventory again: a host is asked at most once in a while.
+    inventory_asked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class OperationRow(Base):
@@ -86,10 +84,23 @@ class OperationRow(Base):
     certificate_id: Mapped[str] = mapped_column(String(36), index=True)
     reply_to: Mapped[str | None] = mapped_column(String(255))
     correlation_id: Mapped[str | None] = mapped_column(String(255))
-    waiting_for: Mapped[list[str]] = mapped_column(JSON)
-    outcomes: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     deadline: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     finished: Mapped[bool] = mapped_column(index=True)
+
+
+class OperationHostRow(Base):
+    """One host asked by an operation, and what it answered: a row each, so that recording an
+    answer touches one row, not a list as long as the zone."""
+
+    __tablename__ = "operation_hosts"
+
+    operation_id: Mapped[str] = mapped_column(
+        ForeignKey("operations.id", ondelete="CASCADE"), primary_key=True
+    )
+    host_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), doc="WAITING, or what the host answered.")
+    reason: Mapped[str | None] = mapped_column(Text)
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 store = MessageStore(Base.metadata)

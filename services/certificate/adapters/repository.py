@@ -1,18 +1,23 @@
-"""Repositories: map rows to the domain's certificates, hosts and operations, and back."""
+"""The certificates repository: map rows to the domain's certificates and placements, and back."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from certificate.adapters.orm import CertificateRow, HostRow, OperationRow, PlacementRow
-from certificate.domain.model import Certificate, Host, Placement
-from certificate.domain.operation import Operation, OperationKind, Request
-from directdl.contracts.certificate import HostCertState, HostOutcome
-from directdl.contracts.host import HostHeartbeat, HostState
+from certificate.adapters.orm import CertificateRow, PlacementRow
+from certificate.domain.model import Certificate, Placement
+from certificate.domain.operation import HostAnswer
+from directdl.contracts.certificate import HostCertState
+from directdl.runtime.upsert import Upsert
+
+PLACEMENTS = cast(Table, PlacementRow.__table__)
+_PLACE = Upsert(PLACEMENTS, ("certificate_id", "host_id"), ("state", "reason", "updated_at"))
 
 
 @dataclass(frozen=True)
@@ -26,22 +31,27 @@ class CertificateFilter:
 
 
 class CertificateRepository:
+    """Placements are read and written with Core, and a save writes only those that changed
+    since they were read: a zone's thousand placements are not rewritten at each step."""
+
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._read: dict[str, frozenset[Placement]] = {}
 
     def get(self, certificate_id: str) -> Certificate | None:
         row = self.session.get(CertificateRow, certificate_id)
-        return _certificate(row) if row else None
+        return self._certificates([row])[0] if row else None
 
     def by_alias(self, zone_id: str, alias: str) -> Certificate | None:
         query = select(CertificateRow).where(
             CertificateRow.zone_id == zone_id, CertificateRow.alias == alias
         )
         row = self.session.scalars(query).one_or_none()
-        return _certificate(row) if row else None
+        return self._certificates([row])[0] if row else None
 
     def save(self, cert: Certificate) -> None:
-        """Insert or update, placements included; one host's placement is only ever replaced."""
+        """Insert or update, and the placements that changed; one host's placement is only
+        ever replaced."""
         row = self.session.get(CertificateRow, cert.id)
         if row is None:
             row = CertificateRow(id=cert.id)
@@ -59,22 +69,49 @@ class CertificateRepository:
         row.revoked = cert.revoked
         row.expiry_warned_at = cert.expiry_warned_at
         row.created_at = cert.created_at
-        rows = {p.host_id: p for p in row.placements}
-        for placement in cert.placements:
-            placed = rows.get(placement.host_id)
-            if placed is None:
-                placed = PlacementRow(host_id=placement.host_id)
-                row.placements.append(placed)
-            placed.state = placement.state.value
-            placed.reason = placement.reason
-            placed.updated_at = placement.updated_at
         self.session.flush()
+        changed = set(cert.placements) - self._read.get(cert.id, frozenset())
+        rows = [
+            {
+                "certificate_id": cert.id,
+                "host_id": p.host_id,
+                "state": p.state.value,
+                "reason": p.reason,
+                "updated_at": p.updated_at,
+            }
+            for p in cert.placements
+            if p in changed
+        ]
+        _PLACE(self.session, rows)
+        self._read[cert.id] = frozenset(cert.placements)
+
+    def place_answers(self, answers: Sequence[HostAnswer], now: datetime) -> None:
+        """Each host's placement follows what it answered, in one statement, even after its
+        operation has ended; an answer naming no stored certificate places nothing."""
+        named = {a.certificate_id for a in answers}
+        known = set(
+            self.session.scalars(select(CertificateRow.id).where(CertificateRow.id.in_(named)))
+        )
+        rows = [
+            {
+                "certificate_id": a.certificate_id,
+                "host_id": a.host_id,
+                "state": a.state.value,
+                "reason": a.reason,
+                "updated_at": now,
+            }
+            for a in answers
+            if a.certificate_id in known
+        ]
+        _PLACE(self.session, rows)
 
     def delete(self, certificate_id: str) -> None:
+        """Its placements go with it (ON DELETE CASCADE)."""
         row = self.session.get(CertificateRow, certificate_id)
         if row is not None:
             self.session.delete(row)
             self.session.flush()
+        self._read.pop(certificate_id, None)
 
     def listing(self, where: CertificateFilter) -> list[Certificate]:
         query = select(CertificateRow).order_by(CertificateRow.zone_id, CertificateRow.alias)
@@ -86,17 +123,30 @@ class CertificateRepository:
             query = query.where(CertificateRow.alias == where.alias)
         if where.id_prefix is not None:
             query = query.where(CertificateRow.id.startswith(where.id_prefix, autoescape=True))
-        return [_certificate(r) for r in self.session.scalars(query)]
+        return self._certificates(list(self.session.scalars(query)))
 
     def expiring(self, before: datetime) -> list[Certificate]:
         """Unrevoked certificates that expire by `before`."""
         query = select(CertificateRow).where(
             CertificateRow.not_after <= before, CertificateRow.revoked.is_(False)
         )
-        return [_certificate(r) for r in self.session.scalars(query)]
+        return self._certificates(list(self.session.scalars(query)))
+
+    def _certificates(self, rows: list[CertificateRow]) -> list[Certificate]:
+        """The certificates of these rows, their placements read in one query."""
+        placed: dict[str, list[Placement]] = {r.id: [] for r in rows}
+        if rows:
+            query = select(PLACEMENTS).where(PLACEMENTS.c.certificate_id.in_(placed))
+            for p in self.session.execute(query).mappings():
+                placed[p["certificate_id"]].append(
+                    Placement(p["host_id"], HostCertState(p["state"]), p["reason"], p["updated_at"])
+                )
+        for certificate_id, placements in placed.items():
+            self._read[certificate_id] = frozenset(placements)
+        return [_certificate(r, tuple(placed[r.id])) for r in rows]
 
 
-def _certificate(row: CertificateRow) -> Certificate:
+def _certificate(row: CertificateRow, placements: tuple[Placement, ...]) -> Certificate:
     return Certificate(
         id=row.id,
         alias=row.alias,
@@ -112,105 +162,5 @@ def _certificate(row: CertificateRow) -> Certificate:
         revoked=row.revoked,
         expiry_warned_at=row.expiry_warned_at,
         created_at=row.created_at,
-        placements=tuple(
-            Placement(p.host_id, HostCertState(p.state), p.reason, p.updated_at)
-            for p in row.placements
-        ),
-    )
-
-
-class HostRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def record(self, beat: HostHeartbeat) -> None:
-        row = self.session.get(HostRow, beat.host_id) or HostRow(host_id=beat.host_id)
-        row.zone_id = beat.zone_id
-        row.state = beat.state.value
-        row.interval_seconds = beat.interval_seconds
-        row.last_seen = beat.sent_at
-        row.certificates = [c.model_dump(mode="json") for c in beat.certificates]
-        self.session.add(row)
-        self.session.flush()
-
-    def get(self, host_id: str) -> Host | None:
-        row = self.session.get(HostRow, host_id)
-        return _host(row) if row else None
-
-    def knows_zone(self, zone_id: str) -> bool:
-        query = select(HostRow.host_id).where(HostRow.zone_id == zone_id)
-        return self.session.scalars(query).first() is not None
-
-    def up_in_zone(self, zone_id: str, now: datetime) -> list[Host]:
-        query = select(HostRow).where(HostRow.zone_id == zone_id).order_by(HostRow.host_id)
-        hosts = (_host(r) for r in self.session.scalars(query))
-        return [h for h in hosts if h.is_up(now)]
-
-
-def _host(row: HostRow) -> Host:
-    return Host(
-        host_id=row.host_id,
-        zone_id=row.zone_id,
-        state=HostState(row.state),
-        last_seen=row.last_seen,
-        interval_seconds=row.interval_seconds,
-        aliases=frozenset(str(c["alias"]) for c in row.certificates),
-    )
-
-
-class OperationRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def get(self, operation_id: str) -> Operation | None:
-        """Locked until commit: two hosts answering at once each see the other's answer, so
-        neither is lost and the operation ends once."""
-        self._lock(OperationRow.id == operation_id)
-        row = self.session.get(OperationRow, operation_id)
-        return _operation(row) if row else None
-
-    def overdue(self, now: datetime) -> list[Operation]:
-        """Locked until commit, as `get` is: an answer arriving meanwhile waits, then finds
-        the operation ended."""
-        due = (OperationRow.finished.is_(False), OperationRow.deadline < now)
-        self._lock(*due)
-        return [_operation(r) for r in self.session.scalars(select(OperationRow).where(*due))]
-
-    def _lock(self, *where: ColumnElement[bool]) -> None:
-        # A write, not SELECT ... FOR UPDATE: SQLite ignores that, and its driver reads outside
-        # any transaction until the first write. The write takes SQLite's one writer lock, and
-        # PostgreSQL's row locks, before the rows are read.
-        touch = update(OperationRow).where(*where).values(finished=OperationRow.finished)
-        self.session.execute(touch, execution_options={"synchronize_session": False})
-
-    def save(self, operation: Operation) -> None:
-        row = self.session.get(OperationRow, operation.id)
-        if row is None:
-            row = OperationRow(id=operation.id)
-            self.session.add(row)
-        request = operation.request
-        row.kind = operation.kind.value
-        row.certificate_id = operation.certificate_id
-        row.host_id = request.host_id
-        row.reply_to = request.reply_to
-        row.correlation_id = request.correlation_id
-        row.deadline = request.deadline
-        row.waiting_for = list(operation.waiting_for)
-        # Without updated_at: an operation's outcomes are as of its reply.
-        row.outcomes = [
-            o.model_dump(mode="json", exclude={"updated_at"}) for o in operation.outcomes
-        ]
-        row.finished = operation.finished
-        self.session.flush()
-
-
-def _operation(row: OperationRow) -> Operation:
-    return Operation(
-        id=row.id,
-        kind=OperationKind(row.kind),
-        certificate_id=row.certificate_id,
-        request=Request(row.deadline, row.host_id, row.reply_to, row.correlation_id),
-        waiting_for=tuple(row.waiting_for),
-        outcomes=tuple(HostOutcome.model_validate(o) for o in row.outcomes),
-        finished=row.finished,
+        placements=placements,
     )

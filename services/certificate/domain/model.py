@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from certificate.domain.certificate import ParsedCertificate
 from directdl.contracts.certificate import CertificateView, HostCertState, HostOutcome
@@ -107,7 +108,12 @@ class Certificate:
         return [p.outcome() for p in sorted(self.placements, key=lambda p: p.host_id)]
 
     def state_on(self, host_id: str) -> HostCertState | None:
-        return next((p.state for p in self.placements if p.host_id == host_id), None)
+        return self._states.get(host_id)
+
+    @cached_property
+    def _states(self) -> dict[str, HostCertState]:
+        # A revoke asks this of every host of the zone: a scan each would be quadratic.
+        return {p.host_id: p.state for p in self.placements}
 
     def held_by(self, host: Host) -> bool:
         """Whether `host` may hold it, by our record or by its own heartbeat (a store edited

@@ -89,9 +89,6 @@ class Operation:
     outcomes: tuple[HostOutcome, ...]
     finished: bool = False
 
-    def awaits(self, host_id: str) -> bool:
-        return not self.finished and host_id in self.waiting_for
-
     def settled(self, host_id: str, state: HostCertState, reason: str | None) -> Operation:
         outcome = HostOutcome(host_id=host_id, state=state, reason=reason)
         return replace(
@@ -99,6 +96,18 @@ class Operation:
             waiting_for=tuple(h for h in self.waiting_for if h != host_id),
             outcomes=(*self.outcomes, outcome),
         )
+
+
+@dataclass(frozen=True)
+class HostAnswer:
+    """What a host answered about an operation: the broker vouched for `host_id`."""
+
+    operation_id: str
+    certificate_id: str
+    host_id: str
+    state: HostCertState
+    reason: str | None = None
+    answered_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -189,25 +198,12 @@ def start(
     return Progress(operation, certificate, sends)
 
 
-def answered(
-    operation: Operation | None,
-    certificate: Certificate | None,
-    host_id: str,
-    state: HostCertState,
-    reason: str | None,
-    now: datetime,
-) -> Progress:
-    """`host_id` (as the broker vouched) answered. Its placement follows what it really did,
-    even after the operation has timed out; the operation counts only an answer it awaits."""
-    if certificate is not None:
-        certificate = certificate.placed(host_id, state, reason, now)
-    if operation is None or not operation.awaits(host_id):
-        return Progress(None, certificate)
-    operation = operation.settled(host_id, state, reason)
-    settled = operation.outcomes[-1:]
+def ended(operation: Operation, certificate: Certificate | None) -> Progress:
+    """Every host asked has answered (the answers are stored as they come, in batches): the
+    operation ends, once, with its reply and announcement built from all of them."""
     if operation.waiting_for:
-        return Progress(operation, certificate, settled=settled)
-    return replace(_end(operation, certificate), settled=settled)
+        raise ValueError(f"operation {operation.id} still waits for {len(operation.waiting_for)}")
+    return _end(operation, certificate)
 
 
 def expired(

@@ -1,93 +1,16 @@
-"""Repositories for hosts and for deploys with their attempts: domain objects in, and out."""
+"""The deploys repository, with their attempts: domain objects in, and out."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
-from pydantic import TypeAdapter
 from sqlalchemy import ColumnElement, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.util import identity_key
 
 from directdl.contracts.deploy import AttemptState, TemplateDeployedFields, TemplateDeployFailed
-from directdl.contracts.host import HostState, PoolStatus, StoredTemplate
-from registration.adapters.orm import AttemptRow, DeployRow, HostRow
+from registration.adapters.orm import AttemptRow, DeployRow
 from registration.domain.deploy import Attempt, Deploy, Outcome
-from registration.domain.host import Host
-
-
-class HostRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def save(self, host: Host) -> None:
-        # One statement, insert or update: two first heartbeats of a host handled at once
-        # would otherwise both insert, and one would fail on the primary key.
-        values = {
-            "zone_id": host.zone_id,
-            "cluster_id": host.cluster_id,
-            "state": host.state,
-            "interval_seconds": host.interval_seconds,
-            "last_seen": host.last_seen,
-            "pools": [p.model_dump(mode="json") for p in host.pools],
-            "templates": [t.model_dump(mode="json") for t in host.templates],
-        }
-        dialect = self.session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = insert(HostRow).values(host_id=host.host_id, **values)
-        self.session.execute(
-            statement.on_conflict_do_update(index_elements=[HostRow.host_id], set_=values)
-        )
-        # A row this session loaded before is now stale; the next read loads it again.
-        loaded = self.session.identity_map.get(identity_key(HostRow, host.host_id))
-        if loaded is not None:
-            self.session.expire(loaded)
-
-    def mark_down(self, host: Host) -> bool:
-        """Record that `host` fell silent, unless a heartbeat came since it was read; True
-        when this call recorded it, so that the transition is told once."""
-        statement = (
-            update(HostRow)
-            .where(HostRow.host_id == host.host_id, HostRow.last_seen == host.last_seen)
-            .where(HostRow.state == HostState.UP)
-            .values(state=HostState.DOWN)
-        )
-        marked = bool(self.session.execute(statement).rowcount)  # type: ignore[attr-defined]
-        loaded = self.session.identity_map.get(identity_key(HostRow, host.host_id))
-        if loaded is not None:
-            self.session.expire(loaded)
-        return marked
-
-    def get(self, host_id: str) -> Host | None:
-        row = self.session.get(HostRow, host_id)
-        return _to_host(row) if row else None
-
-    def in_zone(self, zone_id: str | None = None) -> list[Host]:
-        """The hosts of `zone_id`, or every host, by id."""
-        query = select(HostRow).order_by(HostRow.host_id)
-        if zone_id is not None:
-            query = query.where(HostRow.zone_id == zone_id)
-        return [_to_host(row) for row in self.session.scalars(query)]
-
-
-# A host may hold thousands of templates, read at every step of every deploy in its zone: one
-# adapter for the whole list validates them in a single call, faster than one model at a time.
-_POOLS = TypeAdapter(tuple[PoolStatus, ...])
-_TEMPLATES = TypeAdapter(tuple[StoredTemplate, ...])
-
-
-def _to_host(row: HostRow) -> Host:
-    return Host(
-        host_id=row.host_id,
-        zone_id=row.zone_id,
-        cluster_id=row.cluster_id,
-        state=row.state,
-        last_seen=row.last_seen,
-        interval_seconds=row.interval_seconds,
-        pools=_POOLS.validate_python(row.pools),
-        templates=_TEMPLATES.validate_python(row.templates),
-    )
 
 
 @dataclass(frozen=True)
@@ -166,10 +89,13 @@ class DeployRepository:
         row = self.session.get(AttemptRow, job_id)
         return _to_deploy(row.deploy) if row else None
 
-    def running(self) -> list[Deploy]:
-        """The deploys waiting for an attempt, each with its running attempt; locked until
-        the commit, as `for_attempt` locks one."""
-        waiting = DeployRow.attempts.any(AttemptRow.state == AttemptState.RUNNING)
+    def running(self, on_hosts: Collection[str] | None = None) -> list[Deploy]:
+        """The deploys waiting for an attempt, each with its running attempt (on one of
+        `on_hosts`, when given); locked until the commit, as `for_attempt` locks one."""
+        running = AttemptRow.state == AttemptState.RUNNING
+        if on_hosts is not None:
+            running = running & AttemptRow.host_id.in_(sorted(on_hosts))
+        waiting = DeployRow.attempts.any(running)
         self._lock(waiting)
         query = select(DeployRow).where(waiting).order_by(DeployRow.created_at)
         return [_to_deploy(row) for row in self.session.scalars(query)]

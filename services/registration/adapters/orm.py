@@ -100,7 +100,8 @@ class TemplateZoneRow(Base):
 
 
 class HostRow(Base):
-    """The registration service's view of a host, built from its heartbeats."""
+    """The registration service's view of a host's liveness, from its heartbeats (migration
+    0009 moved what it holds to `host_inventories`, so that a beat rewrites a narrow row)."""
 
     __tablename__ = "hosts"
 
@@ -110,8 +111,26 @@ class HostRow(Base):
     state: Mapped[HostState] = mapped_column(EnumText(HostState, 16))
     interval_seconds: Mapped[float]
     last_seen: Mapped[datetime] = mapped_column(UtcDateTime)
+    # last_seen + MISSED_HEARTBEATS intervals: the watchdog finds the silent hosts by index.
+    silent_after: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    # The inventory digest the last beat carried, and when the host was last asked for it.
+    reported_digest: Mapped[str | None] = mapped_column(String(160))
+    inventory_asked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class HostInventoryRow(Base):
+    """What a host holds, from its last HostInventory and the downloads and removals seen
+    since (`edited`); it may come before the host's first heartbeat, hence a table of its own."""
+
+    __tablename__ = "host_inventories"
+
+    host_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     pools: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     templates: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    # The last inventory's digest and sent_at; none while only local changes are known.
+    digest: Mapped[str | None] = mapped_column(String(160))
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    edited: Mapped[bool] = mapped_column(default=False)
 
 
 class DeployRow(Base):

@@ -174,7 +174,8 @@ def _check_named(cmd: DeployTemplate, host: Host | None, now: datetime) -> None:
 def candidates(deploy: Deploy, hosts: Iterable[Host], now: datetime) -> list[Host]:
     """Up hosts of the zone not tried yet (the one named and with the pool named, when the
     deploy names them): those that hold the template first (no download at all), then those
-    with the most room where the download would go."""
+    with the most room where the download would go. A host whose inventory has not come yet
+    has no pool known to put it in, so it is none."""
     pool_id = deploy.requested_pool_id
     tried = {a.host_id for a in deploy.attempts}
     usable = [
@@ -182,6 +183,7 @@ def candidates(deploy: Deploy, hosts: Iterable[Host], now: datetime) -> list[Hos
         for h in hosts
         if h.zone_id == deploy.zone_id
         and h.is_up(now)
+        and h.pools
         and h.host_id not in tried
         and deploy.requested_host_id in (None, h.host_id)
         and (pool_id is None or h.has_pool(pool_id))

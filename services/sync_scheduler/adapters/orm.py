@@ -25,6 +25,8 @@ class ZoneRow(Base):
 
 
 class HostRow(Base):
+    """A host as its heartbeats say: written in bulk, a batch of beats at a time."""
+
     __tablename__ = "hosts"
 
     host_id: Mapped[str] = mapped_column(String(255), primary_key=True)
@@ -32,8 +34,22 @@ class HostRow(Base):
     state: Mapped[str] = mapped_column(String(16))
     interval_seconds: Mapped[float]
     last_seen: Mapped[datetime] = mapped_column(UtcDateTime)
+    # When this service last asked the host for its inventory: at most once in 3 intervals.
+    inventory_requested_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class HostInventoryRow(Base):
+    """What a host's trust store holds, as its last HostInventory said. Apart from `hosts`:
+    an inventory may arrive before the host's first beat, and is rewritten only when its
+    digest changes, while `hosts` is rewritten at every beat."""
+
+    __tablename__ = "host_inventories"
+
+    host_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(160), doc="the host's inventory_digest()")
+    sent_at: Mapped[datetime] = mapped_column(UtcDateTime)
     trusted: Mapped[list[list[str]]] = mapped_column(JSON, doc="[alias, SHA-256] from the host")
-    trusted_digest: Mapped[str] = mapped_column(String(64), doc="computed once per heartbeat")
+    trusted_digest: Mapped[str] = mapped_column(String(64), doc="plan.digest of `trusted`")
 
 
 class CertificateRow(Base):

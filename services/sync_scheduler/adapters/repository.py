@@ -1,50 +1,21 @@
-"""The sync-scheduler's projections, read in bulk: a run makes a handful of queries, plus one
-for each host whose trust store differs from what its zone wants."""
+"""The sync-scheduler's projections of certificates, zones and runs, read in bulk: a run makes a
+handful of queries, plus one for each host whose trust store differs from what its zone wants."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from functools import partial
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from directdl.contracts.certificate import CertificateView
-from directdl.contracts.host import HostHeartbeat, HostState
-from directdl.liveness import is_up
-from sync_scheduler.adapters.orm import (
-    CertificateRow,
-    HostRevocationRow,
-    HostRow,
-    RunRow,
-    ZoneRow,
-)
-from sync_scheduler.domain.plan import Certificate, Host, digest
+from sync_scheduler.adapters.orm import CertificateRow, HostRevocationRow, RunRow, ZoneRow
+from sync_scheduler.domain.plan import Certificate
 
 
 class Projections:
     def __init__(self, session: Session) -> None:
         self.session = session
-
-    def record_host(self, beat: HostHeartbeat) -> bool:
-        """Store what the host says; True when it is newly Up (new, or back from Down)."""
-        row = self.session.get(HostRow, beat.host_id)
-        was_up = row is not None and is_up(
-            row.state, row.last_seen, row.interval_seconds, beat.sent_at
-        )
-        if row is None:
-            row = HostRow(host_id=beat.host_id)
-            self.session.add(row)
-        row.zone_id = beat.zone_id
-        row.state = beat.state.value
-        row.interval_seconds = beat.interval_seconds
-        row.last_seen = beat.sent_at
-        row.trusted = [[c.alias, c.fingerprint_sha256] for c in beat.certificates]
-        row.trusted_digest = digest((c.alias, c.fingerprint_sha256) for c in beat.certificates)
-        if self.session.get(ZoneRow, beat.zone_id) is None:
-            self.session.add(ZoneRow(zone_id=beat.zone_id, enabled=True))
-        self.session.flush()
-        return beat.state is HostState.UP and not was_up
 
     def record_certificate(self, view: CertificateView) -> None:
         row = self.session.get(CertificateRow, view.id) or CertificateRow(id=view.id)
@@ -94,27 +65,6 @@ class Projections:
 
     def enabled_zones(self) -> set[str]:
         return set(self.session.scalars(select(ZoneRow.zone_id).where(ZoneRow.enabled.is_(True))))
-
-    def up_hosts(self, now: datetime, host_id: str | None = None) -> list[Host]:
-        # Not `trusted`: a host's entries are read only if its digest differs from its zone's.
-        query = select(
-            HostRow.host_id,
-            HostRow.zone_id,
-            HostRow.state,
-            HostRow.last_seen,
-            HostRow.interval_seconds,
-            HostRow.trusted_digest,
-        )
-        if host_id is not None:
-            query = query.where(HostRow.host_id == host_id)
-        return [
-            Host(row.host_id, row.zone_id, row.trusted_digest, partial(self.trusted, row.host_id))
-            for row in self.session.execute(query)
-            if is_up(row.state, row.last_seen, row.interval_seconds, now)
-        ]
-
-    def trusted(self, host_id: str) -> list[list[str]]:
-        return self.session.scalar(select(HostRow.trusted).where(HostRow.host_id == host_id)) or []
 
     def certificates(self) -> list[Certificate]:
         columns = (

@@ -13,10 +13,10 @@ from certificate.config import CertificateSettings
 from certificate.uow import CertificateUnitOfWork
 from directdl.bus.client import BusClient
 from directdl.bus.topology import Topology
-from directdl.contracts.host import HostHeartbeat, HostState
 from directdl.contracts.senders import host_user
 from directdl.runtime.service import Service
 from directdl_testing.accounts import TestAccounts
+from directdl_testing.messages import host_says
 from directdl_testing.services import running
 from directdl_testing.waiting import wait_until
 
@@ -56,17 +56,8 @@ def hosts(
     """A client per host, publishing as that host; each has beaten once, and been heard."""
     clients = {h: BusClient(broker_accounts.url(host_user(h)), topology, h) for h in HOSTS}
     for host_id, client in clients.items():
-        beat = HostHeartbeat(
-            host_id=host_id,
-            zone_id="zone-1",
-            cluster_id="c1",
-            state=HostState.UP,
-            interval_seconds=60,
-            pools=[],
-            templates=[],
-            sent_at=datetime.now(UTC),
-        )
-        client.publish(beat.routing_key, beat.model_dump_json().encode())
+        for message in host_says(host_id, interval_seconds=60):
+            client.publish(message.routing_key, message.model_dump_json().encode())
 
     def all_heard() -> bool:
         with certificate.unit_of_work() as uow:

@@ -16,6 +16,7 @@ from directdl.contracts.reply import Reply
 from directdl.contracts.senders import host_user
 from directdl_testing.accounts import TestAccounts
 from directdl_testing.services import running
+from directdl_testing.waiting import wait_until
 from registration.bootstrap import bootstrap
 from registration.config import RegistrationSettings
 
@@ -66,8 +67,7 @@ def beat(interval: float) -> dict[str, Any]:
         "cluster_id": "cluster-1",
         "state": "Up",
         "interval_seconds": interval,
-        "pools": [{"pool_id": "pool-1", "capacity_bytes": 100, "free_bytes": 50}],
-        "templates": [],
+        "inventory_digest": "{SHA-256}" + "ab" * 32,
         "sent_at": datetime.now(UTC).isoformat(),
     }
 
@@ -139,14 +139,16 @@ def test_a_huge_heartbeat_interval_is_refused_and_hosts_still_list(
 ) -> None:
     with BusClient(broker_accounts.url(host_user(HOST)), topology) as agent:
         hostile, _ = call(agent, "host.heartbeat", beat(1e300))
-        sane, _ = call(agent, "host.heartbeat", beat(5))
+        # A heartbeat that passes is handled in a batch, never answered.
+        agent.publish("host.heartbeat", json.dumps(beat(5)).encode())
 
-    assert "interval_seconds" in refused(hostile)
-    assert sane.ok, sane
-    hosts, _ = call(client, "host.list", {})
-    assert hosts.ok, hosts
-    assert hosts.result is not None
-    assert [(h["host_id"], h["state"]) for h in hosts.result["items"]] == [(HOST, "Up")]
+        def listed() -> list[tuple[str, str]]:
+            hosts, _ = call(client, "host.list", {})
+            assert hosts.ok and hosts.result is not None, hosts
+            return [(h["host_id"], h["state"]) for h in hosts.result["items"]]
+
+        assert "interval_seconds" in refused(hostile)
+        assert wait_until(listed, timeout=10) == [(HOST, "Up")]
 
 
 def test_the_limit_is_a_live_global_setting(on_postgresql: None, client: BusClient) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,9 +17,11 @@ from directdl.contracts.host import HostState, StoredTemplate
 from directdl.contracts.template import SourceProtocol, TemplateFormat, TemplateType
 from directdl.runtime.db import make_engine, session_factory
 from directdl.runtime.migrate import upgrade
-from directdl_testing.messages import heartbeat
-from registration.adapters.deploys import DeployRepository, HostRepository
+from directdl_testing.messages import heartbeat, inventory
+from registration.adapters.deploys import DeployRepository
+from registration.adapters.hosts import HostRepository
 from registration.bootstrap import MIGRATIONS
+from registration.clock import ServiceClock
 from registration.domain.deploy import attempt_failed, start
 from registration.domain.host import Host
 from registration.domain.template import Template
@@ -53,17 +56,20 @@ def session(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Session]
     engine.dispose()
 
 
-def test_a_host_comes_back_as_it_was_saved_with_its_state_stored_as_before(
+def test_a_host_comes_back_as_its_beat_and_inventory_said_with_its_state_stored_as_before(
     session: Session,
 ) -> None:
     stored = StoredTemplate(template_id="t1", pool_id="pool-h1", path="/p", size=1, digest=DIGEST)
-    host = Host.from_heartbeat(heartbeat("h1", state=HostState.DOWN, templates=[stored]))
-    hosts = HostRepository(session)
-    hosts.save(host)
+    beat, listed = heartbeat("h1", state=HostState.DOWN), inventory("h1", templates=[stored])
+    hosts = HostRepository(session, ServiceClock())
+    hosts.record_inventories([listed])
+    hosts.record_beats([beat])
     session.commit()
 
-    assert hosts.get("h1") == host
-    assert hosts.in_zone("zone-1") == [host] and hosts.in_zone("zone-2") == []
+    host = Host.reported(beat, listed)
+    loaded = hosts.get("h1")
+    assert loaded is not None and replace(loaded, lag=timedelta(0)) == host
+    assert [h.host_id for h in hosts.in_zone("zone-1")] == ["h1"] and hosts.in_zone("zone-2") == []
     assert session.scalar(text("SELECT state FROM hosts")) == "Down"
 
 
@@ -71,7 +77,7 @@ def test_a_deploy_with_a_failed_and_a_running_attempt_comes_back_as_it_was_saved
     session: Session,
 ) -> None:
     now = datetime.now(UTC)
-    hosts = [Host.from_heartbeat(heartbeat(h, sent_at=now)) for h in ("h1", "h2")]
+    hosts = [Host.reported(heartbeat(h, sent_at=now), inventory(h)) for h in ("h1", "h2")]
     cmd = DeployTemplate(template_id="t1", zone_id="zone-1")
     first = start(cmd, TEMPLATE, hosts, now, reply_to="reply-queue", correlation_id="c1")
     deploys = DeployRepository(session)
@@ -96,7 +102,7 @@ def test_a_deploy_with_a_failed_and_a_running_attempt_comes_back_as_it_was_saved
 
 def test_an_ended_deploy_keeps_its_outcome_and_is_no_longer_running(session: Session) -> None:
     now = datetime.now(UTC)
-    hosts = [Host.from_heartbeat(heartbeat("h1", sent_at=now))]
+    hosts = [Host.reported(heartbeat("h1", sent_at=now), inventory("h1"))]
     cmd = DeployTemplate(template_id="t1", zone_id="zone-1")
     step = start(cmd, TEMPLATE, hosts, now, reply_to=None, correlation_id=None)
     assert step.started is not None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from directdl.contracts.base import Command, Message
 from directdl.contracts.senders import host_user
 from directdl.runtime.service import Service
 from directdl_testing.accounts import TestAccounts
+from directdl_testing.messages import host_says
 from directdl_testing.recorder import MessageRecorder
 from directdl_testing.waiting import wait_until
 
@@ -34,17 +34,11 @@ def send(client: BusClient, message: Message) -> None:
     client.publish(message.routing_key, message.model_dump_json(exclude_none=True).encode())
 
 
-def beat(host_id: str, templates: list[host.StoredTemplate]) -> host.HostHeartbeat:
-    return host.HostHeartbeat(
-        host_id=host_id,
-        zone_id="zone-1",
-        cluster_id="c1",
-        state="Up",
-        interval_seconds=30,
-        pools=[{"pool_id": f"pool-{host_id}", "capacity_bytes": 10**12, "free_bytes": 10**11}],
-        templates=templates,
-        sent_at=datetime.now(UTC),
-    )
+def says(
+    host_id: str, templates: list[host.StoredTemplate]
+) -> list[host.HostInventory | host.HostHeartbeat]:
+    """What the agent sends: its inventory, then the heartbeat carrying its digest."""
+    return host_says(host_id, interval_seconds=30, templates=templates)
 
 
 @pytest.fixture
@@ -90,8 +84,9 @@ def test_evicting_a_template_asks_its_zones_hosts_and_forgets_what_they_removed(
     copy = host.StoredTemplate(
         template_id=template_id, pool_id="pool-host-1", path="/p/c", size=4096, digest=CHECKSUM
     )
-    send(agents["host-1"], beat("host-1", [copy]))
-    send(agents["host-2"], beat("host-2", []))
+    for host_id, templates in (("host-1", [copy]), ("host-2", [])):
+        for message in says(host_id, templates):
+            send(agents[host_id], message)
     # Events and commands are separate queues: the hosts are known once host.list says so.
     inventory = held(client)
     wait_until(lambda: inventory() == {"host-1": [template_id], "host-2": []}, timeout=10)

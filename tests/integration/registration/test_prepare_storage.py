@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from directdl.contracts.prepare import PrepareState, PrepareTemplate
 from directdl.runtime.db import make_engine, session_factory
 from directdl.runtime.migrate import upgrade
-from directdl_testing.messages import heartbeat
+from directdl_testing.messages import heartbeat, inventory
 from registration.adapters.prepares import PrepareRepository
 from registration.bootstrap import MIGRATIONS
 from registration.domain.host import Host
@@ -41,7 +41,7 @@ def test_a_prepare_comes_back_as_saved_and_is_found_by_its_hosts_deploy(
     session: Session,
 ) -> None:
     now = datetime.now(UTC)
-    hosts = [Host.from_heartbeat(heartbeat(h, sent_at=now)) for h in ("h2", "h1", "h3")]
+    hosts = [Host.reported(heartbeat(h, sent_at=now), inventory(h)) for h in ("h2", "h1", "h3")]
     cmd = PrepareTemplate(template_id="t1", zone_id="zone-1", pool_id="pool-x")
     prepare = new_prepare(cmd, TEMPLATE, hosts, 2, now, reply_to="q", correlation_id="c1")
     prepares = PrepareRepository(session)

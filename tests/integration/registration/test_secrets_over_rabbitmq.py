@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from directdl.contracts.base import Command, Message
 from directdl.contracts.senders import host_user
 from directdl.runtime.service import Service
 from directdl_testing.accounts import TestAccounts
+from directdl_testing.messages import host_says
 from directdl_testing.recorder import MessageRecorder
 from directdl_testing.waiting import wait_until
 
@@ -82,19 +82,8 @@ def test_no_reply_event_or_log_line_shows_the_secrets(
         answer(client, tpl.UpdateTemplate(id=template_id, name="signed-2")),
     ]
 
-    send(
-        agent,
-        host.HostHeartbeat(
-            host_id=HOST,
-            zone_id="zone-1",
-            cluster_id="c1",
-            state="Up",
-            interval_seconds=30,
-            pools=[{"pool_id": "pool-1", "capacity_bytes": 10**12, "free_bytes": 10**11}],
-            templates=[],
-            sent_at=datetime.now(UTC),
-        ),
-    )
+    for message in host_says(HOST, interval_seconds=30):
+        send(agent, message)
     # Events and commands are separate queues: the host is known once host.list says so.
     wait_until(
         lambda: (

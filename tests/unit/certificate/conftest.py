@@ -9,12 +9,14 @@ from typing import Any
 
 import pytest
 
+from certificate.adapters.answers_clock import AnswersClock
 from certificate.adapters.orm import Base, settings, store
 from certificate.bootstrap import NAME, dependencies
 from certificate.config import CertificateSettings
 from certificate.handlers import HANDLERS
 from certificate.uow import CertificateUnitOfWork
 from directdl.bus.memory import InMemoryBus
+from directdl.liveness import HeartbeatClock
 from directdl.runtime.db import session_factory
 from directdl.runtime.live_settings import LiveSettings
 from directdl_testing.memory import memory_engine
@@ -49,8 +51,13 @@ def live() -> LiveSettings:
 
 @pytest.fixture
 def wiring(clock: Clock, live: LiveSettings) -> dict[str, Any]:
-    """bootstrap()'s own dependencies, with the test's clock."""
-    return dependencies(CertificateSettings(), live) | {"clock": clock}
+    """bootstrap()'s own dependencies, with the test's clock; the answers' clock judges at once
+    (the service waits a moment after it starts: see test_answers_clock)."""
+    return dependencies(CertificateSettings(), live) | {
+        "clock": clock,
+        "heartbeat_clock": HeartbeatClock(clock),
+        "answers_clock": AnswersClock(clock, settle=0),
+    }
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -10,9 +9,10 @@ import pytest
 from certificate.bootstrap import EXPIRY_WARNING_DAYS
 from directdl.bus.memory import InMemoryBus
 from directdl.contracts import certificate as msg
-from directdl.contracts.host import HostHeartbeat
+from directdl.contracts.host import TrustedCertificate
 from directdl.runtime.live_settings import LiveSettings
 from directdl_testing.certs import make_self_signed
+from directdl_testing.messages import host_says
 
 from .conftest import Clock, Tick
 
@@ -23,17 +23,8 @@ OTHER = make_self_signed("other.example", ["DNS:other.example"])[0].decode()
 
 
 def beat(bus: InMemoryBus, host_id: str, zone: str = "zone-1", **kw: Any) -> None:
-    fields: dict[str, Any] = {
-        "host_id": host_id,
-        "zone_id": zone,
-        "cluster_id": "c1",
-        "state": "Up",
-        "interval_seconds": 5,
-        "pools": [],
-        "templates": [],
-        "sent_at": datetime.now(UTC),
-    } | kw
-    bus.submit(HostHeartbeat(**fields))
+    """The host's inventory, then its heartbeat, as its agent sends them."""
+    bus.submit_many(host_says(host_id, zone_id=zone, **kw))
 
 
 def sent(bus: InMemoryBus, action: str) -> list[tuple[str, dict[str, Any]]]:
@@ -239,11 +230,11 @@ def test_revoke_removes_where_held_skips_the_rest_and_is_never_pushed_again(
     assert refused.error is not None and refused.error.code == "CONFLICT"
 
 
-def test_a_host_whose_heartbeat_shows_the_alias_is_asked_to_remove_it(bus: InMemoryBus) -> None:
+def test_a_host_whose_inventory_shows_the_alias_is_asked_to_remove_it(bus: InMemoryBus) -> None:
     beat(bus, "h1")
     upload(bus)
     [(_, body)] = sent(bus, "install")
-    beat(bus, "h1", certificates=[{"alias": "repo", "fingerprint_sha256": "AB"}])
+    beat(bus, "h1", certificates=[TrustedCertificate(alias="repo", fingerprint_sha256="AB")])
     bus.submit(msg.RevokeCertificate(id=body["certificate_id"], zone_id="zone-1"))
     assert [h for h, _ in sent(bus, "remove")] == ["h1"]
 

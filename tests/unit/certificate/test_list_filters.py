@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from directdl.bus.memory import InMemoryBus
 from directdl.contracts import certificate as msg
-from directdl.contracts.host import HostHeartbeat, HostState
+from directdl.contracts.host import HostState
 from directdl_testing.certs import make_self_signed
+from directdl_testing.messages import heartbeat
 
 pytestmark = pytest.mark.unit
 
@@ -20,27 +20,16 @@ OTHER = make_self_signed("other.example", ["DNS:other.example"])[0].decode()
 
 def upload(bus: InMemoryBus, name: str, zone: str, pem: str = PEM) -> str:
     # The zone is known from a host, which is Down: the upload is answered at once.
-    bus.submit(
-        HostHeartbeat(
-            host_id=f"{zone}-host",
-            zone_id=zone,
-            cluster_id="c1",
-            state=HostState.DOWN,
-            interval_seconds=5,
-            pools=[],
-            templates=[],
-            sent_at=datetime.now(UTC),
-        )
-    )
+    bus.submit(heartbeat(f"{zone}-host", zone_id=zone, state=HostState.DOWN))
     command = msg.UploadCertificate(name=name, zone_id=zone, hypervisor="KVM", certificate=pem)
     reply = bus.call(command)
-    assert reply.ok, reply.error
+    assert reply.ok and reply.result is not None, reply.error
     return str(reply.result["certificate"]["id"])
 
 
 def ids(bus: InMemoryBus, **filters: Any) -> list[str]:
     reply = bus.call(msg.ListCertificates(**filters))
-    assert reply.ok, reply.error
+    assert reply.ok and reply.result is not None, reply.error
     return [entry["certificate"]["id"] for entry in reply.result["items"]]
 
 

@@ -60,15 +60,12 @@ def kinds(progress: Progress) -> list[tuple[str, str]]:
 
 
 def answer_all(progress: Progress, state: HostCertState = UPLOADED) -> Progress:
-    """Every asked host answers `state`, in turn; the last step."""
+    """Every asked host answers `state` (as the repository records them); the last step."""
     assert progress.operation is not None
-    cert = progress.certificate
-    current: Operation | None = progress.operation
+    current: Operation = progress.operation
     for host_id in progress.operation.waiting_for:
-        progress = operation.answered(current, cert, host_id, state, None, NOW)
-        current = progress.operation or current
-        cert = progress.certificate
-    return progress
+        current = current.settled(host_id, state, None)
+    return operation.ended(current, progress.certificate)
 
 
 def test_an_upload_asks_each_host_and_waits() -> None:
@@ -86,12 +83,12 @@ def test_an_upload_asks_each_host_and_waits() -> None:
 def test_the_last_answer_ends_it_with_the_event_and_the_deferred_reply() -> None:
     started = operation.upload(certificate(), [host("h2"), host("h1")], ASKED)
     assert started.operation is not None
-    first = operation.answered(started.operation, started.certificate, "h2", FAILED, "no", NOW)
-    assert first.operation is not None and first.operation.waiting_for == ("h1",)
-    assert first.sends == () and first.answer is None
-    assert [(o.host_id, o.state) for o in first.settled] == [("h2", FAILED)]
+    first = started.operation.settled("h2", FAILED, "no")
+    assert first.waiting_for == ("h1",)
+    with pytest.raises(ValueError, match="still waits for 1"):
+        operation.ended(first, started.certificate)
 
-    last = operation.answered(first.operation, first.certificate, "h1", UPLOADED, None, NOW)
+    last = operation.ended(first.settled("h1", UPLOADED, None), started.certificate)
 
     assert last.operation is not None and last.operation.finished
     [(event, key)] = last.sends
@@ -103,11 +100,7 @@ def test_the_last_answer_ends_it_with_the_event_and_the_deferred_reply() -> None
     assert last.answer is not None and last.outcome is not None
     assert (last.answer.reply_to, last.answer.correlation_id) == ("caller", "c-1")
     assert last.answer.reply.result == last.outcome.model_dump(mode="json")
-    assert last.certificate is not None
-    assert [(p.host_id, p.state) for p in last.certificate.placements] == [
-        ("h2", FAILED),
-        ("h1", UPLOADED),
-    ]
+    assert last.settled == (), "each host was counted as its answer was recorded"
 
 
 def test_with_no_host_to_ask_it_ends_at_once_and_the_command_replies_itself() -> None:
@@ -119,27 +112,12 @@ def test_with_no_host_to_ask_it_ends_at_once_and_the_command_replies_itself() ->
     assert started.answer is None, "the command's own reply carries the outcome"
 
 
-def test_an_answer_not_awaited_moves_the_placement_and_nothing_else() -> None:
-    started = operation.upload(certificate(), [host("h1")], ASKED)
-    ended = answer_all(started)
-    assert ended.operation is not None
-
-    for current in (None, ended.operation, started.operation):
-        late = operation.answered(current, ended.certificate, "h9", REVOKED, None, NOW)
-        assert late.operation is None and late.sends == () and late.answer is None
-        assert late.certificate is not None and late.certificate.state_on("h9") is REVOKED
-    again = operation.answered(ended.operation, ended.certificate, "h1", FAILED, "x", NOW)
-    assert again.operation is None and again.answer is None
-    assert again.certificate is not None and again.certificate.state_on("h1") is FAILED
-
-
 def test_time_up_fails_each_silent_host_then_ends() -> None:
     started = operation.upload(certificate(), [host("h1"), host("h2")], ASKED)
     assert started.operation is not None
-    first = operation.answered(started.operation, started.certificate, "h1", UPLOADED, None, NOW)
-    assert first.operation is not None
+    first = started.operation.settled("h1", UPLOADED, None)
 
-    late = operation.expired(first.operation, first.certificate, NOW, 30)
+    late = operation.expired(first, started.certificate, NOW, 30)
 
     # Nothing in h2's name: only a host may say it failed; the ending event says it all.
     assert kinds(late) == [("CertificateUploaded", "cert.uploaded")]
@@ -159,11 +137,11 @@ def test_an_operation_whose_certificate_was_deleted_meanwhile_ends_not_found() -
     assert started.operation is not None
 
     late = operation.expired(started.operation, None, NOW, 30)
-    answered = operation.answered(started.operation, None, "h1", UPLOADED, None, NOW)
+    answered = operation.ended(started.operation.settled("h1", UPLOADED, None), None)
 
     for ended in (late, answered):
         assert ended.operation is not None and ended.operation.finished
-        assert ended.sends == () and ended.certificate is None and len(ended.settled) == 1
+        assert ended.sends == () and ended.certificate is None
         assert ended.answer is not None and ended.answer.reply.error is not None
         assert ended.answer.reply.error.code == "NOT_FOUND"
         assert "cert-1" in ended.answer.reply.error.message
@@ -230,7 +208,7 @@ def test_each_kind_publishes_only_what_its_table_entries_list(kind: OperationKin
     started = operation.start(kind, cert, ["h1"], ASKED)
     at_once = operation.start(kind, cert, [], ASKED)
     assert started.operation is not None
-    ended = operation.answered(started.operation, cert, "h1", UPLOADED, None, NOW)
+    ended = operation.ended(started.operation.settled("h1", UPLOADED, None), cert)
     late = operation.expired(started.operation, cert, NOW, 30)
 
     for step in (started, at_once):

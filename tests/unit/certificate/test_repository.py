@@ -14,9 +14,10 @@ from certificate.domain.model import Certificate
 from certificate.domain.operation import OperationKind, Request
 from certificate.uow import CertificateUnitOfWork
 from directdl.contracts.certificate import HostCertState
-from directdl.contracts.host import HostHeartbeat, HostState, TrustedCertificate
+from directdl.contracts.host import HostState, TrustedCertificate
 from directdl.runtime.db import session_factory
 from directdl_testing.memory import memory_engine
+from directdl_testing.messages import heartbeat, inventory
 
 pytestmark = pytest.mark.unit
 
@@ -96,20 +97,11 @@ def test_only_unfinished_operations_past_their_deadline_are_overdue(
 def test_hosts_are_read_with_their_state_and_what_their_store_holds(
     uow: CertificateUnitOfWork,
 ) -> None:
-    for host_id, state in (("h1", HostState.UP), ("h2", HostState.DOWN)):
-        uow.hosts.record(
-            HostHeartbeat(
-                host_id=host_id,
-                zone_id="zone-1",
-                cluster_id="c1",
-                state=state,
-                interval_seconds=5,
-                pools=[],
-                templates=[],
-                certificates=[TrustedCertificate(alias="repo", fingerprint_sha256="AB")],
-                sent_at=NOW,
-            )
-        )
+    held = [TrustedCertificate(alias="repo", fingerprint_sha256="AB")]
+    uow.hosts.record_inventories([inventory(h, certificates=held) for h in ("h1", "h2")])
+    uow.hosts.record_beats(
+        [heartbeat("h1", sent_at=NOW), heartbeat("h2", state=HostState.DOWN, sent_at=NOW)]
+    )
 
     [up] = uow.hosts.up_in_zone("zone-1", NOW)
     down = uow.hosts.get("h2")
@@ -117,3 +109,43 @@ def test_hosts_are_read_with_their_state_and_what_their_store_holds(
     assert up.host_id == "h1" and up.state is HostState.UP and up.aliases == {"repo"}
     assert down is not None and down.state is HostState.DOWN and not down.is_up(NOW)
     assert uow.hosts.knows_zone("zone-1") and not uow.hosts.knows_zone("zone-2")
+
+
+def test_a_stale_beat_changes_nothing_and_the_later_of_two_in_a_batch_wins(
+    uow: CertificateUnitOfWork,
+) -> None:
+    later = NOW + timedelta(seconds=5)
+    uow.hosts.record_beats([heartbeat("h1", sent_at=later), heartbeat("h2", sent_at=NOW)])
+    uow.hosts.record_beats(
+        [
+            heartbeat("h1", sent_at=NOW, state=HostState.DOWN),  # redelivered, older
+            heartbeat("h2", sent_at=NOW + timedelta(seconds=1)),
+            heartbeat("h2", sent_at=later, interval_seconds=7),
+        ]
+    )
+    uow.session.expire_all()
+
+    h1, h2 = uow.hosts.get("h1"), uow.hosts.get("h2")
+    assert h1 is not None and (h1.state, h1.last_seen) == (HostState.UP, later)
+    assert h2 is not None and (h2.last_seen, h2.interval_seconds) == (later, 7)
+
+
+def test_an_inventory_is_written_only_when_its_digest_changed_and_a_beat_keeps_it(
+    uow: CertificateUnitOfWork,
+) -> None:
+    held = [TrustedCertificate(alias="repo", fingerprint_sha256="AB")]
+    uow.hosts.record_inventories([inventory("h1")])
+    # Known from its inventory alone, a host is not Up: it has not been heard beating.
+    assert uow.hosts.up_in_zone("zone-1", NOW) == []
+    uow.hosts.record_beats([heartbeat("h1", sent_at=NOW)])
+    uow.hosts.record_inventories([inventory("h1", certificates=held)])
+    uow.session.expire_all()
+    # Same digest, other contents: proof that an unchanged digest is not written.
+    uow.hosts.record_inventories(
+        [inventory("h1", digest=inventory("h1", certificates=held).digest)]
+    )
+    uow.session.expire_all()
+
+    [h1] = uow.hosts.up_in_zone("zone-1", NOW)
+    assert h1.aliases == {"repo"}
+    assert uow.hosts.inventoried(["h1"])["h1"].digest == inventory("h1", certificates=held).digest

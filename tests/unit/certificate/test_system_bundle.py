@@ -13,7 +13,7 @@ from certificate.domain.certificate import parse_certificate
 from directdl.bus.memory import InMemoryBus
 from directdl.contracts import certificate as msg
 from directdl.contracts.errors import MessageError
-from directdl.contracts.host import HostHeartbeat
+from directdl_testing.messages import heartbeat
 
 pytestmark = [
     pytest.mark.unit,
@@ -63,18 +63,7 @@ def test_every_current_root_in_the_bundle_is_uploaded_through_the_handler(
     bus: InMemoryBus,
 ) -> None:
     # A host that is Down makes the zone known without any install to wait for.
-    bus.submit(
-        HostHeartbeat(
-            host_id="h1",
-            zone_id="zone-1",
-            cluster_id="c1",
-            state="Down",
-            interval_seconds=5,
-            pools=[],
-            templates=[],
-            sent_at=datetime.now(UTC),
-        )
-    )
+    bus.submit(heartbeat("h1", zone_id="zone-1", state="Down"))
     roots = current_roots()
     refused = {}
     for number, (subject, text) in enumerate(roots):

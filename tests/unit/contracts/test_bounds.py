@@ -87,8 +87,20 @@ def beat(**overrides: Any) -> dict[str, Any]:
         "cluster_id": "c1",
         "state": "Up",
         "interval_seconds": 5,
+        "inventory_digest": "{SHA-256}" + "0" * 64,
+        "sent_at": datetime.now(UTC).isoformat(),
+    }
+    return body | overrides
+
+
+def inventory(**overrides: Any) -> dict[str, Any]:
+    body = {
+        "host_id": "h1",
+        "zone_id": "z1",
+        "cluster_id": "c1",
         "pools": [{"pool_id": "p1", "capacity_bytes": 10, "free_bytes": 5}],
         "templates": [],
+        "digest": "{SHA-256}" + "0" * 64,
         "sent_at": datetime.now(UTC).isoformat(),
     }
     return body | overrides
@@ -110,9 +122,9 @@ def test_a_sane_heartbeat_interval_is_accepted(interval: float) -> None:
 def test_byte_sizes_stay_within_a_signed_64_bit_column() -> None:
     pools = [{"pool_id": "p1", "capacity_bytes": 2**63, "free_bytes": 0}]
     with pytest.raises(ValidationError, match="capacity_bytes"):
-        host.HostHeartbeat.model_validate(beat(pools=pools))
+        host.HostInventory.model_validate(inventory(pools=pools))
     pools[0]["capacity_bytes"] = 2**63 - 1
-    assert host.HostHeartbeat.model_validate(beat(pools=pools))
+    assert host.HostInventory.model_validate(inventory(pools=pools))
 
 
 @pytest.mark.parametrize("page", [10**20, 2**63, 0, -1])
@@ -155,10 +167,11 @@ def nul_field(model: type[BaseModel], body: dict[str, Any]) -> str:
         (template.ListTemplates, {"zone_id": "z\x00"}, "zone_id"),
         (template.GetTemplate, {"id": "\x00abc"}, "id"),
         (
-            host.HostHeartbeat,
-            beat(pools=[{"pool_id": "p\x00", "capacity_bytes": 1, "free_bytes": 1}]),
+            host.HostInventory,
+            inventory(pools=[{"pool_id": "p\x00", "capacity_bytes": 1, "free_bytes": 1}]),
             "pools.0.pool_id",
         ),
+        (host.HostHeartbeat, beat(inventory_digest="{SHA-256}\x00"), "inventory_digest"),
     ],
 )
 def test_a_nul_anywhere_is_refused_naming_where(

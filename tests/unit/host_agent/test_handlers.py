@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from directdl_testing.memory import memory_engine
 from host_agent.adapters.orm import Base, store
 from host_agent.domain import StoredFile
 from host_agent.handlers import HANDLERS
+from host_agent.inventory import SentInventory
 from host_agent.truststore import TrustStore
 from host_agent.uow import AgentUnitOfWork
 
@@ -43,6 +45,7 @@ def bus(tmp_path: Path, woken: list[int]) -> InMemoryBus:
             "wake_runner": lambda: woken.append(1),
             "cancel_job": lambda job_id, report: None,
             "heartbeat_interval": lambda: 5.0,
+            "sent_inventory": SentInventory(),
             "cache_interval": lambda: 60.0,
         },
         lambda: AgentUnitOfWork(sessions),
@@ -115,6 +118,7 @@ def test_a_certificate_is_installed_then_removed_and_each_outcome_reported(
     cert_pem, _key = make_self_signed("ca", ["DNS:ca.example"])
     ids = {"operation_id": "op1", "certificate_id": "c1", "alias": "CA"}
 
+    before = datetime.now(UTC)
     installing = InstallCertificate(**ids, certificate=cert_pem.decode())
     assert to_host(bus, installing)["outcome"] == "installed"
     assert to_host(bus, RemoveCertificate(**ids))["outcome"] == "removed"
@@ -123,6 +127,9 @@ def test_a_certificate_is_installed_then_removed_and_each_outcome_reported(
     [removed] = bus.published("cert.host.removed")
     assert (installed["host_id"], installed["alias"]) == ("h1", "CA")
     assert removed["outcome"] == "removed"
+    # When the host answered, for the certificate service to judge its deadline by.
+    answered = [datetime.fromisoformat(r["answered_at"]) for r in (installed, removed)]
+    assert before <= answered[0] <= answered[1] <= datetime.now(UTC)
 
 
 def test_a_certificate_the_store_refuses_is_reported_failed(bus: InMemoryBus) -> None:
@@ -134,3 +141,4 @@ def test_a_certificate_the_store_refuses_is_reported_failed(bus: InMemoryBus) ->
 
     [failed] = bus.published("cert.host.failed")
     assert "-not-an-alias" in failed["reason"]
+    assert datetime.fromisoformat(failed["answered_at"]).tzinfo is not None

@@ -21,6 +21,7 @@ from host_agent.adapters.orm import Base, StoredTemplateRow, store
 from host_agent.domain import JobState, StoredFile
 from host_agent.download.sink import partial_name
 from host_agent.handlers import HANDLERS
+from host_agent.inventory import SentInventory
 from host_agent.truststore import TrustStore
 from host_agent.uow import AgentUnitOfWork
 
@@ -45,6 +46,7 @@ class Agent:
                 "wake_runner": lambda: self.woken.append(1),
                 "cancel_job": lambda job_id, report: self.cancelled.append((job_id, report)),
                 "heartbeat_interval": lambda: 5.0,
+                "sent_inventory": SentInventory(),
                 "cache_interval": lambda: 60.0,
             },
             lambda: AgentUnitOfWork(self.sessions),

@@ -7,8 +7,10 @@ import pytest
 from directdl.bus.memory import InMemoryBus
 from directdl.runtime.db import session_factory
 from directdl.runtime.live_settings import LiveSettings
+from directdl_testing.clocks import Wall
 from directdl_testing.memory import memory_engine
 from registration.adapters.orm import Base, settings, store
+from registration.clock import ServiceClock
 from registration.handlers import HANDLERS, SizeOf
 from registration.policy import DownloadPolicy
 from registration.uow import RegistrationUnitOfWork
@@ -34,7 +36,22 @@ def size_of() -> SizeOf:
 
 
 @pytest.fixture
-def bus(live: LiveSettings, policy: DownloadPolicy, size_of: SizeOf) -> InMemoryBus:
+def wall() -> Wall:
+    """The wall clock the service's heartbeat clock reads; a test moves it on to make hosts
+    fall silent."""
+    return Wall()
+
+
+@pytest.fixture
+def clock(wall: Wall) -> ServiceClock:
+    """The service's heartbeat clock, on the test's wall clock."""
+    return ServiceClock(wall)
+
+
+@pytest.fixture
+def bus(
+    live: LiveSettings, policy: DownloadPolicy, size_of: SizeOf, clock: ServiceClock
+) -> InMemoryBus:
     sessions = session_factory(memory_engine(Base.metadata))
     return InMemoryBus.serving(
         HANDLERS,
@@ -45,7 +62,7 @@ def bus(live: LiveSettings, policy: DownloadPolicy, size_of: SizeOf) -> InMemory
             "destinations": lambda: policy.destinations,
             "watchdog_interval": lambda: 60.0,
         },
-        lambda: RegistrationUnitOfWork(sessions),
+        lambda: RegistrationUnitOfWork(sessions, clock),
         store,
         sessions,
         {"owner": "registration"},

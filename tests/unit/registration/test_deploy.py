@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -10,7 +9,8 @@ import pytest
 from directdl.bus.memory import InMemoryBus
 from directdl.contracts import deploy, download, host
 from directdl.contracts import template as tpl
-from directdl_testing.messages import heartbeat, report
+from directdl_testing.clocks import Wall
+from directdl_testing.messages import host_says, report
 
 pytestmark = pytest.mark.unit
 
@@ -19,7 +19,8 @@ SIZE = 4096  # what the conftest's URL check says every source holds
 
 
 def beat(bus: InMemoryBus, host_id: str, zone: str = "zone-1", **kw: Any) -> None:
-    bus.submit(heartbeat(host_id, zone_id=zone, **kw))
+    """What an agent sends as it starts: its inventory, then its first heartbeat."""
+    bus.submit_many(host_says(host_id, zone_id=zone, **kw))
 
 
 @pytest.fixture
@@ -227,9 +228,12 @@ def test_a_host_holding_the_template_is_preferred(bus: InMemoryBus, template_id:
     assert downloads(bus)[0][0] == "host.h2.template.download"
 
 
-def test_down_and_silent_hosts_are_never_chosen(bus: InMemoryBus, template_id: str) -> None:
+def test_down_and_silent_hosts_are_never_chosen(
+    bus: InMemoryBus, template_id: str, wall: Wall
+) -> None:
     beat(bus, "h1", state="Down")
-    beat(bus, "h2", sent_at=datetime.now(UTC) - timedelta(seconds=60))
+    beat(bus, "h2")
+    wall.advance(60)  # h2 silent since
     reply = bus.call(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1"))
     assert reply.error is not None and reply.error.code == "UNAVAILABLE"
     assert "zone-1" in reply.error.message
@@ -284,9 +288,10 @@ def test_late_or_duplicate_outcomes_change_nothing(bus: InMemoryBus, template_id
     assert bus.published("template.deploy.failed") == []
 
 
-def test_hosts_are_listed_from_heartbeats(bus: InMemoryBus) -> None:
-    beat(bus, "h1")
-    beat(bus, "h2", sent_at=datetime.now(UTC) - timedelta(minutes=5))
+def test_hosts_are_listed_from_heartbeats(bus: InMemoryBus, wall: Wall) -> None:
+    beat(bus, "h2")
+    wall.advance(5 * 60)  # h2 silent since
+    beat(bus, "h1", sent_at=wall())
     items = bus.call(host.ListHosts(zone_id="zone-1")).result["items"]
     assert [(h["host_id"], h["state"]) for h in items] == [("h1", "Up"), ("h2", "Down")]
 
@@ -340,13 +345,14 @@ def test_the_host_whose_attempt_is_given_up_on_is_told_to_cancel_it(
 
 
 def test_a_silent_hosts_attempt_is_cancelled_even_when_the_deploy_ends_with_it(
-    bus: InMemoryBus, template_id: str
+    bus: InMemoryBus, template_id: str, wall: Wall
 ) -> None:
     beat(bus, "h1")
     correlation = bus.submit(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1"))
     [(_, cmd)] = downloads(bus)
-    beat(bus, "h1", sent_at=datetime.now(UTC) - timedelta(minutes=5))  # silent since
+    beat(bus, "h1")
     assert cancels(bus) == [], "a heartbeat saying Up gives nothing up by itself"
+    wall.advance(5 * 60)  # silent since
     bus.tick("watchdog")
 
     [(key, cancel)] = cancels(bus)

@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 from directdl.bus.memory import InMemoryBus
 from directdl.contracts import deploy, download
 from directdl.contracts import template as tpl
-from directdl_testing.messages import heartbeat, report
+from directdl_testing.messages import host_says, report
 
 pytestmark = pytest.mark.unit
 
@@ -24,7 +24,7 @@ def deploys(outcome: str, code: str = "") -> float:
 
 def deploy_once(bus: InMemoryBus) -> tuple[str, dict[str, Any]]:
     """A fresh template deployed to zone-1's one host: the host and the command it was sent."""
-    bus.submit(heartbeat("h1"))
+    bus.submit_many(host_says("h1"))
     reply = bus.call(
         tpl.RegisterTemplate(
             name="centos",

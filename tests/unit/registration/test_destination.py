@@ -4,15 +4,15 @@ and the live networks carried by every download command."""
 from __future__ import annotations
 
 import socket
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from directdl.bus.memory import InMemoryBus
-from directdl.contracts import deploy, download, host
+from directdl.contracts import deploy, download
 from directdl.contracts import template as tpl
 from directdl.settings_catalog import SETTINGS
+from directdl_testing.messages import host_says
 from registration.handlers import SizeOf
 from registration.policy import DownloadPolicy
 
@@ -130,18 +130,7 @@ def test_the_download_command_carries_the_live_networks_and_a_refusal_ends_the_d
     bus: InMemoryBus,
 ) -> None:
     for n in (1, 2):
-        bus.submit(
-            host.HostHeartbeat(
-                host_id=f"h{n}",
-                zone_id="zone-1",
-                cluster_id="c1",
-                state="Up",
-                interval_seconds=5,
-                pools=[{"pool_id": f"pool-h{n}", "capacity_bytes": 10**12, "free_bytes": 10**11}],
-                templates=[],
-                sent_at=datetime.now(UTC),
-            )
-        )
+        bus.submit_many(host_says(f"h{n}"))
     registered = register(bus, "http://images.internal/c.raw")
     bus.submit(
         deploy.DeployTemplate(template_id=registered.result["template"]["id"], zone_id="zone-1")

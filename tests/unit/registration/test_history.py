@@ -12,7 +12,7 @@ from directdl.bus.memory import InMemoryBus
 from directdl.contracts import deploy, download
 from directdl.contracts import template as tpl
 from directdl.contracts.senders import host_user
-from directdl_testing.messages import heartbeat, report
+from directdl_testing.messages import host_says, report
 
 pytestmark = pytest.mark.unit
 
@@ -72,7 +72,7 @@ def get(bus: InMemoryBus, deploy_id: str) -> dict[str, Any]:
 
 @pytest.fixture
 def template_id(bus: InMemoryBus) -> str:
-    bus.submit(heartbeat("h1"))
+    bus.submit_many(host_says("h1"))
     return register(bus)
 
 
@@ -118,7 +118,7 @@ def test_progress_leaves_no_inbox_row(bus: InMemoryBus, template_id: str) -> Non
 def test_progress_from_another_host_or_for_another_attempt_is_ignored(
     bus: InMemoryBus, template_id: str
 ) -> None:
-    bus.submit(heartbeat("h2"))
+    bus.submit_many(host_says("h2"))
     _, host, cmd = start(bus, template_id, zone_id="zone-1", host_id="h1")
     bus.submit(progress(cmd, "h2", 999))  # h2 claims h1's job, as itself
     bus.submit(progress(cmd, host, 999, deploy_id=str(uuid.uuid4())))
@@ -209,8 +209,8 @@ def ids(bus: InMemoryBus, **filters: Any) -> list[str]:
 
 
 def test_list_filters_by_template_zone_host_and_state(bus: InMemoryBus) -> None:
-    bus.submit(heartbeat("h1"))
-    bus.submit(heartbeat("h2", zone_id="zone-2"))
+    bus.submit_many(host_says("h1"))
+    bus.submit_many(host_says("h2", zone_id="zone-2"))
     one = register(bus, ["zone-1", "zone-2"])
     two = register(bus)
     _, h1, a = start(bus, one, zone_id="zone-1")

@@ -11,7 +11,7 @@ from directdl.bus.memory import InMemoryBus
 from directdl.contracts import deploy
 from directdl.contracts import template as tpl
 from directdl.contracts.host import HostState, ListHosts
-from directdl_testing.messages import heartbeat
+from directdl_testing.messages import host_says
 
 pytestmark = pytest.mark.unit
 
@@ -57,7 +57,7 @@ def test_an_id_prefix_is_matched_literally_not_as_a_like_pattern(bus: InMemoryBu
 
 
 def test_deploys_are_listed_by_id_prefix(bus: InMemoryBus) -> None:
-    bus.submit(heartbeat("h1"))
+    bus.submit_many(host_says("h1"))
     template_id = register(bus, "one")
     shared = uuid.uuid4().hex[:6]
     chosen = [f"{shared}{n:02x}-0000-4000-8000-000000000000" for n in (1, 2)]
@@ -71,9 +71,9 @@ def test_deploys_are_listed_by_id_prefix(bus: InMemoryBus) -> None:
 
 
 def test_hosts_are_listed_by_state(bus: InMemoryBus) -> None:
-    bus.submit(heartbeat("up-1"))
-    bus.submit(heartbeat("down-1", state=HostState.DOWN))
-    bus.submit(heartbeat("up-2", zone_id="zone-2"))
+    bus.submit_many(host_says("up-1"))
+    bus.submit_many(host_says("down-1", state=HostState.DOWN))
+    bus.submit_many(host_says("up-2", zone_id="zone-2"))
 
     def hosts(**filters: Any) -> list[str]:
         reply = bus.call(ListHosts(**filters))

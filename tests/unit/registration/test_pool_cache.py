@@ -14,7 +14,7 @@ from directdl.contracts.errors import InvalidMessage
 from directdl.contracts.host import ListHosts, StoredTemplate
 from directdl.runtime.live_settings import LiveSettings
 from directdl.settings_catalog import SETTINGS
-from directdl_testing.messages import heartbeat
+from directdl_testing.messages import host_says
 from registration.policy import DownloadPolicy
 
 pytestmark = pytest.mark.unit
@@ -56,7 +56,8 @@ def copy(template_id: str, pool_id: str) -> StoredTemplate:
 
 
 def beat(bus: InMemoryBus, host_id: str, zone: str = "zone-1", **kw: Any) -> None:
-    bus.submit(heartbeat(host_id, zone_id=zone, **kw))
+    """What an agent sends as it starts: its inventory, then its first heartbeat."""
+    bus.submit_many(host_says(host_id, zone_id=zone, **kw))
 
 
 def evictions(bus: InMemoryBus) -> dict[str, dict[str, Any]]:

@@ -13,7 +13,7 @@ from directdl.contracts import download, prepare
 from directdl.contracts import template as tpl
 from directdl.contracts.errors import ErrorCode, MessageError, NotFound
 from directdl.settings_catalog import PREPARE_CONCURRENCY, default_of
-from directdl_testing.messages import heartbeat, report
+from directdl_testing.messages import heartbeat, host_says, inventory, report
 from registration.domain.host import Host
 from registration.domain.prepare import host_changed, new_prepare
 from registration.domain.template import new_template
@@ -35,7 +35,8 @@ def policy() -> DownloadPolicy:
 
 
 def beat(bus: InMemoryBus, host_id: str, zone: str = "zone-1", **kw: Any) -> None:
-    bus.submit(heartbeat(host_id, zone_id=zone, **kw))
+    """What an agent sends as it starts: its inventory, then its first heartbeat."""
+    bus.submit_many(host_says(host_id, zone_id=zone, **kw))
 
 
 @pytest.fixture
@@ -242,7 +243,7 @@ NOW = datetime(2026, 12, 2, tzinfo=UTC)
 
 
 def _host(host_id: str, zone: str = "zone-1", seen: datetime = NOW) -> Host:
-    return Host.from_heartbeat(heartbeat(host_id, zone_id=zone, sent_at=seen))
+    return Host.reported(heartbeat(host_id, zone_id=zone, sent_at=seen), inventory(host_id))
 
 
 def _template() -> Any:

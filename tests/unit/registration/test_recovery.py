@@ -9,7 +9,7 @@ import pytest
 from directdl.bus.memory import InMemoryBus
 from directdl.contracts import deploy, download
 from directdl.contracts import template as tpl
-from directdl_testing.messages import heartbeat, report
+from directdl_testing.messages import heartbeat, host_says, report
 
 pytestmark = pytest.mark.unit
 
@@ -59,7 +59,7 @@ def recovered(host_id: str, *commands: dict[str, Any], **kw: Any) -> download.Do
 
 
 def test_the_running_attempt_is_resumed_on_its_host(bus: InMemoryBus, template_id: str) -> None:
-    bus.submit(heartbeat("h1"))
+    bus.submit_many(host_says("h1"))
     correlation, host_id, cmd = start(bus, template_id)
     bus.submit(recovered(host_id, cmd))
 
@@ -80,8 +80,8 @@ def test_the_running_attempt_is_resumed_on_its_host(bus: InMemoryBus, template_i
 def test_an_attempt_failed_over_while_its_host_was_away_is_cancelled(
     bus: InMemoryBus, template_id: str
 ) -> None:
-    bus.submit(heartbeat("h1"))
-    bus.submit(heartbeat("h2"))
+    bus.submit_many(host_says("h1"))
+    bus.submit_many(host_says("h2"))
     _, first_host, cmd = start(bus, template_id)
     bus.submit(heartbeat(first_host, state="Down"))
     given_up = len(sent(bus, "download.cancel"))  # the cancel sent as it was given up on
@@ -98,7 +98,7 @@ def test_an_attempt_failed_over_while_its_host_was_away_is_cancelled(
 def test_an_attempt_that_succeeded_is_cancelled_not_resumed(
     bus: InMemoryBus, template_id: str
 ) -> None:
-    bus.submit(heartbeat("h1"))
+    bus.submit_many(host_says("h1"))
     _, _, cmd = start(bus, template_id)
     bus.submit(
         download.DownloadCompleted(
@@ -125,7 +125,7 @@ def test_a_job_no_deploy_knows_is_cancelled(bus: InMemoryBus) -> None:
 def test_another_hosts_job_is_cancelled_on_the_one_that_claims_it_and_runs_on(
     bus: InMemoryBus, template_id: str
 ) -> None:
-    bus.submit(heartbeat("h1"))
+    bus.submit_many(host_says("h1"))
     correlation, _, cmd = start(bus, template_id)
     bus.submit(recovered("h2", cmd))
 
@@ -142,7 +142,7 @@ def test_another_hosts_job_is_cancelled_on_the_one_that_claims_it_and_runs_on(
 def test_a_job_that_names_another_deploy_or_template_is_cancelled(
     bus: InMemoryBus, template_id: str, field: str
 ) -> None:
-    bus.submit(heartbeat("h1"))
+    bus.submit_many(host_says("h1"))
     _, _, cmd = start(bus, template_id)
     bus.submit(recovered("h1", cmd, **{field: "other"}))
     assert sent(bus, "download.resume") == []
@@ -151,7 +151,7 @@ def test_a_job_that_names_another_deploy_or_template_is_cancelled(
 
 
 def test_each_job_of_one_event_is_answered(bus: InMemoryBus, template_id: str) -> None:
-    bus.submit(heartbeat("h1"))
+    bus.submit_many(host_says("h1"))
     _, _, first = start(bus, template_id)
     _, _, second = start(bus, template_id)
     gone = {"job_id": "job-x", "deploy_id": "deploy-x", "template_id": template_id}
@@ -167,7 +167,7 @@ def test_each_job_of_one_event_is_answered(bus: InMemoryBus, template_id: str) -
 def test_the_event_again_is_answered_again_and_changes_nothing(
     bus: InMemoryBus, template_id: str
 ) -> None:
-    bus.submit(heartbeat("h1"))
+    bus.submit_many(host_says("h1"))
     correlation, _, cmd = start(bus, template_id)
     event = recovered("h1", cmd)
     bus.submit(event)
@@ -180,7 +180,7 @@ def test_the_event_again_is_answered_again_and_changes_nothing(
 
 
 def test_a_redelivered_event_is_answered_once(bus: InMemoryBus, template_id: str) -> None:
-    bus.submit(heartbeat("h1"))
+    bus.submit_many(host_says("h1"))
     _, _, cmd = start(bus, template_id)
     body = recovered("h1", cmd).model_dump_json().encode()
     for _ in range(2):
@@ -191,7 +191,7 @@ def test_a_redelivered_event_is_answered_once(bus: InMemoryBus, template_id: str
 
 
 def test_a_host_speaks_only_for_its_own_jobs(bus: InMemoryBus, template_id: str) -> None:
-    bus.submit(heartbeat("h1"))
+    bus.submit_many(host_says("h1"))
     _, _, cmd = start(bus, template_id)
     bus.submit(recovered("h1", cmd), user_id="host-agent-h2")
     assert sent(bus, "download.resume") == [] and sent(bus, "download.cancel") == []

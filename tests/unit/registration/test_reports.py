@@ -13,7 +13,7 @@ from directdl.bus.memory import InMemoryBus
 from directdl.contracts import deploy, download
 from directdl.contracts import template as tpl
 from directdl.contracts.reply import Reply
-from directdl_testing.messages import heartbeat, report
+from directdl_testing.messages import host_says, report
 
 pytestmark = pytest.mark.unit
 
@@ -97,8 +97,8 @@ def failure(reply: Reply | None) -> dict[str, Any]:
 def test_a_completion_for_no_awaited_attempt_is_ignored_counted_and_logged(
     bus: InMemoryBus, forge: Any, reason: str
 ) -> None:
-    bus.submit(heartbeat("h1"))
-    bus.submit(heartbeat("h2"))
+    bus.submit_many(host_says("h1"))
+    bus.submit_many(host_says("h2"))
     correlation, cmd = start(bus, register(bus, checksum=CHECKSUM), host_id="h1")
     before = rejected(reason)
 
@@ -118,8 +118,8 @@ def test_a_completion_for_no_awaited_attempt_is_ignored_counted_and_logged(
 
 
 def test_a_forged_failure_does_not_move_the_deploy_on(bus: InMemoryBus) -> None:
-    bus.submit(heartbeat("h1"))
-    bus.submit(heartbeat("h2"))
+    bus.submit_many(host_says("h1"))
+    bus.submit_many(host_says("h2"))
     correlation, cmd = start(bus, register(bus), host_id="h1")
     before = rejected("wrong_host", "template.download.failed")
     bus.submit(
@@ -132,7 +132,7 @@ def test_a_forged_failure_does_not_move_the_deploy_on(bus: InMemoryBus) -> None:
 def test_a_completion_in_another_pool_than_the_one_asked_for_is_ignored(
     bus: InMemoryBus,
 ) -> None:
-    bus.submit(heartbeat("h1"))
+    bus.submit_many(host_says("h1"))
     correlation, cmd = start(bus, register(bus), pool_id="pool-h1")
     before = rejected("wrong_pool")
     bus.submit(completed(cmd, "h1", pool_id="pool-elsewhere"))
@@ -141,8 +141,8 @@ def test_a_completion_in_another_pool_than_the_one_asked_for_is_ignored(
 
 
 def test_a_completion_for_an_attempt_that_already_failed_is_ignored(bus: InMemoryBus) -> None:
-    bus.submit(heartbeat("h1"))
-    bus.submit(heartbeat("h2"))
+    bus.submit_many(host_says("h1"))
+    bus.submit_many(host_says("h2"))
     correlation, first = start(bus, register(bus))
     first_host = host_of(bus, first)
     bus.submit(
@@ -162,7 +162,7 @@ def test_a_completion_for_an_attempt_that_already_failed_is_ignored(bus: InMemor
 def test_the_forged_completion_that_once_succeeded_now_fails_the_attempt(
     bus: InMemoryBus,
 ) -> None:
-    bus.submit(heartbeat("h1"))
+    bus.submit_many(host_says("h1"))
     correlation, cmd = start(bus, register(bus, checksum=CHECKSUM))
     bus.submit(
         completed(cmd, "h1", path="/nonexistent/forged", size=1, digest="{SHA-256}" + "0" * 64)
@@ -179,8 +179,8 @@ def test_the_forged_completion_that_once_succeeded_now_fails_the_attempt(
 def test_a_digest_other_than_the_checksum_fails_that_host_and_another_is_tried(
     bus: InMemoryBus,
 ) -> None:
-    bus.submit(heartbeat("h1"))
-    bus.submit(heartbeat("h2"))
+    bus.submit_many(host_says("h1"))
+    bus.submit_many(host_says("h2"))
     correlation, first = start(bus, register(bus, checksum=CHECKSUM))
     bus.submit(completed(first, host_of(bus, first), digest=OTHER))
 
@@ -205,7 +205,7 @@ def test_a_digest_other_than_the_checksum_fails_that_host_and_another_is_tried(
 def test_a_digest_that_is_not_the_checksum_in_its_algorithm_is_a_mismatch(
     bus: InMemoryBus, digest: str
 ) -> None:
-    bus.submit(heartbeat("h1"))
+    bus.submit_many(host_says("h1"))
     correlation, cmd = start(bus, register(bus, checksum=CHECKSUM))
     bus.submit(completed(cmd, "h1", digest=digest))
     assert failure(bus.reply_for(correlation))["attempts"][0]["error_code"] == "DIGEST_MISMATCH"
@@ -215,7 +215,7 @@ def test_without_a_checksum_the_first_verified_digest_binds_later_hosts(
     bus: InMemoryBus,
 ) -> None:
     for h in ("h1", "h2", "h3"):
-        bus.submit(heartbeat(h))
+        bus.submit_many(host_says(h))
     template_id = register(bus)  # no checksum
 
     first, cmd = start(bus, template_id, host_id="h1")
@@ -236,7 +236,7 @@ def test_without_a_checksum_the_first_verified_digest_binds_later_hosts(
 def test_a_failed_copy_does_not_become_the_digest_later_copies_must_match(
     bus: InMemoryBus,
 ) -> None:
-    bus.submit(heartbeat("h1"))
+    bus.submit_many(host_says("h1"))
     template_id = register(bus)
     first, cmd = start(bus, template_id)
     bus.submit(completed(cmd, "h1", size=SIZE + 1, digest=OTHER))  # refused for its size
@@ -249,7 +249,7 @@ def test_a_failed_copy_does_not_become_the_digest_later_copies_must_match(
 
 
 def test_a_size_other_than_the_sources_is_a_mismatch(bus: InMemoryBus) -> None:
-    bus.submit(heartbeat("h1"))
+    bus.submit_many(host_says("h1"))
     correlation, cmd = start(bus, register(bus, checksum=CHECKSUM))
     bus.submit(completed(cmd, "h1", size=SIZE - 1))
     attempt = failure(bus.reply_for(correlation))["attempts"][0]
@@ -257,7 +257,7 @@ def test_a_size_other_than_the_sources_is_a_mismatch(bus: InMemoryBus) -> None:
 
 
 def test_a_compressed_source_is_stored_bigger_than_it_was_sent(bus: InMemoryBus) -> None:
-    bus.submit(heartbeat("h1"))
+    bus.submit_many(host_says("h1"))
     template_id = register(bus, url="https://images.example/c.qcow2.xz", checksum=CHECKSUM)
     correlation, cmd = start(bus, template_id)
     bus.submit(completed(cmd, "h1", size=SIZE * 3))

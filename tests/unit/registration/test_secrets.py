@@ -13,7 +13,7 @@ from directdl.contracts import deploy, download
 from directdl.contracts import template as tpl
 from directdl.contracts.bounds import URL_MAX
 from directdl.contracts.template import SourceProtocol, TemplateFormat, TemplateType
-from directdl_testing.messages import heartbeat
+from directdl_testing.messages import host_says
 from registration.domain.template import Template
 
 pytestmark = pytest.mark.unit
@@ -41,7 +41,7 @@ def test_views_events_and_replies_show_the_url_redacted(bus: InMemoryBus) -> Non
             bus.call(tpl.ListTemplates()),
             bus.call(tpl.UpdateTemplate(id=template_id, name="renamed")),
         ]
-        bus.submit(heartbeat("h1"))
+        bus.submit_many(host_says("h1"))
         correlation = bus.submit(deploy.DeployTemplate(template_id=template_id, zone_id="zone-1"))
         [cmd] = bus.published("host.h1.template.download")
         # an agent quoting the URL it was given, in its own words

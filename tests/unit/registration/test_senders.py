@@ -53,7 +53,13 @@ def test_every_host_scoped_message_names_its_host_and_every_service_event_its_se
         if isinstance(rule, HostNamed):
             assert rule.field in message.model_fields, message.__name__
             assert message.routing_key.startswith(
-                ("host.heartbeat", "template.download.", "template.copies.", "cert.host.")
+                (
+                    "host.heartbeat",
+                    "host.inventory",
+                    "template.download.",
+                    "template.copies.",
+                    "cert.host.",
+                )
             )
         elif message.routing_key.startswith("host.") and "{host_id}" in message.routing_key:
             assert isinstance(rule, Services), message.__name__

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from directdl.bus.memory import InMemoryBus
+from directdl.liveness import HeartbeatClock
 from directdl.runtime.db import session_factory
 from directdl.runtime.live_settings import LiveSettings
 from directdl_testing.memory import memory_engine
@@ -29,6 +30,7 @@ def make_bus() -> BusFactory:
                 "live": LiveSettings("sync-scheduler", settings),
                 "interval": lambda: interval,
                 "tick_interval": lambda: interval,
+                "heartbeat_clock": HeartbeatClock(),
             },
             lambda: SchedulerUnitOfWork(sessions),
             store,

@@ -11,7 +11,8 @@ from sqlalchemy import select
 from directdl.bus.memory import InMemoryBus
 from directdl.contracts import certificate as certs
 from directdl.contracts import sync
-from directdl.contracts.host import HostHeartbeat, TrustedCertificate
+from directdl.contracts.host import TrustedCertificate
+from directdl_testing.messages import host_says
 from sync_scheduler.adapters.orm import RunRow
 
 from .conftest import BusFactory
@@ -53,18 +54,10 @@ def beat(
     zone: str = "zone-1",
     **kw: Any,
 ) -> None:
-    fields: dict[str, Any] = {
-        "host_id": host_id,
-        "zone_id": zone,
-        "cluster_id": "c1",
-        "state": "Up",
-        "interval_seconds": 5,
-        "pools": [],
-        "templates": [],
-        "certificates": [TrustedCertificate(alias=a, fingerprint_sha256=f) for a, f in trusted],
-        "sent_at": datetime.now(UTC),
-    } | kw
-    bus.submit(HostHeartbeat(**fields))
+    """The host's inventory of these certificates, then its heartbeat, as an agent sends
+    them when its trust store changed."""
+    certificates = [TrustedCertificate(alias=a, fingerprint_sha256=f) for a, f in trusted]
+    bus.submit_many(host_says(host_id, zone_id=zone, certificates=certificates, **kw))
 
 
 def provisions(bus: InMemoryBus) -> list[tuple[str, str]]:
@@ -131,11 +124,12 @@ def test_a_host_back_from_down_is_synced_again(bus: InMemoryBus) -> None:
 
 def test_a_host_back_from_silence_is_synced_again(bus: InMemoryBus) -> None:
     uploaded(bus, view("a", "alpha", FP_A))
-    beat(bus, "h1", sent_at=datetime.now(UTC) - timedelta(seconds=60))  # > 3 intervals ago
-    assert runs(bus)[0]["hosts_checked"] == 0, "already silent too long when it arrived"
-    beat(bus, "h1")
-    assert runs(bus)[1]["hosts_checked"] == 1
-    assert provisions(bus) == [("a", "h1")]
+    beat(bus, "h1", sent_at=datetime.now(UTC) - timedelta(seconds=60))
+    beat(bus, "h1", sent_at=datetime.now(UTC) - timedelta(seconds=50))
+    assert len(runs(bus)) == 1, "beating every few seconds: Up all along"
+    beat(bus, "h1")  # after more than 3 intervals of silence
+    assert [r["hosts_checked"] for r in runs(bus)] == [1, 1]
+    assert provisions(bus) == [("a", "h1"), ("a", "h1")]
 
 
 def test_a_revoked_certificate_still_on_a_host_is_removed(bus: InMemoryBus) -> None:
