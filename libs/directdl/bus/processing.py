@@ -57,6 +57,10 @@ class BatchRoute:
     emits: frozenset[type[Message]] = frozenset()
 
 
+# A handler slower than this (it waited on the network) ends its group's transaction.
+SLOW_HANDLER_SECONDS = 0.02
+
+
 class _Alone(Exception):
     """A group holds a delivery that must be processed by itself."""
 
@@ -133,21 +137,35 @@ class Processor:
         one transaction: one commit, one fsync. Anything unusual in the group (a refusal, a
         duplicate, a handler's error) rolls it back, and then each is processed alone: what
         commits is always what `process` would have committed."""
-        if len(deliveries) == 1:
-            return [self.process(deliveries[0])]
-        try:
-            return self._handle_group(deliveries)
-        except Exception as err:
-            log.debug("group.handled_alone", deliveries=len(deliveries), why=type(err).__name__)
-            return [self.process(delivery) for delivery in deliveries]
+        outcomes: list[Outcome] = []
+        while len(outcomes) < len(deliveries):
+            rest = deliveries[len(outcomes) :]
+            if len(rest) == 1:
+                outcomes.append(self.process(rest[0]))
+                continue
+            try:
+                outcomes.extend(self._handle_group(rest))
+            except Exception as err:
+                log.debug("group.handled_alone", deliveries=len(rest), why=type(err).__name__)
+                outcomes.extend(self.process(delivery) for delivery in rest)
+        return outcomes
 
     def _handle_group(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
-        enqueued = 0
+        """The group's first deliveries handled and committed together, up to and including
+        the first handler that was slow (a URL check): its transaction ends there, so that
+        SQLite's one writer, taken at the group's first write, is not held through the next
+        slow handler's wait as well."""
+        enqueued = handled = 0
+        slow = False
         with self.uow_factory() as uow:
             # A redelivery is answered from the inbox, which `process` does.
             if self.store.any_processed(uow.session, [d.message_id or "" for d in deliveries]):
                 raise _Alone("a duplicate")
             for delivery in deliveries:
+                if slow:
+                    break
+                handled += 1
+                started = time.monotonic()
                 command = self._validate(delivery)
                 route = self.routes.get(delivery.routing_key)
                 if route is None or command.sent_by.refusal(delivery.user_id, command):
@@ -165,6 +183,7 @@ class Processor:
                     delivery.correlation_id,
                 )
                 result = route.handler(command, uow)
+                slow = time.monotonic() - started > SLOW_HANDLER_SECONDS
                 check_emits(delivery.routing_key, route.emits, uow.outgoing)
                 reply = None if isinstance(result, Deferred) else Reply.success(result)
                 enqueued += self.flush_outgoing(uow, cause=delivery)
@@ -177,7 +196,7 @@ class Processor:
             uow.commit()
         if enqueued:
             self.on_commit()
-        return [ACKED] * len(deliveries)
+        return [ACKED] * handled
 
     def process_batch(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
         """Many deliveries of batched routes in one transaction, an outcome for each, in order.

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from directdl.bus.delivery import Delivery, Verdict
 from directdl.bus.groups import GROUP_MAX, Grouper
-from directdl.bus.processing import Processor
+from directdl.bus.processing import SLOW_HANDLER_SECONDS, Processor
 from directdl.bus.settle import Held
 from directdl.runtime.db import session_factory
 from directdl.runtime.uow import UnitOfWork
@@ -141,3 +141,19 @@ def test_a_group_is_never_larger_than_its_cap() -> None:
     assert len(executor.submitted[-1]) == GROUP_MAX
     grouper.done()
     assert len(executor.submitted[-1]) == 10
+
+
+def test_a_slow_handler_ends_its_groups_transaction_so_the_next_ones_commit_apart(
+    processor: Processor, sessions: sessionmaker[Session]
+) -> None:
+    slow = AddNote(text="slow", seconds=SLOW_HANDLER_SECONDS * 2).model_dump_json().encode()
+    group = [
+        add("a"),
+        Delivery(AddNote.routing_key, slow, "m-slow", reply_to="caller", user_id="cli"),
+        add("b"),
+        add("c"),
+    ]
+    outcomes = processor.process_group(group)
+    assert [o.verdict for o in outcomes] == [Verdict.ACK] * 4
+    assert count_notes(sessions) == 4
+    assert CountingUnitOfWork.commits == 2, "a and slow together, then b and c"
