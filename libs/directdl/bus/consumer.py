@@ -234,17 +234,7 @@ class Consumer:
         props: pika.BasicProperties,
         body: bytes,
     ) -> None:
-        delivery = received(
-            method.routing_key,
-            body,
-            message_id=props.message_id,
-            correlation_id=props.correlation_id,
-            reply_to=props.reply_to,
-            content_type=props.content_type,
-            user_id=props.user_id,
-            headers=props.headers,
-            republishers=republishers,
-        )
+        delivery = _received(method, props, body, republishers)
         self._inflight += 1
         grouper.add(Held(channel, method.delivery_tag, queue, props, body, delivery))
 
@@ -257,17 +247,7 @@ class Consumer:
         props: pika.BasicProperties,
         body: bytes,
     ) -> None:
-        delivery = received(
-            method.routing_key,
-            body,
-            message_id=props.message_id,
-            correlation_id=props.correlation_id,
-            reply_to=props.reply_to,
-            content_type=props.content_type,
-            user_id=props.user_id,
-            headers=props.headers,
-            republishers=republishers,
-        )
+        delivery = _received(method, props, body, republishers)
         self._inflight += 1
         batched.add(Held(channel, method.delivery_tag, batched.queue, props, body, delivery))
 
@@ -354,3 +334,19 @@ class Consumer:
             held.channel.basic_ack(held.tag)
         else:
             self.settler.settle_failure(held, publisher, outcome)
+
+
+def _received(
+    method: Basic.Deliver, props: pika.BasicProperties, body: bytes, republishers: set[str]
+) -> Delivery:
+    return received(
+        method.routing_key,
+        body,
+        message_id=props.message_id,
+        correlation_id=props.correlation_id,
+        reply_to=props.reply_to,
+        content_type=props.content_type,
+        user_id=props.user_id,
+        headers=props.headers,
+        republishers=republishers,
+    )

@@ -186,12 +186,7 @@ class Processor:
                 slow = time.monotonic() - started > SLOW_HANDLER_SECONDS
                 check_emits(delivery.routing_key, route.emits, uow.outgoing)
                 reply = None if isinstance(result, Deferred) else Reply.success(result)
-                enqueued += self.flush_outgoing(uow, cause=delivery)
-                if not route.idempotent:
-                    enqueued += self._record(uow, delivery, reply)
-                elif delivery.reply_to and reply is not None:
-                    self.store.enqueue(uow.session, self._reply(delivery, reply.to_json()))
-                    enqueued += 1
+                enqueued += self._write_out(uow, delivery, route, reply)
             self.faults.reach("before_commit")
             uow.commit()
         if enqueued:
@@ -331,17 +326,25 @@ class Processor:
                 log.debug("message.rejected", code=err.code, error=err.message)
                 uow.rollback()
                 reply = Reply.from_error(err)
-            enqueued = self.flush_outgoing(uow, cause=delivery)
-            if not route.idempotent:
-                enqueued += self._record(uow, delivery, reply)
-            elif delivery.reply_to and reply is not None:
-                self.store.enqueue(uow.session, self._reply(delivery, reply.to_json()))
-                enqueued += 1
+            enqueued = self._write_out(uow, delivery, route, reply)
             self.faults.reach("before_commit")
             uow.commit()
         if enqueued:
             self.on_commit()
         return ACKED
+
+    def _write_out(
+        self, uow: UnitOfWork, delivery: Delivery, route: Route, reply: Reply | None
+    ) -> int:
+        """What the handler emitted, its reply and its inbox row, into its transaction;
+        returns how many messages went into the outbox."""
+        enqueued = self.flush_outgoing(uow, cause=delivery)
+        if not route.idempotent:
+            enqueued += self._record(uow, delivery, reply)
+        elif delivery.reply_to and reply is not None:
+            self.store.enqueue(uow.session, self._reply(delivery, reply.to_json()))
+            enqueued += 1
+        return enqueued
 
     def flush_outgoing(self, uow: UnitOfWork, cause: Delivery | None = None) -> int:
         """Write what the handler emitted and answered into the outbox, in its transaction;
