@@ -39,7 +39,9 @@ def deny(client: BusClient, networks: str) -> None:
         answers = [client.call(msg.GetSetting(name=DENIED)).result for _ in range(4)]
         return all(a is not None and a["setting"]["value"] == networks for a in answers)
 
-    wait_until(everyone_knows, timeout=5, what=f"{DENIED} = {networks}")
+    # settings.changed reaches every service through its outbox and queue; on a loaded
+    # machine that has taken more than 5 s.
+    wait_until(everyone_knows, timeout=15, what=f"{DENIED} = {networks}")
 
 
 def refused(reply: Reply) -> str:
