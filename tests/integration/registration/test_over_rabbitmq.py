@@ -13,6 +13,7 @@ import pytest
 from directdl.bus.topology import Topology
 from directdl.runtime.service import Service
 from directdl_testing.recorder import MessageRecorder
+from directdl_testing.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -155,6 +156,11 @@ def test_malformed_json_is_answered_and_dead_lettered(
 
 def test_readyz_reports_broker_and_database(registration: Service) -> None:
     url = f"http://127.0.0.1:{registration.health.port}/readyz"
+    # The consumer is connected once the fixture returns; the outbox relay, on a connection
+    # of its own, may still be connecting, and until then the service is not ready.
+    relay = registration.consumer.relay
+    assert relay is not None
+    wait_until(relay.connected.is_set, what="the relay's connection")
     with urllib.request.urlopen(url, timeout=5) as response:
         body = json.load(response)
         assert response.status == 200
