@@ -1,7 +1,9 @@
-"""Connecting to RabbitMQ with heartbeats and a timeout on resource alarms."""
+"""Connecting to RabbitMQ, one broker or a cluster's nodes, with heartbeats and a timeout on
+resource alarms."""
 
 from __future__ import annotations
 
+import random
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import pika
@@ -15,8 +17,24 @@ BLOCKED_CONNECTION_TIMEOUT_SECONDS = 60
 RECONNECTABLE: tuple[type[BaseException], ...] = (AMQPConnectionError, AMQPChannelError)
 
 
+def broker_urls(url: str) -> list[str]:
+    """The brokers `url` names: one URL, or a cluster's nodes as URLs separated by commas
+    (`amqp://u:p@rabbit-1/,amqp://u:p@rabbit-2/`). Every one must be of the same user,
+    whose name the messages carry as their `user_id` through any of them."""
+    urls = [part.strip() for part in url.split(",") if part.strip()]
+    if not urls:
+        raise ValueError("no broker URL: set AMQP_URL to amqp://user:password@host:port/")
+    users = {pika.URLParameters(one).credentials.username for one in urls}
+    if len(users) > 1:
+        raise ValueError(
+            f"the broker URLs name {len(users)} users ({', '.join(sorted(users))}): "
+            "every node of a cluster must be reached as the same user"
+        )
+    return urls
+
+
 def connection_parameters(url: str, name: str) -> pika.URLParameters:
-    """Our defaults, unless the URL's query sets them (`?heartbeat=5`)."""
+    """Our defaults for one broker URL, unless its query sets them (`?heartbeat=5`)."""
     params = pika.URLParameters(url)
     query = parse_qs(urlsplit(url).query)
     if "heartbeat" not in query:
@@ -30,17 +48,24 @@ def connection_parameters(url: str, name: str) -> pika.URLParameters:
 
 
 def connect(url: str, name: str) -> pika.BlockingConnection:
-    return pika.BlockingConnection(connection_parameters(url, name))
+    """A connection to one of `url`'s brokers. pika tries them in turn; the order is shuffled
+    each time, so that replicas spread over a cluster's nodes and a reconnect after a node
+    is lost does not always try the lost one first."""
+    urls = broker_urls(url)
+    order = random.sample(urls, len(urls))
+    return pika.BlockingConnection([connection_parameters(one, name) for one in order])
 
 
 def broker_user(url: str) -> str:
     """The user a connection to ``url`` authenticates as: the `user_id` its messages carry."""
-    credentials = pika.URLParameters(url).credentials
+    credentials = pika.URLParameters(broker_urls(url)[0]).credentials
     return str(getattr(credentials, "username", ""))
 
 
 def redact(url: str) -> str:
-    """``url`` with its password replaced, so it can go into messages and logs."""
+    """``url`` (each of its brokers) with the password replaced, for messages and logs."""
+    if "," in url:
+        return ",".join(redact(one) for one in broker_urls(url))
     parts = urlsplit(url)
     if parts.password is None:
         return url

@@ -22,7 +22,7 @@ from pika.frame import Method
 from pika.spec import Basic
 
 from directdl.backoff import Backoff
-from directdl.bus.connection import connection_parameters, describe_error, redact
+from directdl.bus.connection import broker_urls, connection_parameters, describe_error, redact
 from directdl.bus.relay import BATCH, Claim, OutboxRelay
 
 log = structlog.get_logger(__name__)
@@ -71,6 +71,8 @@ class RelayThread:
         self._idle = threading.Event()  # the last flush found nothing left to send
         self._stopping = False
         self._attempt = 0
+        self._brokers = broker_urls(url)
+        self._broker = 0  # which of them the next connection tries
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"{self.name}-relay", daemon=True)
@@ -121,8 +123,10 @@ class RelayThread:
     def _connect(self) -> None:
         if self._stopping:
             return
+        # One broker per attempt; after a loss the next attempt tries the next node.
+        broker = self._brokers[self._broker % len(self._brokers)]
         self._connection = SelectConnection(
-            connection_parameters(self.url, f"{self.name}-relay"),
+            connection_parameters(broker, f"{self.name}-relay"),
             on_open_callback=self._on_connection_open,
             on_open_error_callback=self._on_connection_lost,
             on_close_callback=self._on_connection_lost,
@@ -164,6 +168,7 @@ class RelayThread:
             self._ioloop.stop()
             return
         self._attempt += 1
+        self._broker += 1
         delay = self.backoff.delay(self._attempt)
         log.warning(
             "outbox.relay_disconnected",

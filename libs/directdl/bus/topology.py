@@ -14,6 +14,16 @@ from directdl.contracts.base import EXCHANGE
 # own after `max_attempts`; this limit is the backstop for a message that crashes the process.
 DELIVERY_LIMIT = 10
 
+# Every quorum queue keeps a replica on three nodes of a cluster (on fewer, when the cluster
+# has fewer), so that it survives the loss of one. RabbitMQ reads this only when it creates a
+# queue, and refuses to redeclare an existing queue with a different value: a queue made by
+# a directdl that did not send it must be deleted (once drained) to take it.
+QUORUM_GROUP_SIZE = 3
+QUORUM: dict[str, Any] = {
+    "x-queue-type": "quorum",
+    "x-quorum-initial-group-size": QUORUM_GROUP_SIZE,
+}
+
 # Where a delayed retry waits: nobody consumes `<queue>.retry`; each copy carries its back-off
 # as a per-message `expiration`, and on expiry the broker dead-letters it back to `<queue>`
 # through the default exchange. Quorum, like the queues it serves: on RabbitMQ 3.10 (Debian
@@ -22,8 +32,7 @@ DELIVERY_LIMIT = 10
 # waiting retry survives a broker restart and is never dropped on its way back. As on classic
 # queues, messages expire only at the head: a copy may wait behind one with a longer delay,
 # at most the back-off cap longer than it asked, which a retry can afford.
-RETRY_ARGUMENTS: dict[str, Any] = {
-    "x-queue-type": "quorum",
+RETRY_ARGUMENTS: dict[str, Any] = QUORUM | {
     "x-dead-letter-exchange": "",
     "x-dead-letter-strategy": "at-least-once",
     "x-overflow": "reject-publish",
@@ -64,13 +73,13 @@ class Topology:
         self.declare_exchanges(channel)
         queue = f"{self.queue_prefix}{name}"
         dead = f"{queue}.dead"
-        channel.queue_declare(dead, durable=True, arguments={"x-queue-type": "quorum"})
+        channel.queue_declare(dead, durable=True, arguments=QUORUM)
         channel.queue_bind(dead, self.dead_letter_exchange, routing_key=dead)
         channel.queue_declare(
             queue,
             durable=True,
-            arguments={
-                "x-queue-type": "quorum",
+            arguments=QUORUM
+            | {
                 "x-delivery-limit": DELIVERY_LIMIT,
                 "x-dead-letter-exchange": self.dead_letter_exchange,
                 "x-dead-letter-routing-key": dead,
@@ -93,11 +102,10 @@ class Topology:
         bind it."""
         self.declare_exchanges(channel)
         dead = self.dead_letter_queue(service)
-        channel.queue_declare(dead, durable=True, arguments={"x-queue-type": "quorum"})
+        channel.queue_declare(dead, durable=True, arguments=QUORUM)
         channel.queue_bind(dead, self.dead_letter_exchange, routing_key=dead)
         name = self.queue(service, purpose)
-        arguments: dict[str, Any] = {
-            "x-queue-type": "quorum",
+        arguments: dict[str, Any] = QUORUM | {
             "x-delivery-limit": DELIVERY_LIMIT,
             "x-dead-letter-exchange": self.dead_letter_exchange,
             "x-dead-letter-routing-key": dead,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from directdl.bus.connection import broker_urls
 from directdl.bus.dispatch import Handlers
 from directdl.bus.tables import AGENT, roles_of, service_tables
 from directdl.bus.topology import Topology
@@ -251,7 +252,10 @@ def definitions(
 
 
 def account_url(base_url: str, account: Account, vhost: str | None = None) -> str:
-    """``base_url`` (host, port, options) as ``account``, in ``vhost`` when given."""
+    """``base_url`` (host, port, options; each node's, for a cluster) as ``account``, in
+    ``vhost`` when given."""
+    if "," in base_url:
+        return ",".join(account_url(one, account, vhost) for one in broker_urls(base_url))
     parts = urlsplit(base_url)
     where = parts.netloc.rpartition("@")[2]
     netloc = f"{quote(account.user, safe='')}:{quote(account.password, safe='')}@{where}"

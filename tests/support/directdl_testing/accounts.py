@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
-from directdl.bus.connection import broker_user
+from directdl.bus.connection import broker_urls, broker_user
 from directdl.bus.tables import AGENT, service_tables
 from directdl.bus.topology import Topology
 from directdl.contracts.senders import SERVICES
@@ -53,8 +53,10 @@ class TestAccounts:
     @property
     def admin_url(self) -> str:
         """The base URL's own user (an administrator), in the tests' vhost."""
-        parts = urlsplit(self.base_url)
-        return urlunsplit(parts._replace(path="/" + self.vhost))
+        return ",".join(
+            urlunsplit(urlsplit(one)._replace(path="/" + self.vhost))
+            for one in broker_urls(self.base_url)
+        )
 
     def url(self, user: str) -> str:
         return account_url(self.base_url, self.accounts[user], self.vhost)

@@ -85,6 +85,17 @@ class PrivateBroker:
         self._ctl("start_app")
         self._wait_for_amqp(f"{self.node} did not come back after start_app")
 
+    def join(self, seed: str) -> None:
+        """Join the cluster of the node named `seed`, then serve AMQP again. Both must share
+        an Erlang cookie: as root, Debian's scripts give every node the rabbitmq user's."""
+        self._ctl("stop_app")
+        self._run("rabbitmqctl", "-n", self.node, "join_cluster", seed, timeout_s=CTL_TIMEOUT_S)
+        self.start_app()
+
+    def ctl(self, *args: str) -> str:
+        """What `rabbitmqctl -n <node> args...` printed; an error if it failed."""
+        return self._run("rabbitmqctl", "-n", self.node, *args, timeout_s=CTL_TIMEOUT_S)
+
     def stop(self) -> None:
         """Stop the node, kill whatever is left of it, and remove its directory."""
         base = self._base
@@ -197,7 +208,7 @@ class PrivateBroker:
     def _ctl(self, command: str) -> None:
         self._run("rabbitmqctl", "-n", self.node, command, timeout_s=CTL_TIMEOUT_S)
 
-    def _run(self, *argv: str, timeout_s: float) -> None:
+    def _run(self, *argv: str, timeout_s: float) -> str:
         done = subprocess.run(
             argv, env=self._env(), capture_output=True, text=True, timeout=timeout_s, check=False
         )
@@ -206,6 +217,7 @@ class PrivateBroker:
             raise PrivateBrokerError(
                 f"`{' '.join(argv)}` exited {done.returncode} for {self.node}:\n{output}"
             )
+        return done.stdout
 
     def _wait_for_amqp(self, failure: str) -> None:
         base = self._started_base()
