@@ -16,7 +16,6 @@ from certificate.uow import CertificateUnitOfWork
 from directdl.liveness import HeartbeatClock
 from directdl.runtime.live_settings import LiveSettings
 from directdl.runtime.service import Service, ServiceDefinition
-from directdl.runtime.tasks import AtStart
 
 NAME = "certificate"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -54,7 +53,7 @@ def bootstrap(settings: CertificateSettings | None = None) -> Service[Certificat
             store=store,
             uow_factory=CertificateUnitOfWork,
             migrations=MIGRATIONS,
-            tasks=(AtStart(live.announce),),
+            tasks=live.tasks(),
             collectors={"expiry": gauges.certificate_expiry},
         )
     )

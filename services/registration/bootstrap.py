@@ -8,7 +8,7 @@ from pathlib import Path
 from directdl.contracts.template import SourceProtocol
 from directdl.runtime.live_settings import LiveSettings
 from directdl.runtime.service import Service, ServiceDefinition
-from directdl.runtime.tasks import AtStart, Periodic
+from directdl.runtime.tasks import Periodic
 from registration.adapters import gauges
 from registration.adapters.orm import settings as settings_table
 from registration.adapters.orm import store
@@ -61,7 +61,7 @@ def bootstrap(settings: RegistrationSettings | None = None) -> Service[Registrat
             uow_factory=partial(RegistrationUnitOfWork, clock=clock),
             migrations=MIGRATIONS,
             tasks=(
-                AtStart(live.announce),
+                *live.tasks(),
                 Periodic("clock", lambda: PULSE_S, lambda _service: clock.pulse()),
             ),
             collectors={"hosts": partial(gauges.hosts_by_state, clock=clock)},

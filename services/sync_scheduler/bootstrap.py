@@ -7,7 +7,6 @@ from pathlib import Path
 from directdl.liveness import HeartbeatClock
 from directdl.runtime.live_settings import LiveSettings
 from directdl.runtime.service import Service, ServiceDefinition
-from directdl.runtime.tasks import AtStart
 from sync_scheduler.adapters.orm import settings as settings_table
 from sync_scheduler.adapters.orm import store
 from sync_scheduler.config import SchedulerSettings
@@ -46,6 +45,6 @@ def bootstrap(settings: SchedulerSettings | None = None) -> Service[SchedulerUni
             live_settings=live,
             # Replicas share the queues; RabbitMQ hands them to one consumer at a time.
             single_active_consumer=True,
-            tasks=(AtStart(live.announce),),
+            tasks=live.tasks(),
         )
     )

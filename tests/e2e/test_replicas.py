@@ -1,5 +1,6 @@
-"""Two replicas each of registration and certificate on PostgreSQL, sharing their queues: one
-of each is SIGKILLed mid-stream, and every effect happens exactly once."""
+"""Replicas on PostgreSQL: two each of registration and certificate, sharing their queues,
+lose one each to SIGKILL mid-stream with every effect done exactly once; of two schedulers,
+the standby takes over within one tick."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -21,6 +23,8 @@ from directdl.bus.client import DIRECT_REPLY_TO, ReplyTimeout
 from directdl.bus.topology import Topology
 from directdl.contracts import deploy
 from directdl.contracts.certificate import UploadCertificate
+from directdl.contracts.settings import UpdateSetting
+from directdl.runtime.live_settings import RELOAD_SECONDS
 from directdl_testing import keytool
 from directdl_testing.certs import make_self_signed
 from directdl_testing.counting import EveryReply
@@ -31,11 +35,15 @@ from directdl_testing.recorder import MessageRecorder
 
 pytestmark = pytest.mark.e2e
 
+T = TypeVar("T")
+
 COMMANDS = 2_000
 KILL_AFTER = 500  # commands published before a registration replica is SIGKILLed
 UPLOADS = 20
 KILL_UPLOAD_AFTER = 5
 HOSTS = ("host-1", "host-2")
+INTERVAL = "direct.download.certificate.background.task.interval"
+INTERVAL_HOURS = 0.001  # a timed sync run every 3.6 s
 IMAGE_BYTES = 8 * 2**20  # four seconds at the slow location's 2 MB/s
 
 
@@ -254,11 +262,75 @@ def _reply(client: EveryReply, message_id: str, deadline: float) -> Any:
         return None
 
 
+def _started(run: Any) -> datetime:
+    return datetime.fromisoformat(run.body["started_at"])
+
+
+def _runs_started_after(runs: MessageRecorder, moment: datetime) -> list[Any]:
+    runs.poll(0.1)
+    return [m for m in runs.messages if _started(m) > moment]
+
+
 def _waited(
-    find: Callable[[], list[ServiceProcess]], timeout: float = 20.0
-) -> list[ServiceProcess]:
+    find: Callable[[], list[T]], timeout: float = 20.0, what: str = "replica that handled it"
+) -> list[T]:
+    """What `find` returns once it is not empty; an AssertionError at the deadline."""
     deadline = time.monotonic() + timeout
     while not (found := find()):
-        assert time.monotonic() < deadline, "no replica handled the deploy"
+        assert time.monotonic() < deadline, f"no {what} within {timeout:g} s"
         time.sleep(0.1)
     return found
+
+
+@pytest.fixture
+def scheduler_database() -> Iterator[str]:
+    try:
+        with temporary_database() as url:
+            yield url
+    except PostgresUnavailable as err:
+        pytest.fail(str(err), pytrace=False)
+
+
+def test_the_standby_scheduler_takes_over_within_one_tick(
+    scheduler_database: str,  # first, so that the database outlives the services
+    start_service: Callable[..., ServiceProcess],
+    amqp_url: str,
+    topology: Topology,
+) -> None:
+    env = {"SYNC_SCHEDULER_DATABASE_URL": scheduler_database}
+    replicas = [start_service("sync_scheduler", "SYNC_SCHEDULER", env) for _ in range(2)]
+    interval_s = INTERVAL_HOURS * 3600
+    with (
+        EveryReply(amqp_url, topology, app_id="test-replicas") as client,
+        MessageRecorder(amqp_url, topology, "sync.run.completed") as runs,
+    ):
+        assert client.call(UpdateSetting(name=INTERVAL, value=INTERVAL_HOURS), timeout=15).ok
+        # Two runs: by then the standby has read the new interval too, and ticks with it.
+        runs.expect("sync.run.completed", timeout=RELOAD_SECONDS + 3 * interval_s, count=2)
+        # RabbitMQ's single active consumer: one replica gets every tick, the other none.
+        active = _waited(lambda: [r for r in replicas if handled(r, "sync.tick")])[0]
+        standby = next(r for r in replicas if r is not active)
+        assert handled(standby, "sync.tick") == 0
+
+        active.kill(signal.SIGKILL)
+        killed = datetime.now(UTC)
+        last_before = max(_started(m) for m in runs.messages)
+        first_after = _waited(
+            lambda: _runs_started_after(runs, killed),
+            timeout=3 * interval_s,
+            what="sync run started after the kill",
+        )[0]
+
+    ticks = standby.find_logs("message.handled", routing_key="sync.tick")
+    took_over = (datetime.fromisoformat(ticks[0]["timestamp"]) - killed).total_seconds()
+    gap = (_started(first_after) - last_before).total_seconds()
+    print(
+        f"\nthe standby handled its first tick {took_over:.1f} s after the active scheduler was "
+        f"SIGKILLed; timed runs {gap:.1f} s apart across the kill, every {interval_s:g} s"
+    )
+    assert first_after.body["trigger"] == "timer"
+    # Within one tick: the standby's own timer fires within an interval of the kill. Its
+    # first tick may come too soon after the last run to be due (under half an interval),
+    # and the next then runs: one run late by at most half an interval, none missed.
+    assert took_over <= interval_s + 1.0
+    assert gap <= 1.5 * interval_s + 1.0

@@ -4,6 +4,9 @@ Settings commands arrive on one queue that every service shares. Whichever servi
 answers list and get from what it knows (its own values, and the others' from their
 settings.changed events), refuses an unknown name or a bad value itself, and hands an update
 of another service's setting on to that owner, which answers the caller.
+
+Replicas of a service share its database, but a command or an event reaches only one of
+them: each replica reads the stored values again every few seconds.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from directdl.bus.processing import DEFERRED, Deferred
 from directdl.contracts import settings as msg
 from directdl.contracts.reply import Reply
 from directdl.runtime.db import UtcDateTime
+from directdl.runtime.tasks import AtStart, Periodic
 from directdl.runtime.uow import UnitOfWork
 from directdl.settings_catalog import SETTINGS, lookup, owned_by
 
@@ -29,6 +33,8 @@ if TYPE_CHECKING:
 SHARED_QUEUE = "settings.commands"
 # The work that tells everyone a service's values as it starts.
 ANNOUNCE = "settings.announce"
+# How soon a change that another replica of this service stored takes effect here.
+RELOAD_SECONDS = 5.0
 
 
 def settings_table(metadata: MetaData) -> Table:
@@ -90,6 +96,17 @@ class LiveSettings:
         )
         uow.after_commit(lambda: self.remember(name, value))
         return msg.SettingResult(setting=lookup(name).view(value))
+
+    def tasks(self) -> tuple[AtStart, Periodic]:
+        """What a service with settings runs beside its consumer: the announcement at start,
+        then the reload."""
+        reload = Periodic("settings.reload", lambda: RELOAD_SECONDS, self.reload, False)
+        return AtStart(self.announce), reload
+
+    def reload(self, service: Service[Any]) -> None:
+        """Read every stored value again, as stored by any replica of this service."""
+        with service.sessions() as session:
+            self.load(session)
 
     def announce(self, service: Service[Any]) -> None:
         """At start: load what is stored, and tell everyone this service's values."""
