@@ -72,7 +72,8 @@ ENV_EXAMPLE: dict[str, str] = dict(
 )
 # `${NAME:?message}`: a variable compose refuses to run without, saying what to do.
 REQUIRED = re.compile(r"\$\{([A-Z][A-Z0-9_]*):\?([^}]*)\}")
-INFRASTRUCTURE = ("rabbitmq", "postgres", "prometheus", "grafana")  # not in the Procfile
+# Not in the Procfile.
+INFRASTRUCTURE = ("rabbitmq", "rabbitmq-2", "rabbitmq-3", "postgres", "prometheus", "grafana")
 
 
 def interpolated(value: str) -> str:
@@ -609,3 +610,23 @@ def test_the_image_builds_directdl_with_the_build_backend_the_dev_lock_pins() ->
     assert re.search(r"^hatchling==[\d.]+ \\\n    --hash=sha256:", lock, re.M)
     copied = " ".join(arg for op, arg in dockerfile_instructions() if op == "COPY")
     assert "requirements-dev.lock" in copied
+
+
+def test_the_cluster_profile_adds_two_nodes_that_join_the_first_with_one_cookie() -> None:
+    members = {name: s for name, s in SERVICES.items() if s.get("profiles") == ["cluster"]}
+    assert sorted(members) == ["rabbitmq-2", "rabbitmq-3"]
+    first = env_of(SERVICES["rabbitmq"])
+    conf = (ROOT / "deploy/rabbitmq/cluster.conf").read_text().splitlines()
+    assert "cluster_formation.classic_config.nodes.1 = rabbit@rabbitmq" in conf
+    # Whatever the single node refuses, the others refuse too.
+    for line in (ROOT / "deploy/rabbitmq/rabbitmq.conf").read_text().splitlines():
+        if line and not line.startswith("#"):
+            assert line in conf, line
+    for name, member in members.items():
+        assert member["image"] == SERVICES["rabbitmq"]["image"], name
+        assert member["hostname"] == name
+        env = env_of(member)
+        for key in ("RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS", "RABBITMQ_CTL_ERL_ARGS"):
+            assert env[key] == first[key] == f"-setcookie {ENV_EXAMPLE['RABBITMQ_ERLANG_COOKIE']}"
+        assert "./deploy/rabbitmq/cluster.conf:/etc/rabbitmq/rabbitmq.conf:ro" in member["volumes"]
+        assert member["depends_on"]["rabbitmq"]["condition"] == "service_healthy"

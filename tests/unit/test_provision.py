@@ -38,6 +38,7 @@ def test_the_env_example_has_a_safe_password_for_every_broker_user_and_database_
     expected = {amqp_password_variable(user) for user in users}
     expected |= {db_password_variable(r.role) for r in database_roles(env)}
     expected |= {postgres_password_variable(), "GRAFANA_ADMIN_PASSWORD"}
+    expected |= {"RABBITMQ_ERLANG_COOKIE"}
     assert set(env) == expected
     assert all(SAFE_PASSWORD.fullmatch(value) for value in env.values())
     assert len(set(env.values())) == len(env)

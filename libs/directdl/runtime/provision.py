@@ -21,6 +21,7 @@ from directdl.runtime.accounts import ADMIN, deployment
 
 POSTGRES = "postgres"
 GRAFANA_PASSWORD_VARIABLE = "GRAFANA_ADMIN_PASSWORD"  # noqa: S105 - a variable's name
+ERLANG_COOKIE_VARIABLE = "RABBITMQ_ERLANG_COOKIE"
 # Passwords go into URLs (AMQP_URL, the database URLs) as they are: only RFC 3986's unreserved
 # characters need no escaping there.
 SAFE_PASSWORD = re.compile(r"[A-Za-z0-9._~-]{12,}")
@@ -93,6 +94,8 @@ def env_example(host_ids: Iterable[str]) -> str:
     for service in SERVICES:
         role = database_role_name(service)
         lines.append(f"{db_password_variable(role)}={service}-db-dev-password")
+    lines += ["", "# The Erlang cookie of the broker's nodes (`--profile cluster`)."]
+    lines.append(f"{ERLANG_COOKIE_VARIABLE}=rabbitmq-dev-cookie")
     lines += ["", "# Grafana's admin (`docker compose --profile grafana up`)."]
     lines.append(f"{GRAFANA_PASSWORD_VARIABLE}=grafana-dev-password")
     return "\n".join(lines) + "\n"

@@ -16,7 +16,9 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     amqp_url: str = Field(
-        DEFAULT_AMQP_URL, validation_alias=AliasChoices("AMQP_URL"), description="The broker."
+        DEFAULT_AMQP_URL,
+        validation_alias=AliasChoices("AMQP_URL"),
+        description="The broker: one URL, or a cluster's nodes as URLs separated by commas.",
     )
     exchange: str = Field(
         "directdl",
