@@ -52,11 +52,12 @@ run: deps install ## every service and the sample template server, against the b
 check: lint test-unit ## before a commit: lint, then the unit tests (under a minute)
 
 # Three processes on two cores: most tests wait on brokers, servers and timers, not the CPU.
-# `make test WORKERS=0` runs the suite in one process.
+# `make test WORKERS=0` runs the suite in one process. Work stealing: a process that runs out
+# takes tests queued for another, so the minute-long e2e tests do not all end up at the tail.
 WORKERS ?= 3
 
 test: deps install ## the whole suite: unit, integration and e2e, in $(WORKERS) processes
-	$(WITH_ENV) $(BIN)/pytest -n $(WORKERS)
+	$(WITH_ENV) $(BIN)/pytest -n $(WORKERS) --dist worksteal
 
 test-unit: install ## the unit tests: in-memory fakes only, no broker or server
 	$(BIN)/pytest -m unit
