@@ -1,6 +1,6 @@
 """A three-node RabbitMQ cluster loses the node that leads the services' queues during 2,000
 commands and a running deploy: nothing is lost, nothing is done twice, and every service
-consumes again within 10 s."""
+consumes again within 10 s of the node refusing connections."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from directdl.bus.discovery import discover
 from directdl.bus.topology import Topology
 from directdl.contracts import deploy
 from directdl_testing.accounts import TestAccounts
+from directdl_testing.broker import broker_answers
 from directdl_testing.broker_cluster import BrokerCluster
 from directdl_testing.counting import EveryReply
 from directdl_testing.isolation import unique_topology
@@ -95,10 +96,15 @@ def register_body(index: int) -> bytes:
 
 def leader_of_most(cluster: BrokerCluster, vhost: str, topology: Topology) -> tuple[str, int]:
     """The node leading the most of this topology's queues, and how many it leads; first
-    checking that every queue has a member on each of the three nodes."""
+    checking that every queue has a leader and a member online on each of the three nodes
+    (a queue lost within moments of being declared can lose what it held: rabbitmq-server
+    #10070)."""
     ours = [q for q in cluster.queues(vhost) if str(q["name"]).startswith(topology.queue_prefix)]
     nodes = sorted(node.node for node in cluster.nodes)
-    assert ours and all(sorted(q["members"]) == nodes for q in ours), ours  # type: ignore[call-overload]
+    assert ours
+    for queue in ours:
+        assert queue["leader"] in nodes, queue
+        assert sorted(queue["members"]) == sorted(queue["online"]) == nodes, queue  # type: ignore[call-overload]
     leaders = Counter(str(q["leader"]) for q in ours)
     return leaders.most_common(1)[0]
 
@@ -168,10 +174,13 @@ def test_losing_the_leading_node_loses_nothing_and_doubles_nothing(
 
         message_ids = [str(uuid.uuid4()) for _ in range(COMMANDS)]
         stopping = threading.Thread(target=doomed.stop)
+        back: dict[str, float] = {}
+        probing = threading.Thread(target=consuming_again, args=(url, topology, doomed, back))
         published_while_down = 0
         for index, message_id in enumerate(message_ids):
             if index == STOP_AFTER:
                 stopping.start()
+                probing.start()
                 lost_at = time.monotonic()
             elif index > STOP_AFTER and not stopping.is_alive():
                 published_while_down += 1
@@ -184,11 +193,11 @@ def test_losing_the_leading_node_loses_nothing_and_doubles_nothing(
                 correlation_id=message_id,
                 reply_to=DIRECT_REPLY_TO,
             )
+        published = time.monotonic() - lost_at
         stopping.join()
         stop_took = time.monotonic() - lost_at
-        back = consuming_again(url, topology, since=lost_at)
+        probing.join()
 
-        published = time.monotonic() - lost_at
         deployed = client.wait_reply("deploy", timeout=120, what="the deploy")
         unanswered = collect_replies(client, message_ids, timeout=60)
         # A reply in flight through the lost node is gone with it: ask again, as a client
@@ -214,7 +223,8 @@ def test_losing_the_leading_node_loses_nothing_and_doubles_nothing(
     print(
         f"\nlost {leader}, leader of {led} queues, after {STOP_AFTER} of {COMMANDS} commands "
         f"({published_while_down} more published once it was down; its stop took "
-        f"{stop_took:.1f} s); reconnected: {reconnected}; consuming again after (s): {back}; "
+        f"{stop_took:.1f} s); reconnected: {reconnected}; consuming again, in seconds after "
+        f"it refused connections: {back}; "
         f"redeliveries the inbox knew: {redelivered}; replies asked again: {len(unanswered)}; "
         f"all published {published:.1f} s and all answered {answered:.1f} s after the loss; "
         f"services started in {started:.1f} s"
@@ -244,12 +254,16 @@ def test_losing_the_leading_node_loses_nothing_and_doubles_nothing(
     assert max(back.values()) <= BACK_WITHIN_S, back
 
 
-def consuming_again(url: str, topology: Topology, since: float) -> dict[str, float]:
-    """The seconds from `since` (when the node began to stop) until each service answered a
-    service.discover asked now, the node gone: an upper bound, since a service may have come
-    back while the node was still stopping."""
-    back: dict[str, float] = {}
-    deadline = time.monotonic() + 3 * BACK_WITHIN_S
+def consuming_again(
+    url: str, topology: Topology, doomed: PrivateBroker, back: dict[str, float]
+) -> None:
+    """Fill `back` with the seconds from the moment `doomed` stopped taking connections
+    until each service answered a service.discover asked after it. Runs beside the stop,
+    which may take several seconds more on a loaded machine."""
+    while broker_answers(doomed.url, timeout_s=1.0) is None:
+        time.sleep(0.1)
+    gone = time.monotonic()
+    deadline = gone + 3 * BACK_WITHIN_S
     while len(back) < len(SERVICES) and time.monotonic() < deadline:
         try:
             answers = discover(url, topology, seconds=0.5)
@@ -258,8 +272,7 @@ def consuming_again(url: str, topology: Topology, since: float) -> dict[str, flo
             continue
         for answer in answers:
             service = "host-agent" if answer.service.startswith("host-agent") else answer.service
-            back.setdefault(service, round(time.monotonic() - since, 1))
-    return back
+            back.setdefault(service, round(time.monotonic() - gone, 1))
 
 
 def drain(events: MessageRecorder, quiet_s: float = 2.0) -> None:

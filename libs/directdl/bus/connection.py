@@ -64,8 +64,8 @@ def broker_user(url: str) -> str:
 
 def redact(url: str) -> str:
     """``url`` (each of its brokers) with the password replaced, for messages and logs."""
-    if "," in url:
-        return ",".join(redact(one) for one in broker_urls(url))
+    if "," in url:  # not validated here: a bad URL list still gets into the error that says so
+        return ",".join(redact(one.strip()) for one in url.split(",") if one.strip())
     parts = urlsplit(url)
     if parts.password is None:
         return url

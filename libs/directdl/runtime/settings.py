@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from directdl.bus.connection import broker_urls
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -72,6 +74,12 @@ class ServiceSettings(BaseSettings):
         le=20,
         description="Deliveries of a message that keeps failing before it is dead-lettered.",
     )
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _one_user_on_every_node(cls, url: str) -> str:
+        broker_urls(url)  # a ValueError says what is wrong; pydantic names the variable
+        return url
 
     def resolved_database_url(self, service: str) -> str:
         if self.database_url:

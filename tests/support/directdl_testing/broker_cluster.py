@@ -62,9 +62,11 @@ class BrokerCluster:
         return sorted(status["running_nodes"])
 
     def queues(self, vhost: str, through: PrivateBroker | None = None) -> list[dict[str, object]]:
-        """Every queue of `vhost` with its type, leader and members, as a node reports them."""
+        """Every queue of `vhost` with its type, leader, members and the members online, as a
+        node reports them."""
+        columns = ("name", "type", "leader", "members", "online")
         out = (through or self.nodes[0]).ctl(
-            "list_queues", "-p", vhost, "name", "type", "leader", "members", "--formatter", "json"
+            "list_queues", "-p", vhost, *columns, "--formatter", "json"
         )
         queues: list[dict[str, object]] = json.loads(out)
         return queues
