@@ -41,8 +41,11 @@ def host_beats(
 ) -> None:
     """Record a batch of heartbeats in one statement; tell who came Up or said it stops, ask
     for the inventories not held, and fail over the attempts of the hosts that stop."""
-    # Before the watchdog's next look: this batch says how far behind the beats it is.
-    uow.clock.observe([beat.sent_at for beat in messages])
+    # This batch says how far behind the beats are, but only once its beats are committed:
+    # a host.list or a watchdog look in between would judge the last_seen stored before it
+    # at a clock moved up to this batch, and in a backlog every host would look silent.
+    sent_at = [beat.sent_at for beat in messages]
+    uow.after_commit(lambda: uow.clock.observe(sent_at))
     beats = list({beat.host_id: beat for beat in messages}.values())  # each host's last
     firsts = {beat.host_id: beat for beat in reversed(messages)}
     ids = [beat.host_id for beat in beats]
