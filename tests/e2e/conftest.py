@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -30,6 +31,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     # Teardown of the service fixtures reads this to decide whether to print the logs.
     setattr(item, f"e2e_report_{report.when}", report)
     return report
+
+
+@pytest.fixture
+def make_run_ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Held while a test runs what `make run` runs, on the fixed ports the README names:
+    two such tests on two xdist workers would otherwise take each other's ports."""
+    # The parent of a worker's base temp is shared by every worker of this session.
+    lock = tmp_path_factory.getbasetemp().parent / "make-run-ports.lock"
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        yield
 
 
 @pytest.fixture

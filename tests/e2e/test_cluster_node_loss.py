@@ -19,10 +19,11 @@ from typing import Any
 import pytest
 from pika.exceptions import AMQPError
 
-from directdl.bus.client import DIRECT_REPLY_TO, ReplyTimeout
-from directdl.bus.discovery import discover
+from directdl.bus.client import DIRECT_REPLY_TO, BusClient, ReplyTimeout
+from directdl.bus.publisher import PublishError
 from directdl.bus.topology import Topology
 from directdl.contracts import deploy
+from directdl.contracts.service import DiscoverServices, ServiceAnnounced
 from directdl_testing.accounts import TestAccounts
 from directdl_testing.broker import broker_answers
 from directdl_testing.broker_cluster import BrokerCluster
@@ -259,20 +260,30 @@ def consuming_again(
 ) -> None:
     """Fill `back` with the seconds from the moment `doomed` stopped taking connections
     until each service answered a service.discover asked after it. Runs beside the stop,
-    which may take several seconds more on a loaded machine."""
+    which may take several seconds more on a loaded machine.
+
+    One listener asks again every second and keeps every answer: an answer queued behind
+    the backlog of commands still proves its service consumes, however late it comes."""
     while broker_answers(doomed.url, timeout_s=1.0) is None:
         time.sleep(0.1)
     gone = time.monotonic()
     deadline = gone + 3 * BACK_WITHIN_S
+
+    def on_announced(_routing_key: str, body: bytes) -> None:
+        service = ServiceAnnounced.model_validate_json(body).service
+        service = "host-agent" if service.startswith("host-agent") else service
+        back.setdefault(service, round(time.monotonic() - gone, 1))
+
+    question = DiscoverServices().model_dump_json().encode()
     while len(back) < len(SERVICES) and time.monotonic() < deadline:
         try:
-            answers = discover(url, topology, seconds=0.5)
-        except (AMQPError, OSError):  # the survivor is busy electing leaders: ask again
+            with BusClient(url, topology, app_id="test-cluster-probe") as client:
+                client.watch((ServiceAnnounced.routing_key,), on_announced)
+                while len(back) < len(SERVICES) and time.monotonic() < deadline:
+                    client.publish(DiscoverServices.routing_key, question)
+                    client.pump(1.0)
+        except (AMQPError, OSError, PublishError):  # the survivor is electing leaders: again
             time.sleep(0.2)
-            continue
-        for answer in answers:
-            service = "host-agent" if answer.service.startswith("host-agent") else answer.service
-            back.setdefault(service, round(time.monotonic() - gone, 1))
 
 
 def drain(events: MessageRecorder, quiet_s: float = 2.0) -> None:

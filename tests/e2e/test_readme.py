@@ -66,7 +66,7 @@ def env(vhost_url: str, topology: Topology) -> dict[str, str]:
 
 
 @pytest.fixture
-def make_run(workdir: Path, env: dict[str, str]) -> Iterator[None]:
+def make_run(make_run_ports: None, workdir: Path, env: dict[str, str]) -> Iterator[None]:
     """What `make run` starts, with the environment the Makefile gives it. honcho prints every
     process's output, prefixed with its name, to make-run.log."""
     log = workdir / "make-run.log"

@@ -66,7 +66,7 @@ class Run:
 
 
 def test_an_idle_make_run_prints_little_and_a_deploy_says_it_started_and_ended(
-    tmp_path: Path, vhost_url: str, topology: Topology
+    make_run_ports: None, tmp_path: Path, vhost_url: str, topology: Topology
 ) -> None:
     busy = [port for port in PORTS if _busy(port)]
     if busy:
