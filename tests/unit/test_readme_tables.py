@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from api.config import ApiSettings
 from certificate.config import CertificateSettings
 from directdl.contracts.errors import ErrorCode
 from directdl.runtime import docs, readme
@@ -89,6 +90,7 @@ def test_readme_tables_match_the_code() -> None:
 
 def test_settings_classes_are_found_through_the_entry_points() -> None:
     assert readme.service_settings() == {
+        "api": ApiSettings,
         "certificate": CertificateSettings,
         "host-agent": HostAgentSettings,
         "registration": RegistrationSettings,

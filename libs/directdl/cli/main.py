@@ -11,7 +11,17 @@ from typer._completion_classes import completion_init
 from typer.completion import install_callback, show_callback
 
 from directdl.bus.topology import Topology
-from directdl.cli import certificates, deploys, pools, prepare, settings, sync, templates, watch
+from directdl.cli import (
+    apikeys,
+    certificates,
+    deploys,
+    pools,
+    prepare,
+    settings,
+    sync,
+    templates,
+    watch,
+)
 from directdl.cli.formats import FormattedGroup
 from directdl.cli.output import out
 from directdl.cli.session import Session
@@ -42,6 +52,7 @@ app.add_typer(certificates.app, name="cert")
 app.add_typer(settings.app, name="settings")
 app.add_typer(sync.app, name="sync")
 app.add_typer(sync.zones, name="zone")
+app.add_typer(apikeys.app, name="apikey")
 app.command("status")(watch.status)
 app.command("events")(watch.events)
 

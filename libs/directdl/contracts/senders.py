@@ -14,6 +14,11 @@ REGISTRATION = "registration"
 CERTIFICATE = "certificate"
 SYNC_SCHEDULER = "sync-scheduler"
 SERVICES = (REGISTRATION, CERTIFICATE, SYNC_SCHEDULER)
+# The CloudStack API gateway: a client of the others, which sends what operators send, so it
+# is trusted as an operator is and never as the services above are.
+GATEWAY = "api"
+CENTRAL = (*SERVICES, GATEWAY)
+"""Every service with its own database and broker user, besides the host agents."""
 HOST_USER_PREFIX = "host-agent-"
 
 

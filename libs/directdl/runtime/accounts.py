@@ -23,7 +23,7 @@ from directdl.bus.dispatch import Handlers
 from directdl.bus.tables import AGENT, roles_of, service_tables
 from directdl.bus.topology import Topology
 from directdl.contracts.roles import Roles
-from directdl.contracts.senders import SERVICES, Operators, host_user
+from directdl.contracts.senders import GATEWAY, SERVICES, Operators, host_user
 
 ADMIN = "admin"
 OPERATOR = "cli"
@@ -184,6 +184,32 @@ def operator_account(
     )
 
 
+def gateway_account(
+    names: Names, password: str | None = None, roles: Roles | None = None
+) -> Account:
+    """The CloudStack API gateway: a service's own queues, for its table, and an operator's
+    commands, replies and server-named queues, for the clients it speaks for."""
+    table = service_tables()[GATEWAY]
+    declared, consumed = _own_queues(f"{names.queue_prefix}{_escape(GATEWAY)}", table.queues)
+    exchanges = (names.exchange, rf"{names.exchange}\.dlx")
+    topic = None
+    if names.topic_exchange is not None:
+        known = roles or roles_of(service_tables())
+        commands = [m.routing_key for m in known.consumers if isinstance(m.sent_by, Operators)]
+        published = [m.routing_key for m in table.publishes()]
+        topic = TopicGrant(names.topic_exchange, write=_keys([*commands, *published]), read="^.*$")
+    return Account(
+        GATEWAY,
+        password or dev_password(GATEWAY),
+        Grant(
+            configure=_anchored(*exchanges, *declared, SERVER_NAMED),
+            write=_anchored(*exchanges, r"amq\.default", *declared, SERVER_NAMED),
+            read=_anchored(*exchanges, *consumed, SERVER_NAMED),
+        ),
+        topic,
+    )
+
+
 def admin_account(password: str | None = None) -> Account:
     return Account(
         ADMIN, password or dev_password(ADMIN), Grant(".*", ".*", ".*"), None, ("administrator",)
@@ -197,6 +223,7 @@ def deployment(host_ids: Iterable[str], topology: Topology | None = None) -> lis
         admin_account(),
         operator_account(names),
         *(service_account(service, names) for service in SERVICES),
+        gateway_account(names),
         *(host_account(host_id, names) for host_id in host_ids),
     ]
 

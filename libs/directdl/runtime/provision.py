@@ -16,7 +16,7 @@ import psycopg
 import requests
 from psycopg import sql
 
-from directdl.contracts.senders import SERVICES
+from directdl.contracts.senders import CENTRAL
 from directdl.runtime.accounts import ADMIN, deployment
 
 POSTGRES = "postgres"
@@ -91,7 +91,7 @@ def env_example(host_ids: Iterable[str]) -> str:
         lines.append(f"{amqp_password_variable(account.user)}={account.user}-dev-password")
     lines += ["", "# PostgreSQL: its superuser, and one role per central service."]
     lines.append(f"{postgres_password_variable()}={POSTGRES}-dev-password")
-    for service in SERVICES:
+    for service in CENTRAL:
         role = database_role_name(service)
         lines.append(f"{db_password_variable(role)}={service}-db-dev-password")
     lines += ["", "# The Erlang cookie of the broker's nodes (`--profile cluster`)."]
@@ -132,7 +132,7 @@ def import_definitions(
 
 def database_roles(env: Mapping[str, str]) -> list[DatabaseRole]:
     """One role and one database per central service, with the passwords from ``env``."""
-    roles = [database_role_name(service) for service in SERVICES]
+    roles = [database_role_name(service) for service in CENTRAL]
     return [DatabaseRole(role, password(env, db_password_variable(role))) for role in roles]
 
 

@@ -26,7 +26,7 @@ from directdl.bus.relay_thread import RelayThread
 from directdl.bus.store import MessageStore
 from directdl.bus.topology import Topology
 from directdl.contracts.base import Message
-from directdl.contracts.senders import SERVICES, is_host_user
+from directdl.contracts.senders import CENTRAL, is_host_user
 from directdl.runtime import db, metrics
 from directdl.runtime.announce import ANNOUNCE, Announcer, health_url
 from directdl.runtime.faults import Faults
@@ -253,7 +253,7 @@ def _check_identity(name: str, amqp_url: str) -> None:
     """Consumers believe a service's messages only from the broker user named after it, so a
     service connecting as anyone else would be ignored by all; better to refuse to start."""
     user = broker_user(amqp_url)
-    if (name in SERVICES or is_host_user(name)) and user != name:
+    if (name in CENTRAL or is_host_user(name)) and user != name:
         raise IdentityMismatch(
             f"{name} connects to the broker as {user!r}, but the others believe its messages "
             f"only from the user {name!r}: set AMQP_URL to that user's credentials"

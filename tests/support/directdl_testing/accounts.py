@@ -18,6 +18,7 @@ from directdl.runtime.accounts import (
     ProvisioningError,
     account_url,
     definitions,
+    gateway_account,
     host_account,
     operator_account,
     provision,
@@ -47,6 +48,7 @@ class TestAccounts:
         return [
             operator_account(names),
             *(service_account(service, names) for service in SERVICES),
+            gateway_account(names),
             *(host_account(host_id, names) for host_id in HOST_IDS),
         ]
 

@@ -1,0 +1,1 @@
+"""The CloudStack API gateway: CloudStack's HTTP API over directdl's bus."""

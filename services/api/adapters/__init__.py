@@ -1,0 +1,1 @@
+"""The gateway's adapters: its tables, repositories, the bus callers and the HTTP server."""

@@ -1,0 +1,1 @@
+"""CloudStack's side of the gateway: signatures, parameters, response shapes."""
