@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 from api.bootstrap import NAME, bootstrap
 from api.config import ApiSettings
 from directdl.runtime.logging import configure_logging
@@ -9,7 +11,13 @@ from directdl.runtime.service import run_until_signalled
 
 
 def main() -> None:
-    settings = ApiSettings()
+    try:
+        settings = ApiSettings()
+    except ValidationError as err:  # one line, not a traceback: API_SECRETS_KEY is unset
+        problems = "; ".join(
+            f"API_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in err.errors()
+        )
+        raise SystemExit(f"api: {problems}") from err
     configure_logging(NAME, settings.log_level)
     service = bootstrap(settings)
     service.migrate()

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import structlog
 
-from api.domain.jobs import Job
+from api.domain.jobs import OUTCOME, Job
 from api.domain.keys import ApiKey, new_key_pair
 from api.uow import ApiUnitOfWork
 from directdl.bus.dispatch import Handlers, On
@@ -19,8 +19,6 @@ from directdl.runtime.announce import ANNOUNCE_HANDLERS
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
-# What a finished deploy's job keeps until a query makes CloudStack's jobresult of it.
-DEPLOYED = "deployed"
 
 
 def create_key(cmd: msg.CreateApiKey, uow: ApiUnitOfWork, clock: Clock) -> msg.ApiKeyCreated:
@@ -77,7 +75,7 @@ def ended(
     """A deploy's job, once its deploy has ended as this event says."""
     if isinstance(evt, deploy.TemplateDeployed):
         fields = deploy.TemplateDeployedFields.model_validate(evt.model_dump())
-        return job.succeeded({DEPLOYED: fields.model_dump(mode="json")}, now)
+        return job.succeeded({OUTCOME: fields.model_dump(mode="json")}, now)
     attempts = "; ".join(f"{a.host_id}: {a.message}" for a in evt.attempts if a.message)
     text = f"Template {evt.template_id} could not be deployed ({evt.code}): {evt.message}" + (
         f". Attempts: {attempts}" if attempts else ""

@@ -7,7 +7,9 @@ import hashlib
 import json
 import os
 import subprocess
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from directdl_testing import keytool
 from directdl_testing.accounts import TestAccounts
 from directdl_testing.nginx import Nginx
 from directdl_testing.processes import ServiceProcess, free_port
+from directdl_testing.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -32,13 +35,20 @@ CS = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "cs"
 
 @pytest.fixture
 def nginx() -> Iterator[Nginx]:
-    with Nginx() as server:
+    with Nginx(slow_rate="2m") as server:
         yield server
 
 
+@dataclass
+class Stack:
+    endpoint: str
+    gateway: ServiceProcess
+    gateway_env: dict[str, str]
+
+
 @pytest.fixture
-def gateway(start_service: Callable[..., ServiceProcess]) -> str:
-    """Every service, two agents and the gateway; the gateway's endpoint."""
+def stack(start_service: Callable[..., ServiceProcess]) -> Stack:
+    """Every service, two agents and the gateway."""
     start_service("registration", extra_env={"REGISTRATION_WATCHDOG_INTERVAL": BEAT})
     start_service("certificate", env_prefix="CERTIFICATE")
     start_service("sync_scheduler", env_prefix="SYNC_SCHEDULER")
@@ -53,12 +63,15 @@ def gateway(start_service: Callable[..., ServiceProcess]) -> str:
             },
         )
     port = free_port()
-    start_service(
-        "api",
-        env_prefix="API",
-        extra_env={"API_LISTEN_PORT": str(port), "API_SECRETS_KEY": SECRETS_KEY},
-    )
-    return f"http://127.0.0.1:{port}/client/api"
+    env = {"API_LISTEN_PORT": str(port), "API_SECRETS_KEY": SECRETS_KEY}
+    gateway = start_service("api", env_prefix="API", extra_env=env)
+    return Stack(f"http://127.0.0.1:{port}/client/api", gateway, env)
+
+
+@pytest.fixture
+def gateway(stack: Stack) -> str:
+    """The gateway's endpoint."""
+    return stack.endpoint
 
 
 @pytest.fixture
@@ -150,6 +163,20 @@ def test_a_cloudstack_session_with_cs_registers_trusts_prepares_revokes_and_dele
     assert placed["datastore"] == "pool-host-1" and placed["downloadState"] == "DOWNLOADED"
     pooled = data_dir / "host_agent" / "pools" / "host-1" / template_id
     assert hashlib.sha256(pooled.read_bytes()).hexdigest() == digest
+    # And listTemplates says where it is, from the hosts' inventories.
+    wait_until(
+        lambda: (
+            [
+                d["datastore"]
+                for d in api.listTemplates(templatefilter="all", id=template_id)["template"][0][
+                    "downloaddetails"
+                ]
+            ]
+            == ["pool-host-1"]
+        ),
+        timeout=10,
+        what="pool-host-1 in the template's downloaddetails",
+    )
 
     listed_certs = api.listTemplateDirectDownloadCertificates(zoneid="zone-1", listhosts=True)
     (entry,) = listed_certs["directdownloadcertificate"]
@@ -210,3 +237,72 @@ def test_bad_credentials_and_unknown_commands_get_cloudstacks_401(
 
 def _truststore(data_dir: Path, host_id: str) -> Path:
     return data_dir / "host_agent" / "truststores" / f"{host_id}.p12"
+
+
+def register(api: CloudStack, nginx: Nginx, name: str, data: bytes, slow: bool = False) -> str:
+    nginx.add_file(name, data)
+    where = f"{nginx.http_url}/slow/{name}" if slow else f"{nginx.http_url}/{name}"
+    registered = api.registerTemplate(
+        name=name,
+        url=where,
+        zoneid="zone-1",
+        hypervisor="KVM",
+        format="RAW",
+        checksum="{SHA-256}" + hashlib.sha256(data).hexdigest(),
+    )
+    return str(registered["template"][0]["id"])
+
+
+def test_a_prepare_job_outlives_a_gateway_killed_while_its_deploy_runs(
+    stack: Stack, keys: tuple[str, str], nginx: Nginx, data_dir: Path
+) -> None:
+    api = CloudStack(endpoint=stack.endpoint, key=keys[0], secret=keys[1], timeout=40)
+    image = os.urandom(8 * 2**20)  # four seconds at the slow location's 2 MB/s
+    template_id = register(api, nginx, "big.raw", image, slow=True)
+    started = api.prepareTemplate(templateid=template_id, zoneid="zone-1", hostid="host-2")
+    job_id = started["jobid"]
+    assert api.queryAsyncJobResult(jobid=job_id)["jobstatus"] == 0
+
+    stack.gateway.kill()  # SIGKILL: the deploy's end comes while no gateway runs
+    time.sleep(5)
+    stack.gateway.restart(stack.gateway_env)
+
+    deadline = time.monotonic() + 60
+    while (job := api.queryAsyncJobResult(jobid=job_id))["jobstatus"] == 0:
+        assert time.monotonic() < deadline, job
+        time.sleep(0.5)
+    assert (job["jobstatus"], job["jobresultcode"]) == (1, 0), job
+    (placed,) = job["jobresult"]["template"]["downloaddetails"]
+    assert placed["datastore"] == "pool-host-2" and placed["host"] == "host-2"
+    assert (data_dir / "host_agent" / "pools" / "host-2" / template_id).read_bytes() == image
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "words"),
+    [
+        ({"name": None}, 431, "due to missing parameter name"),
+        ({"hypervisor": "VMware"}, 431, "Only direct download of KVM templates"),
+        ({"directdownload": "false"}, 432, "Only direct download of KVM templates"),
+        ({"checksum": "{SHA-256}12ab"}, 431, "checksum"),
+        ({"url": "ftp://127.0.0.1/t.raw"}, 431, "ftp"),
+        ({"format": "VHD"}, 431, "format"),
+    ],
+    ids=["missing-name", "vmware", "not-direct", "bad-checksum", "ftp", "vhd"],
+)
+def test_bad_input_gets_cloudstacks_answer_and_registers_nothing(
+    gateway: str, keys: tuple[str, str], change: dict[str, str | None], status: int, words: str
+) -> None:
+    api = CloudStack(endpoint=gateway, key=keys[0], secret=keys[1], timeout=40)
+    params: dict[str, str | None] = {
+        "name": "t",
+        "url": "http://127.0.0.1:9/t.raw",
+        "zoneid": "zone-1",
+        "hypervisor": "KVM",
+        "format": "RAW",
+    } | change
+    with pytest.raises(CloudStackApiException) as refused:
+        api.registerTemplate(**{k: v for k, v in params.items() if v is not None})
+    error = refused.value.error
+    assert error["errorcode"] == status, error
+    assert words.lower() in error["errortext"].lower(), error
+    assert api.listTemplates(templatefilter="all") == {}

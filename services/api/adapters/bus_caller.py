@@ -52,7 +52,7 @@ class BusCaller:
     ) -> Reply:
         """As `ask`, for a command as sent before: the same bytes under the same message_id,
         which the inbox of the service that took it answers again without redoing it."""
-        client = self._client()
+        client = self._client(routing_key)
         try:
             return client.call_raw(routing_key, body, timeout=timeout, message_id=message_id)
         except ReplyTimeout as err:
@@ -77,14 +77,14 @@ class BusCaller:
             except (AMQPError, OSError):
                 log.debug("bus.close_failed", exc_info=True)
 
-    def _client(self) -> BusClient:
+    def _client(self, routing_key: str) -> BusClient:
         client: BusClient | None = getattr(self._local, "client", None)
         if client is not None:
             return client
         try:
             client = BusClient(self.url, self.topology, app_id="api")
         except (AMQPError, OSError) as err:
-            raise self._unavailable("the bus", err) from err
+            raise self._unavailable(routing_key, err) from err
         self._local.client = client
         with self._lock:
             self._clients.append(client)

@@ -33,8 +33,10 @@ class JobDesk:
             job = uow.jobs.get_for_update(job_id)
             if job is None:
                 return None
+            if not job.pending:
+                return job
             changed = change(job)
-            if changed is not job and (job.pending or not changed.pending):
+            if changed is not job:
                 uow.jobs.save(changed)
                 uow.commit()
             return changed

@@ -13,15 +13,12 @@ from api.cloudstack.call import Call
 from api.cloudstack.errors import ApiError, CsErrorCode
 from api.cloudstack.fields import JOB
 from api.cloudstack.spec import Api, Param
-from api.domain.jobs import Job, JobStatus
+from api.domain.jobs import JOBRESULT, OUTCOME, Job, JobStatus
 from directdl.contracts import deploy
 from directdl.contracts.base import Command
 from directdl.contracts.errors import ErrorCode
 from directdl.contracts.reply import Reply
 
-# What directdl answered, kept until a query makes the CloudStack `jobresult` of it.
-OUTCOME = "outcome"
-JOBRESULT = "jobresult"
 # How long a start waits for the answer, which most commands give at once: a refusal is
 # then an HTTP error, as CloudStack's parameter checks are, and not a failed job.
 START_WAIT_S = 3.0

@@ -7,6 +7,11 @@ from datetime import datetime
 from enum import IntEnum
 from typing import Any
 
+# What directdl answered when a job ended (a reply's result, or a deploy event's fields),
+# under this key of `Job.result` until a query makes CloudStack's `jobresult` of it.
+OUTCOME = "outcome"
+JOBRESULT = "jobresult"
+
 
 class JobStatus(IntEnum):
     """queryAsyncJobResult's `jobstatus`."""
@@ -29,8 +34,7 @@ class Job:
     status: JobStatus = JobStatus.PENDING
     progress: int = 0
     result_code: int = 0
-    # What directdl answered (a reply's `result`, or a deploy event's fields), until the
-    # gateway has made CloudStack's `jobresult` of it; then that.
+    # {OUTCOME: what directdl answered}, then {JOBRESULT: CloudStack's jobresult of it}.
     result: dict[str, Any] | None = None
     error_text: str | None = None
     completed_at: datetime | None = None

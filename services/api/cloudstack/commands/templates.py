@@ -10,6 +10,7 @@ from api.cloudstack.errors import ApiError, ApiErrorCode, CsErrorCode
 from api.cloudstack.fields import SUCCESS, TEMPLATE
 from api.cloudstack.responses import listing, page
 from api.cloudstack.spec import Api, Param
+from directdl.contracts import host
 from directdl.contracts import template as tpl
 
 # directdl's field names, as CloudStack names the parameters they come from.
@@ -55,7 +56,12 @@ def list_templates(call: Call) -> dict[str, Any]:
     found = _templates(call, zone)
     pairs = [(view, z) for view in found for z in view.zone_ids if zone in (None, z)]
     shown = page(pairs, call.integer("page"), call.integer("pagesize"))
-    items = [views.template_response(view, z) for view, z in shown]
+    # Where each is on primary storage, as the hosts' inventories say: downloaddetails.
+    hosts = _hosts(call, zone) if shown else []
+    items = [
+        views.template_response(view, z, views.pools_holding(view.id, z, hosts))
+        for view, z in shown
+    ]
     return listing("template", items, count=len(pairs))
 
 
@@ -103,6 +109,11 @@ def _templates(call: Call, zone: str | None) -> list[tpl.TemplateView]:
         if not result.items or len(found) >= result.total:
             return found
         number += 1
+
+
+def _hosts(call: Call, zone: str | None) -> list[host.HostView]:
+    command = call.command(host.ListHosts, NAMES, zone_id=zone)
+    return host.HostList.model_validate(call.bus.call(command)).items
 
 
 def _check_direct_kvm(call: Call) -> None:
