@@ -42,5 +42,5 @@ ENV PATH=/app/.venv/bin:$PATH \
     DIRECTDL_DATA_DIR=/var/lib/directdl
 WORKDIR /app
 USER directdl
-EXPOSE 8081 8082 8083 8090 8091
+EXPOSE 8080 8081 8082 8083 8084 8090 8091
 CMD ["python", "-m", "registration"]

@@ -12,9 +12,12 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from cryptography.fernet import Fernet
 
 from directdl.bus.connection import broker_user
 from directdl.bus.topology import Topology
@@ -27,6 +30,7 @@ from directdl.runtime.accounts import (
     provision,
 )
 from directdl.runtime.logging import FORMAT_VARIABLE, short_line
+from directdl.runtime.provision import SECRETS_KEY_VARIABLE
 from directdl.runtime.settings import DEFAULT_AMQP_URL
 
 # `make run` runs from a source checkout (an editable install): this file is
@@ -35,11 +39,15 @@ ROOT = Path(__file__).resolve().parents[2]
 PROCFILE = ROOT / "Procfile"
 NGINX_CONF = ROOT / "deploy/nginx/nginx.conf"  # compose's templates server
 MAKE_SAMPLE = ROOT / "deploy/templates/make_sample.py"  # compose's template-init
-# The host ports compose publishes its templates server on, and the names its certificate is
-# for: compose's host name, and those the local server is reached by.
-SAMPLE_PORTS = (8080, 8443)
+# The host ports compose publishes its templates server on (not 8080, CloudStack's API port,
+# which the gateway serves), and the names its certificate is for: compose's host name, and
+# those the local server is reached by.
+SAMPLE_PORTS = (8088, 8443)
 SAMPLE_NAMES = ("templates", "localhost", "127.0.0.1")
 COMPOSE_ROOT = "/srv/templates"  # where compose mounts the templates volume
+# The gateway's key for the API keys' secrets, when the environment has none: made at the
+# first run and kept, so that the secrets stored then stay readable at the next.
+SECRETS_KEY_FILE = Path("api/secrets.key")
 ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.S)
 
 
@@ -145,6 +153,33 @@ def serve_sample(data_dir: Path) -> bool:
     return True
 
 
+def secrets_key(data_dir: Path, environ: Mapping[str, str]) -> str:
+    """The gateway's API_SECRETS_KEY: the environment's if it has one, else the key in the data
+    directory, which the first run generates (readable by its owner only)."""
+    given = environ.get(SECRETS_KEY_VARIABLE)
+    if given:
+        return given
+    path = data_dir / SECRETS_KEY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # Exclusive: a key already there encrypts secrets already stored, and stays.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_text().strip()
+    else:
+        key = Fernet.generate_key().decode()
+        with os.fdopen(fd, "w") as file:
+            file.write(key + "\n")
+    try:
+        Fernet(key)
+    except ValueError as err:
+        raise LaunchError(
+            f"{path} holds no Fernet key: set {SECRETS_KEY_VARIABLE}, or delete the file "
+            "(the API keys' secrets stored under it become unreadable)"
+        ) from err
+    return key
+
+
 def procfile_commands(path: Path = PROCFILE) -> dict[str, str]:
     """Each process's name and its command line as written, for the shell honcho runs it in.
     Lines that are not `name: command` (comments) are skipped, as honcho skips them."""
@@ -179,12 +214,18 @@ def main() -> int:
     except (LaunchError, OSError, subprocess.CalledProcessError) as err:
         print(f"cannot write the sample template: {err}", file=sys.stderr)
         return 1
+    try:
+        key = secrets_key(data_dir, os.environ)
+    except (LaunchError, OSError) as err:
+        print(f"cannot keep the API gateway's secrets key: {err}", file=sys.stderr)
+        return 1
     names = [n for n, argv in processes.items() if nginx or command_of(argv)[:1] != ["nginx"]]
     env = os.environ | {
         # The Procfile's `python` is this virtualenv's.
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         "DIRECTDL_DATA_DIR": str(data_dir),
         "PYTHONUNBUFFERED": "1",  # honcho relays each line as it is written
+        SECRETS_KEY_VARIABLE: key,
     }
     env |= {amqp_variable(user): url for user, url in urls.items()}
     # Asked for a format, the user gets every line as the services write it; else they write

@@ -22,6 +22,7 @@ from directdl.contracts.apikey import ApiKeyCreated, CreateApiKey
 from directdl_testing import keytool
 from directdl_testing.accounts import TestAccounts
 from directdl_testing.nginx import Nginx
+from directdl_testing.postgres import PostgresUnavailable, temporary_database
 from directdl_testing.processes import ServiceProcess, free_port
 from directdl_testing.waiting import wait_until
 
@@ -306,3 +307,59 @@ def test_bad_input_gets_cloudstacks_answer_and_registers_nothing(
     assert error["errorcode"] == status, error
     assert words.lower() in error["errortext"].lower(), error
     assert api.listTemplates(templatefilter="all") == {}
+
+
+def test_two_gateway_replicas_on_postgresql_share_keys_and_jobs(
+    start_service: Callable[..., ServiceProcess],
+    broker_accounts: TestAccounts,
+    topology: Topology,
+    nginx: Nginx,
+    data_dir: Path,
+) -> None:
+    start_service("registration", extra_env={"REGISTRATION_WATCHDOG_INTERVAL": BEAT})
+    start_service(
+        "host_agent",
+        env_prefix="HOST_AGENT",
+        extra_env={
+            "HOST_AGENT_HOST_ID": "host-1",
+            "HOST_AGENT_POOL_ID": "pool-host-1",
+            "HOST_AGENT_HEARTBEAT_INTERVAL": BEAT,
+        },
+    )
+    try:
+        with temporary_database() as database:
+            replicas = []
+            for _ in range(2):
+                port = free_port()
+                env = {
+                    "API_LISTEN_PORT": str(port),
+                    "API_SECRETS_KEY": SECRETS_KEY,
+                    "API_DATABASE_URL": database,
+                }
+                replicas.append((start_service("api", env_prefix="API", extra_env=env), port))
+            with BusClient(broker_accounts.url("cli"), topology) as client:
+                reply = client.call(CreateApiKey(name="replicas"), timeout=20)
+            created = ApiKeyCreated.model_validate(reply.result)
+            first, second = (
+                CloudStack(
+                    endpoint=f"http://127.0.0.1:{port}/client/api",
+                    key=created.key.api_key,
+                    secret=created.secret_key,
+                    timeout=40,
+                )
+                for _, port in replicas
+            )
+            image = os.urandom(8 * 2**20)
+            template_id = register(first, nginx, "shared.raw", image, slow=True)
+            job_id = first.prepareTemplate(templateid=template_id, zoneid="zone-1")["jobid"]
+            replicas[0][0].kill()  # the replica that started the job is gone
+
+            deadline = time.monotonic() + 60
+            while (job := second.queryAsyncJobResult(jobid=job_id))["jobstatus"] == 0:
+                assert time.monotonic() < deadline, job
+                time.sleep(0.5)
+            assert (job["jobstatus"], job["jobresultcode"]) == (1, 0), job
+            pooled = data_dir / "host_agent" / "pools" / "host-1" / template_id
+            assert pooled.read_bytes() == image
+    except PostgresUnavailable as err:
+        pytest.fail(str(err), pytrace=False)

@@ -25,8 +25,8 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()
-PORTS = (8081, 8082, 8083, 8090, 8091)
-SAMPLE_URL = "http://127.0.0.1:8080/sample.qcow2"
+PORTS = (8081, 8082, 8083, 8084, 8090, 8091)
+SAMPLE_URL = "http://127.0.0.1:8088/sample.qcow2"
 
 
 def block_after(marker: str, language: str) -> str:
@@ -172,3 +172,20 @@ def test_the_pika_example_gets_a_reply(make_run: None, workdir: Path, env: dict[
     assert done.returncode == 0, done.stderr
     reply = json.loads(eval(done.stdout.strip()))
     assert reply["ok"] is True and reply["result"]["template"]["name"] == "pika"
+
+
+def test_the_cloudstack_session_runs_with_cs_against_make_run(
+    make_run: None, workdir: Path, env: dict[str, str]
+) -> None:
+    session = block_after("<!-- cloudstack", "sh")
+    wait_until(
+        lambda: run(".venv/bin/directdl hosts --json", workdir, env).stdout.count('"Up"') == 2
+    )
+    done = run("set -euo pipefail\n" + session, workdir, env)
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    # prepareTemplate's job ended with the template on host-1's pool, at the path the agent
+    # wrote (the deletion at the end lets the agents evict it since).
+    pool = workdir / "var" / "pools" / "host-1"
+    assert f'"path": "{pool}/' in done.stdout and '"downloadState": "DOWNLOADED"' in done.stdout
+    assert done.stdout.rstrip().endswith('"success": true\n}')
+    assert '"value": "10000"' in done.stdout and '"REVOKED"' in done.stdout

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 CLI = REPO / ".venv/bin/directdl"
 # What the Procfile and compose publish: `make run` cannot share them with anything else.
-PORTS = (8080, 8443, 8081, 8082, 8083, 8090, 8091)
+PORTS = (8080, 8088, 8443, 8081, 8082, 8083, 8084, 8090, 8091)
 SERVICES = [name for name, argv in read_procfile().items() if "python" in argv]
 IDLE_S = 60
 MAX_IDLE_LINES = 10
@@ -111,7 +111,7 @@ def test_an_idle_make_run_prints_little_and_a_deploy_says_it_started_and_ended(
         cli_env = env | {"DIRECTDL_OUTPUT": "json"}
         register = [
             *("template", "register", "--name", "sample", "--zone", "zone-1"),
-            *("--format", "QCOW2", "--url", "http://127.0.0.1:8080/sample.qcow2"),
+            *("--format", "QCOW2", "--url", "http://127.0.0.1:8088/sample.qcow2"),
             *("--checksum", digest),
         ]
         deploy = ["template", "deploy", "--template", "sample", "--zone", "zone-1"]

@@ -15,19 +15,24 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 import yaml
+from cryptography.fernet import Fernet
 from pydantic import AliasChoices
 from sqlalchemy.engine import make_url
 
+from api.bootstrap import NAME as API
+from api.config import ApiSettings
 from certificate.bootstrap import NAME as CERTIFICATE
 from certificate.config import CertificateSettings
 from directdl import launcher
 from directdl.bus.tables import roles
 from directdl.bus.topology import Topology
+from directdl.contracts.senders import GATEWAY
 from directdl.runtime.accounts import ADMIN
 from directdl.runtime.docs import COMPOSE_HOSTS
 from directdl.runtime.live_settings import SHARED_QUEUE
 from directdl.runtime.provision import (
     SAFE_PASSWORD,
+    SECRETS_KEY_VARIABLE,
     amqp_password_variable,
     database_role_name,
     db_password_variable,
@@ -48,12 +53,14 @@ SETTINGS: dict[str, type[ServiceSettings]] = {
     "registration": RegistrationSettings,
     "certificate": CertificateSettings,
     "sync_scheduler": SchedulerSettings,
+    "api": ApiSettings,
     "host_agent": HostAgentSettings,
 }
 CENTRAL = {
     "registration": REGISTRATION,
     "certificate": CERTIFICATE,
     "sync_scheduler": SYNC_SCHEDULER,
+    "api": API,
 }
 
 
@@ -271,6 +278,41 @@ def test_make_run_serves_the_sample_with_compose_nginx_config_on_loopback_ports(
     assert [int(host) for host, _ in published] == list(launcher.SAMPLE_PORTS)
 
 
+def test_the_cloudstack_api_is_on_8080_in_compose_and_make_run_and_the_sample_is_not() -> None:
+    settings = settings_of("api")
+    assert isinstance(settings, ApiSettings)
+    assert (settings.listen_host, settings.listen_port) == ("0.0.0.0", 8080)
+    # `make run` serves it on the settings' default port, on loopback.
+    procfile = launcher.assignments(launcher.read_procfile()["api"])
+    assert not {"API_LISTEN_HOST", "API_LISTEN_PORT"} & set(procfile)
+    assert ApiSettings.model_fields["listen_port"].default == 8080
+    assert ApiSettings.model_fields["listen_host"].default == "127.0.0.1"
+    assert 8080 not in launcher.SAMPLE_PORTS
+    assert launcher.SAMPLE_PORTS == (8088, 8443)
+
+
+def test_make_run_gives_the_gateway_one_secrets_key_across_runs(tmp_path: Path) -> None:
+    """Without API_SECRETS_KEY, `make run` makes a key at its first run and keeps it in the
+    data directory for its owner alone, so that the secrets stored under it stay readable; an
+    API_SECRETS_KEY in the environment wins, and leaves no file behind."""
+    given = Fernet.generate_key().decode()
+    assert launcher.secrets_key(tmp_path, {SECRETS_KEY_VARIABLE: given}) == given
+    assert not (tmp_path / launcher.SECRETS_KEY_FILE).exists()
+
+    first = launcher.secrets_key(tmp_path, {})
+    Fernet(first)
+    path = tmp_path / launcher.SECRETS_KEY_FILE
+    assert path.read_text().strip() == first
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert launcher.secrets_key(tmp_path, {SECRETS_KEY_VARIABLE: ""}) == first
+    assert launcher.secrets_key(tmp_path, {SECRETS_KEY_VARIABLE: given}) == given
+    assert path.read_text().strip() == first, "the environment's key replaced the kept one"
+
+    path.write_text("not a key\n")
+    with pytest.raises(launcher.LaunchError, match="holds no Fernet key: set API_SECRETS_KEY"):
+        launcher.secrets_key(tmp_path, {})
+
+
 def test_each_host_agent_keeps_its_pool_and_trust_store_on_volumes_of_its_own() -> None:
     agents = [name for name, s in PYTHON.items() if module_of(s) == "host_agent"]
     assert len(agents) == 2
@@ -382,11 +424,14 @@ def test_service_permissions_cover_what_each_declares_binds_publishes_and_consum
         purposes = (
             ["commands"] if isinstance(settings, HostAgentSettings) else ["commands", "events"]
         )
+        # The gateway owns no global setting, so takes no turn on their shared queue; it reads
+        # the replies of the calls it makes for its clients on server-named queues, as the CLI.
+        shares = not isinstance(settings, HostAgentSettings) and service != GATEWAY
         consumed = [topology.queue(service, purpose) for purpose in purposes]
-        if not isinstance(settings, HostAgentSettings):
+        if shares:
             consumed.append(topology.queue_prefix + SHARED_QUEUE)
         dead = [topology.dead_letter_queue(service)]
-        if not isinstance(settings, HostAgentSettings):
+        if shares:
             dead.append(f"{topology.queue_prefix}{SHARED_QUEUE}.dead")
         grant = permissions(service)
         expected = {
@@ -402,7 +447,9 @@ def test_service_permissions_cover_what_each_declares_binds_publishes_and_consum
             for resource in names:
                 assert allows(grant[kind], resource), f"{service} needs {kind} on {resource}"
         others = [f"{other}.commands" for other in map(identity, PYTHON) if other != service]
-        for resource in [*others, "amq.gen-x", "anything"]:
+        server_named = ["amq.gen-x"] if service != GATEWAY else []
+        assert allows(grant["read"], "amq.gen-x") == (service == GATEWAY), service
+        for resource in [*others, *server_named, "anything"]:
             for kind in ("configure", "read"):
                 assert not allows(grant[kind], resource), f"{service} may {kind} {resource}"
         for resource in dead:
@@ -479,14 +526,17 @@ def test_the_image_runs_as_a_non_root_user_from_the_lock_file() -> None:
 
 
 def test_every_credential_comes_from_env_and_none_is_written_in_compose() -> None:
-    """.env.example names exactly the variables compose requires, each a URL-safe password,
-    and no value of it appears in compose.yaml."""
+    """.env.example names exactly the variables compose requires, each a URL-safe password
+    but for the gateway's Fernet key, and no value of it appears in compose.yaml."""
     text = (ROOT / "compose.yaml").read_text()
     required = {match[1] for match in REQUIRED.finditer(text)}
     assert required == set(ENV_EXAMPLE)
     assert {match[2] for match in REQUIRED.finditer(text)} == {"cp .env.example .env"}
     for variable, value in ENV_EXAMPLE.items():
-        assert SAFE_PASSWORD.fullmatch(value), variable
+        if variable == SECRETS_KEY_VARIABLE:
+            Fernet(value)  # a key, in no URL: url-safe base64 with its padding
+        else:
+            assert SAFE_PASSWORD.fullmatch(value), variable
         assert value not in text, f"{variable}'s value is written in compose.yaml"
     for name, service in SERVICES.items():
         for key, value in raw_env_of(service).items():
@@ -506,7 +556,10 @@ def test_health_ports_are_published_on_localhost_as_make_run_uses_them() -> None
     for name in PYTHON:
         settings = settings_of(name)
         port = settings.health_port
-        assert SERVICES[name]["ports"] == [f"127.0.0.1:{port}:{port}"], name
+        published = [f"127.0.0.1:{port}:{port}"]
+        if isinstance(settings, ApiSettings):
+            published.insert(0, f"127.0.0.1:{settings.listen_port}:{settings.listen_port}")
+        assert SERVICES[name]["ports"] == published, name
         # `make run` listens on the same port (the Procfile's, or the settings' default).
         make_run = launcher.assignments(procfile[name]).get(
             f"{type(settings).model_config.get('env_prefix', '')}HEALTH_PORT",

@@ -6,12 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
-from directdl.contracts.senders import SERVICES
+from directdl.contracts.senders import CENTRAL, SERVICES
 from directdl.runtime.accounts import compose_definitions, deployment
 from directdl.runtime.docs import COMPOSE_HOSTS
 from directdl.runtime.provision import (
     SAFE_PASSWORD,
+    SECRETS_KEY_VARIABLE,
     ProvisionError,
     amqp_password_variable,
     database_roles,
@@ -38,10 +40,14 @@ def test_the_env_example_has_a_safe_password_for_every_broker_user_and_database_
     expected = {amqp_password_variable(user) for user in users}
     expected |= {db_password_variable(r.role) for r in database_roles(env)}
     expected |= {postgres_password_variable(), "GRAFANA_ADMIN_PASSWORD"}
-    expected |= {"RABBITMQ_ERLANG_COOKIE"}
+    expected |= {"RABBITMQ_ERLANG_COOKIE", SECRETS_KEY_VARIABLE}
     assert set(env) == expected
+    key = env.pop(SECRETS_KEY_VARIABLE)
     assert all(SAFE_PASSWORD.fullmatch(value) for value in env.values())
     assert len(set(env.values())) == len(env)
+    # The gateway's key is no password, so in no URL: a Fernet key, the same at every run.
+    Fernet(key)
+    assert example()[SECRETS_KEY_VARIABLE] == key
 
 
 def test_variables_are_named_after_the_user_or_role() -> None:
@@ -51,8 +57,9 @@ def test_variables_are_named_after_the_user_or_role() -> None:
         "registration",
         "certificate",
         "sync_scheduler",
+        "api",
     ]
-    assert len(SERVICES) == 3
+    assert len(SERVICES) == 3 and len(CENTRAL) == 4
     assert db_password_variable("sync_scheduler") == "SYNC_SCHEDULER_DB_PASSWORD"
 
 

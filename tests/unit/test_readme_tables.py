@@ -52,7 +52,10 @@ def constant(text: str, name: str) -> str | None:
     found = re.search(rf"""^{name}(?:\s*:\s*\w+)?\s*=\s*["']([A-Za-z0-9_]+)["']""", text, re.M)
     if found is not None:
         return found[1]
-    imported = re.search(rf"^from (directdl[\w.]*) import \(?[^)]*?\b{name}\b", text, re.M)
+    # Within the one import statement: a parenthesised list, or the rest of its line.
+    imported = re.search(
+        rf"^from (directdl[\w.]*) import (?:\([^)]*|[^(\n]*)\b{name}\b", text, re.M
+    )
     if imported is None:
         return None
     module = ROOT / "libs" / (imported[1].replace(".", "/") + ".py")

@@ -174,6 +174,10 @@ class BusClient:
     ) -> None:
         if props.correlation_id and self._first(props):
             self._replies[props.correlation_id] = Reply.model_validate_json(body)
+            # A reply that came after its caller stopped waiting is never taken: a long-lived
+            # client (the gateway's) keeps only the newest of those.
+            while len(self._replies) > REMEMBERED:
+                self._replies.pop(next(iter(self._replies)))
 
     def _first(self, props: pika.BasicProperties) -> bool:
         """False for a copy: a message_id already received. The outbox relay is at least once,

@@ -32,8 +32,8 @@ from directdl.contracts.host import ListHosts
 # overrides both.
 DEFAULT_HEALTH = (
     "registration=http://127.0.0.1:8081,certificate=http://127.0.0.1:8082,"
-    "sync-scheduler=http://127.0.0.1:8083,host-agent-host-1=http://127.0.0.1:8090,"
-    "host-agent-host-2=http://127.0.0.1:8091"
+    "sync-scheduler=http://127.0.0.1:8083,api=http://127.0.0.1:8084,"
+    "host-agent-host-1=http://127.0.0.1:8090,host-agent-host-2=http://127.0.0.1:8091"
 )
 SERVICE_COLUMNS = ("service", "ready", "checks")
 HOST_COLUMNS = ("host_id", "zone_id", "state", "last_seen")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import json
 import os
 import re
@@ -22,6 +24,7 @@ from directdl.runtime.accounts import ADMIN, deployment
 POSTGRES = "postgres"
 GRAFANA_PASSWORD_VARIABLE = "GRAFANA_ADMIN_PASSWORD"  # noqa: S105 - a variable's name
 ERLANG_COOKIE_VARIABLE = "RABBITMQ_ERLANG_COOKIE"
+SECRETS_KEY_VARIABLE = "API_SECRETS_KEY"
 # Passwords go into URLs (AMQP_URL, the database URLs) as they are: only RFC 3986's unreserved
 # characters need no escaping there.
 SAFE_PASSWORD = re.compile(r"[A-Za-z0-9._~-]{12,}")
@@ -78,7 +81,7 @@ def password(env: Mapping[str, str], variable: str) -> str:
 
 
 def env_example(host_ids: Iterable[str]) -> str:
-    """`.env.example`: every password compose reads, with development values."""
+    """`.env.example`: every password and key compose reads, with development values."""
     lines = [
         "# The compose stack's credentials, all of them: `cp .env.example .env`, and change every",
         "# value for anything but a laptop (12 or more of A-Z a-z 0-9 . _ ~ -, since they go into",
@@ -98,7 +101,19 @@ def env_example(host_ids: Iterable[str]) -> str:
     lines.append(f"{ERLANG_COOKIE_VARIABLE}=rabbitmq-dev-cookie")
     lines += ["", "# Grafana's admin (`docker compose --profile grafana up`)."]
     lines.append(f"{GRAFANA_PASSWORD_VARIABLE}=grafana-dev-password")
+    lines += [
+        "",
+        "# The Fernet key that encrypts the API keys' secrets at rest, in the gateway's database",
+        "# (not a password, and in no URL): `directdl apikey secrets-key` makes a real one.",
+    ]
+    lines.append(f"{SECRETS_KEY_VARIABLE}={dev_secrets_key()}")
     return "\n".join(lines) + "\n"
+
+
+def dev_secrets_key() -> str:
+    """The development value of API_SECRETS_KEY: a Fernet key (32 bytes, url-safe base64),
+    the same at every `make docs`, so that .env.example changes only when its lines do."""
+    return base64.urlsafe_b64encode(hashlib.sha256(b"api-dev-secrets-key").digest()).decode()
 
 
 def with_passwords(definitions: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:

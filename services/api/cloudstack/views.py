@@ -47,7 +47,6 @@ __all__ = [
     "is_hidden",
     "java_date",
     "java_dn",
-    "list_response",
     "pools_holding",
     "serial_decimal",
     "setting_text",
@@ -61,22 +60,6 @@ __all__ = [
 # CloudStack's com.cloud.host.Status names. directdl has no Disconnected or Alert: a host
 # silent for three heartbeats is Down, as one that said goodbye is.
 _HOST_STATES = {HostState.UP: "Up", HostState.DOWN: "Down"}
-
-
-def list_response(
-    name: str, object_name: str, items: list[JsonObject], total: int | None = None
-) -> JsonObject:
-    """A ListResponse as ApiResponseSerializer writes it: `count` (the total, not the page's
-    size; `len(items)` when not given) only when it is not 0, the array only when it is not
-    empty, so an empty list is `{name: {}}`. Never use it for listApis: cmk's sync panics on
-    an answer without its `api` array."""
-    count = len(items) if total is None else total
-    body: JsonObject = {}
-    if count:
-        body["count"] = count
-    if items:
-        body[object_name] = items
-    return {name: body}
 
 
 def host_response(view: HostView) -> JsonObject:

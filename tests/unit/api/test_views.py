@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from api.cloudstack.responses import listing
 from api.cloudstack.views import (
     certificate_entry_response,
     certificate_response,
@@ -23,7 +24,6 @@ from api.cloudstack.views import (
     is_hidden,
     java_date,
     java_dn,
-    list_response,
     pools_holding,
     serial_decimal,
     setting_text,
@@ -522,32 +522,23 @@ def test_zone_response(enabled: bool, state: str) -> None:
 
 def test_list_response_shapes() -> None:
     zones = [zone_response("zone-1", True)]
-    assert list_response("listzonesresponse", "zone", zones) == {
-        "listzonesresponse": {"count": 1, "zone": zones}
-    }
+    assert listing("zone", zones) == {"count": 1, "zone": zones}
     # count is the total, not the page's size.
-    assert list_response("listzonesresponse", "zone", zones, total=7) == {
-        "listzonesresponse": {"count": 7, "zone": zones}
-    }
+    assert listing("zone", zones, count=7) == {"count": 7, "zone": zones}
 
 
 def test_an_empty_list_is_an_empty_object() -> None:
-    assert list_response("listtemplatesresponse", "template", []) == {"listtemplatesresponse": {}}
-    assert list_response("listtemplatesresponse", "template", [], total=0) == {
-        "listtemplatesresponse": {}
-    }
-    # A page past the end: ApiResponseSerializer still writes a non-zero count, and no array.
-    assert list_response("listtemplatesresponse", "template", [], total=3) == {
-        "listtemplatesresponse": {"count": 3}
-    }
+    # Past the last page too: cs's fetch_list stops on {} and takes the one non-count key.
+    assert listing("template", []) == {}
+    assert listing("template", [], count=3) == {}
 
 
 def test_a_whole_answer_serialises_without_nulls(cert_view: CertificateView) -> None:
-    answer = list_response(
-        "listtemplatedirectdownloadcertificatesresponse",
-        "directdownloadcertificate",
-        [certificate_response(cert_view, None)],
-    )
+    answer = {
+        "listtemplatedirectdownloadcertificatesresponse": listing(
+            "directdownloadcertificate", [certificate_response(cert_view, None)]
+        )
+    }
     text = json.dumps(answer)
     assert "null" not in text
     assert json.loads(text) == answer

@@ -234,7 +234,7 @@ APIS = (
     ),
     Api(
         "deleteTemplate",
-        "Deletes a template; its copies on primary storage are not touched.",
+        "Deletes a template; the hosts drop their copies of it and stop its downloads.",
         delete,
         params=(
             _ID,
