@@ -14,10 +14,11 @@ import pytest
 from directdl.bus.dispatch import address_of
 from directdl.bus.tables import AGENT, roles_of, service_tables
 from directdl.bus.topology import Topology
-from directdl.contracts.senders import host_user
-from directdl.runtime.accounts import Names, host_account, service_account
+from directdl.contracts.senders import GATEWAY, host_user
+from directdl.runtime.accounts import Names, gateway_account, host_account, service_account
 from directdl.runtime.live_settings import SHARED_QUEUE
 from directdl_testing.accounts import TestAccounts
+from directdl_testing.processes import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -27,7 +28,10 @@ CENTRAL = {
     "registration": ("registration", "REGISTRATION"),
     "certificate": ("certificate", "CERTIFICATE"),
     "sync-scheduler": ("sync_scheduler", "SYNC_SCHEDULER"),
+    GATEWAY: ("api", "API"),
 }
+# What the gateway needs to start besides: a key for its secrets (any Fernet key), a port.
+GATEWAY_ENV = {"API_SECRETS_KEY": "bXvCPhpjf9OuRnI9fkrEQ9tCtumgFzF3RkmlmYcJbQA="}
 
 Binding = tuple[str, str]  # (queue, routing key)
 LIST_BINDINGS = ("rabbitmqctl", "-q", "--formatter", "json", "list_bindings")
@@ -70,7 +74,8 @@ def expected_bindings(topology: Topology) -> dict[str, set[Binding]]:
 @pytest.fixture
 def everything(start_service: Callable[..., Any]) -> None:
     for module, prefix in CENTRAL.values():
-        start_service(module, env_prefix=prefix)
+        extra = GATEWAY_ENV | {"API_LISTEN_PORT": str(free_port())} if module == "api" else {}
+        start_service(module, env_prefix=prefix, extra_env=extra)
     for host_id in HOSTS:
         start_service(
             "host_agent",
@@ -120,6 +125,7 @@ def assert_within_permissions(listed: set[Binding], topology: Topology) -> None:
     names = Names.of(topology)
     tables = service_tables()
     accounts = {name: service_account(name, names, table=tables[name]) for name in CENTRAL}
+    accounts[GATEWAY] = gateway_account(names)
     accounts |= {host_user(h): host_account(h, names, table=tables[AGENT]) for h in HOSTS}
     expected = expected_bindings(topology)
     for user, bindings in expected.items():

@@ -1,5 +1,6 @@
 """A broker outage behind the gateway: cs gets CloudStack's 534 with a clear text within its
-own timeout, never a hang, and the gateway serves again once the broker is back."""
+own timeout, never a hang, and the gateway serves again once the broker is back; a connection
+the broker closed meanwhile is replaced without the client noticing."""
 
 from __future__ import annotations
 
@@ -49,10 +50,15 @@ def test_a_broker_outage_answers_534_at_once_and_the_gateway_recovers(
 ) -> None:
     start_service("registration", extra_env={"REGISTRATION_CHECK_URLS": "false"})
     port = free_port()
-    start_service(
+    gateway = start_service(
         "api",
         env_prefix="API",
-        extra_env={"API_LISTEN_PORT": str(port), "API_SECRETS_KEY": SECRETS_KEY},
+        # One HTTP thread: every request goes over the one connection this test closes.
+        extra_env={
+            "API_LISTEN_PORT": str(port),
+            "API_SECRETS_KEY": SECRETS_KEY,
+            "API_HTTP_THREADS": "1",
+        },
     )
     with BusClient(broker_accounts.url("cli"), topology) as client:
         created = ApiKeyCreated.model_validate(client.call(CreateApiKey(name="ops")).result)
@@ -63,6 +69,12 @@ def test_a_broker_outage_answers_534_at_once_and_the_gateway_recovers(
         timeout=CS_TIMEOUT_S,
     )
     assert api.listTemplates(templatefilter="all") == {}
+
+    # As the broker does to a connection idle past two heartbeats: the next request gets a
+    # new one, and its answer.
+    node.ctl("close_all_user_connections", "api", "as if idle too long")
+    assert api.listTemplates(templatefilter="all") == {}
+    assert gateway.find_logs("bus.reconnecting", routing_key="template.list")
 
     node.stop_app()
     try:

@@ -14,12 +14,17 @@ from api.cloudstack import errors
 from api.cloudstack.errors import ApiError, ApiErrorCode, CsErrorCode
 from directdl.bus.client import BusClient, ReplyTimeout
 from directdl.bus.connection import describe_error, redact
+from directdl.bus.delivery import new_message_id
 from directdl.bus.publisher import PublishError, Unroutable
 from directdl.bus.topology import Topology
 from directdl.contracts.base import Command
 from directdl.contracts.reply import Reply
 
 log = structlog.get_logger(__name__)
+
+ATTEMPTS = 2
+# The app_id of the HTTP threads' connections and messages, apart from the consumer's.
+APP_ID = "api-http"
 
 
 class BusCaller:
@@ -52,21 +57,30 @@ class BusCaller:
     ) -> Reply:
         """As `ask`, for a command as sent before: the same bytes under the same message_id,
         which the inbox of the service that took it answers again without redoing it."""
-        client = self._client(routing_key)
-        try:
-            return client.call_raw(routing_key, body, timeout=timeout, message_id=message_id)
-        except ReplyTimeout as err:
-            raise ApiError(
-                ApiErrorCode.INTERNAL_ERROR,
-                f"no answer from directdl to {routing_key} within {timeout:g} s; "
-                "it may still take effect",
-                CsErrorCode.OPERATION_TIMED_OUT,
-            ) from err
-        except Unroutable as err:
-            raise self._unavailable(routing_key, err) from err
-        except (AMQPError, OSError, PublishError) as err:
-            self._forget(client)
-            raise self._unavailable(routing_key, err) from err
+        # Sent under one message_id, so that a second try after a lost connection is answered
+        # from the inbox if the first got through, and never done twice.
+        message_id = message_id or new_message_id()
+        for attempt in range(1, ATTEMPTS + 1):
+            client = self._client(routing_key)
+            try:
+                return client.call_raw(routing_key, body, timeout=timeout, message_id=message_id)
+            except ReplyTimeout as err:
+                raise ApiError(
+                    ApiErrorCode.INTERNAL_ERROR,
+                    f"no answer from directdl to {routing_key} within {timeout:g} s; "
+                    "it may still take effect",
+                    CsErrorCode.OPERATION_TIMED_OUT,
+                ) from err
+            except Unroutable as err:
+                raise self._unavailable(routing_key, err) from err
+            except (AMQPError, OSError, PublishError) as err:
+                # A thread idle for longer than two heartbeats finds its connection closed
+                # by the broker: one new connection, and only then is the broker down.
+                self._forget(client)
+                if attempt == ATTEMPTS:
+                    raise self._unavailable(routing_key, err) from err
+                log.info("bus.reconnecting", routing_key=routing_key, error=describe_error(err))
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def close(self) -> None:
         with self._lock:
@@ -82,7 +96,7 @@ class BusCaller:
         if client is not None:
             return client
         try:
-            client = BusClient(self.url, self.topology, app_id="api")
+            client = BusClient(self.url, self.topology, app_id=APP_ID)
         except (AMQPError, OSError) as err:
             raise self._unavailable(routing_key, err) from err
         self._local.client = client
