@@ -30,7 +30,7 @@ GROUPING = re.compile(r"\bby \(([^)]*)\)")
 
 def exposed() -> dict[str, set[str]]:
     """Every series name the services can expose, with its labels."""
-    for service in ("registration", "certificate", "sync_scheduler", "host_agent"):
+    for service in ("registration", "certificate", "sync_scheduler", "host_agent", "api"):
         importlib.import_module(f"{service}.bootstrap")
     names: dict[str, set[str]] = {}
     for metric in vars(metrics).values():

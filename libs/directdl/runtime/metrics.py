@@ -92,6 +92,18 @@ sync_runs = Counter(
 sync_run_seconds = Histogram(
     "directdl_sync_run_seconds", "Duration of a certificate sync run.", ["service", "trigger"]
 )
+api_requests = Counter(
+    "directdl_api_requests",
+    "CloudStack API requests answered, by API (`unknown` for a name not served) and HTTP "
+    "status: 401 for every authentication failure, as CloudStack answers.",
+    ["service", "api", "status"],
+)
+api_request_seconds = Histogram(
+    "directdl_api_request_seconds",
+    "Time to answer a CloudStack API request, the bus round trips included.",
+    ["service", "api"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 
 
 @dataclass(frozen=True)

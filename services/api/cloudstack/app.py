@@ -4,6 +4,7 @@ ApiServer.verifyRequest does, run the API, and answer in CloudStack's JSON shape
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,6 +22,7 @@ from api.cloudstack.expiry import check_request_expiry
 from api.cloudstack.params import BadParameter, check_printable, request_params
 from api.cloudstack.signing import control, verify
 from api.cloudstack.spec import Api
+from directdl.runtime import metrics
 
 log = structlog.get_logger(__name__)
 
@@ -31,6 +33,7 @@ MAX_BODY_BYTES = 1 << 20
 # CloudStack's enforce.post.requests.and.timestamps allows expires up to 15 minutes ahead.
 MAX_AHEAD = timedelta(minutes=15)
 UNKNOWN = "errorresponse"
+SERVICE = "api"
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
@@ -44,6 +47,9 @@ class CloudStackApp:
     clock: Callable[[], datetime]
     enforce_expires: bool = False
 
+    def __post_init__(self) -> None:
+        self._names = {api.key: api.name for api in self.apis.values()}
+
     def __call__(self, request: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if request.get("PATH_INFO", "") != PATH:
             return _plain(start_response, "404 Not Found", f"the CloudStack API is at {PATH}\n")
@@ -53,7 +59,12 @@ class CloudStackApp:
                 ApiErrorCode.METHOD_NOT_ALLOWED, f"{method} is not served: use GET or POST"
             )
             return _answer(start_response, UNKNOWN, error)
+        began = time.monotonic()
         key, status, body = self.handle(request)
+        # The API's name only when it is served: a client's typo must not become a series.
+        name = self._names.get(key, "unknown")
+        metrics.api_requests.labels(SERVICE, name, str(status)).inc()
+        metrics.api_request_seconds.labels(SERVICE, name).observe(time.monotonic() - began)
         if isinstance(body, ApiError):
             return _answer(start_response, key, body)
         return _respond(start_response, status, {key: body})

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
+from prometheus_client import REGISTRY
 
 from api.adapters.job_desk import JobDesk
 from api.adapters.key_book import KeyBook
@@ -275,3 +276,18 @@ def test_non_printable_characters_are_refused_before_anything_is_sent(
 def test_other_methods_and_paths_are_refused(app: CloudStackApp) -> None:
     assert request(app, signed({"command": "listZones"}), method="PUT")[0] == 405
     assert request(app, signed({"command": "listZones"}), path="/client/other")[0] == 404
+
+
+def test_each_answer_is_counted_by_api_and_status_and_unknown_names_are_one_series(
+    app: CloudStackApp,
+) -> None:
+    def count(api: str, status: str) -> float:
+        labels = {"service": "api", "api": api, "status": status}
+        return REGISTRY.get_sample_value("directdl_api_requests_total", labels) or 0.0
+
+    before = (count("listZones", "200"), count("listZones", "401"), count("unknown", "401"))
+    request(app, signed({"command": "listZones"}))
+    request(app, signed({"command": "listZones"}, secret="wrong"))
+    request(app, signed({"command": "noSuchApi"}))
+    after = (count("listZones", "200"), count("listZones", "401"), count("unknown", "401"))
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1]
