@@ -216,9 +216,14 @@ def test_a_cloudstack_session_with_cs_registers_trusts_prepares_revokes_and_dele
     )
     assert updated["configuration"]["value"] == "10000"
 
+    # A second prepare finds it cached; its job is read only after the template is gone.
+    again = api.prepareTemplate(templateid=template_id, zoneid="zone-1", hostid="host-1")
     deleted = api.deleteTemplate(id=template_id, fetch_result=True)
     assert deleted == {"success": True}
     assert api.listTemplates(templatefilter="all") == {}
+    late = api.queryAsyncJobResult(jobid=again["jobid"])
+    assert (late["jobstatus"], late["jobresult"]["template"]["id"]) == (1, template_id), late
+    assert late["jobresult"]["template"]["downloaddetails"][0]["cached"] is True
 
 
 def test_bad_credentials_and_unknown_commands_get_cloudstacks_401(

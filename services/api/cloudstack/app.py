@@ -47,9 +47,6 @@ class CloudStackApp:
     clock: Callable[[], datetime]
     enforce_expires: bool = False
 
-    def __post_init__(self) -> None:
-        self._names = {api.key: api.name for api in self.apis.values()}
-
     def __call__(self, request: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if request.get("PATH_INFO", "") != PATH:
             return _plain(start_response, "404 Not Found", f"the CloudStack API is at {PATH}\n")
@@ -60,17 +57,20 @@ class CloudStackApp:
             )
             return _answer(start_response, UNKNOWN, error)
         began = time.monotonic()
-        key, status, body = self.handle(request)
+        api, key, status, body = self.handle(request)
         # The API's name only when it is served: a client's typo must not become a series.
-        name = self._names.get(key, "unknown")
+        name = api.name if api is not None else "unknown"
         metrics.api_requests.labels(SERVICE, name, str(status)).inc()
         metrics.api_request_seconds.labels(SERVICE, name).observe(time.monotonic() - began)
         if isinstance(body, ApiError):
             return _answer(start_response, key, body)
         return _respond(start_response, status, {key: body})
 
-    def handle(self, request: dict[str, Any]) -> tuple[str, int, dict[str, Any] | ApiError]:
-        """The response's key, status and body (an ApiError for a refusal)."""
+    def handle(
+        self, request: dict[str, Any]
+    ) -> tuple[Api | None, str, int, dict[str, Any] | ApiError]:
+        """The API called (None when it is not served), the response's key, status and body
+        (an ApiError for a refusal)."""
         api: Api | None = None
         try:
             params = request_params(
@@ -85,17 +85,18 @@ class CloudStackApp:
             call.check()
             result = api.handler(call)
         except BadParameter as err:
-            return _key(api), 431, errors.param_error(str(err))
+            return api, _key(api), 431, errors.param_error(str(err))
         except ApiError as err:
             key = (
                 UNKNOWN
                 if api is None or err.errorcode is ApiErrorCode.UNSUPPORTED_ACTION
                 else api.key
             )
-            return key, int(err.errorcode), err
+            return api, key, int(err.errorcode), err
         except Exception:  # the client learns only that it failed: the log says why
             log.exception("api.failed", api=api.name if api else None)
             return (
+                api,
                 _key(api),
                 530,
                 ApiError(
@@ -103,7 +104,7 @@ class CloudStackApp:
                     "Internal error executing command, please contact your system administrator",
                 ),
             )
-        return api.key, 200, result
+        return api, api.key, 200, result
 
     def _authenticate(self, api: Api, params: Mapping[str, str]) -> str:
         """The API key that signed the request; every failure is the same 401, as CloudStack's,

@@ -37,7 +37,7 @@ def pools_holding(template_id: str, zone_id: str, hosts: Iterable[HostView]) -> 
     return list(dict.fromkeys(pools))
 
 
-def _download_detail(pool_id: PoolId) -> JsonObject:
+def download_detail(pool_id: PoolId) -> JsonObject:
     # TemplateJoinDaoImpl adds one such map per template_spool_ref row, with the pool's name and
     # uuid; directdl knows a pool by one id, so it is both.
     return {
@@ -86,7 +86,7 @@ def template_response(view: TemplateView, zone_id: str, pools: Iterable[PoolId] 
             "domain": "ROOT",
             "domainpath": "/",
             "details": dict(view.details),
-            "downloaddetails": [_download_detail(pool) for pool in dict.fromkeys(pools)],
+            "downloaddetails": [download_detail(pool) for pool in dict.fromkeys(pools)],
             "tags": [],
             "hasannotations": False,
         }

@@ -6,6 +6,7 @@ from typing import Any
 
 from api.cloudstack import jobs, views
 from api.cloudstack.call import Call
+from api.cloudstack.errors import ApiError, ApiErrorCode
 from api.cloudstack.fields import TEMPLATE
 from api.cloudstack.spec import Api, Param
 from directdl.contracts import deploy
@@ -38,8 +39,19 @@ def prepared(call: Call, outcome: dict[str, Any]) -> dict[str, Any]:
     """The template as CloudStack would answer it, placed on the pool the deploy used, with
     where and how it got there beside that pool's entry."""
     get = call.command(tpl.GetTemplate, NAMES, id=outcome["template_id"])
-    view = tpl.TemplateResult.model_validate(call.bus.call(get)).template
-    response = views.template_response(view, outcome["zone_id"], [outcome["pool_id"]])
+    try:
+        view = tpl.TemplateResult.model_validate(call.bus.call(get)).template
+        response = views.template_response(view, outcome["zone_id"], [outcome["pool_id"]])
+    except ApiError as err:
+        if err.errorcode is not ApiErrorCode.PARAM_ERROR:
+            raise  # the bus is down: the next query makes it
+        # Deleted since: the job still succeeded, and says where the deploy put it.
+        response = {
+            "id": outcome["template_id"],
+            "zoneid": outcome["zone_id"],
+            "zonename": outcome["zone_id"],
+            "downloaddetails": [views.download_detail(outcome["pool_id"])],
+        }
     placed = response["downloaddetails"][0]
     placed.update(
         {
