@@ -54,6 +54,12 @@ def disable_zone(cmd: msg.DisableZone, uow: SchedulerUnitOfWork) -> msg.ZoneSync
     return msg.ZoneSync(zone_id=cmd.zone_id, enabled=False)
 
 
+def list_zones(cmd: msg.ListZones, uow: SchedulerUnitOfWork) -> msg.ZoneList:
+    return msg.ZoneList(
+        items=[msg.ZoneSync(zone_id=z, enabled=on) for z, on in uow.projections.zones()]
+    )
+
+
 def certificate_uploaded(evt: certs.CertificateUploaded, uow: SchedulerUnitOfWork) -> None:
     uow.projections.record_certificate(evt.certificate)
     # An upload to the zone puts it back everywhere; one to a named host, there.
@@ -86,6 +92,7 @@ HANDLERS = (
             msg.SyncTick: On(tick, emits=RUN_EMITS),
             msg.EnableZone: On(enable_zone),
             msg.DisableZone: On(disable_zone),
+            msg.ListZones: On(list_zones),
         },
         events={
             certs.CertificateUploaded: On(certificate_uploaded),

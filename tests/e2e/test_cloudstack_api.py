@@ -117,6 +117,14 @@ def test_a_cloudstack_session_with_cs_registers_trusts_prepares_revokes_and_dele
     api = CloudStack(endpoint=gateway, key=keys[0], secret=keys[1], timeout=40, poll_interval=0.5)
     hosts = api.listHosts(zoneid="zone-1")
     assert sorted(h["id"] for h in hosts["host"]) == list(HOSTS)
+    assert [(z["id"], z["allocationstate"]) for z in api.listZones()["zone"]] == [
+        ("zone-1", "Enabled")
+    ]
+    assert api.updateZone(id="zone-1", allocationstate="Disabled")["zone"]["allocationstate"] == (
+        "Disabled"
+    )
+    assert api.listZones(id="zone-1")["zone"][0]["allocationstate"] == "Disabled"
+    api.updateZone(id="zone-1", allocationstate="Enabled")
 
     registered = cs_cli(
         gateway,

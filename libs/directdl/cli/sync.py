@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from directdl.cli.output import print_record
+from directdl.cli.output import print_record, print_rows
 from directdl.cli.session import Session
 from directdl.contracts import sync as msg
 
@@ -45,3 +45,12 @@ def disable(ctx: typer.Context, zone: str, as_json: Json = False) -> None:
     result = session.call(msg.DisableZone(zone_id=zone), as_json)
     if not as_json:
         print_record(result)
+
+
+@zones.command("list", epilog="Example: directdl zone list")
+def list_zones(ctx: typer.Context, as_json: Json = False) -> None:
+    """The zones known from their hosts, and whether each is in certificate sync."""
+    session: Session = ctx.obj
+    result = session.call(msg.ListZones(), as_json)
+    if not as_json:
+        print_rows(result["items"], ("zone_id", "enabled"), caption=f"{len(result['items'])} zones")

@@ -66,3 +66,14 @@ class DisableZone(Command):
     result = ZoneSync
 
     zone_id: Id
+
+
+class ZoneList(Result):
+    items: Annotated[list[ZoneSync], Field(max_length=MANY)]
+
+
+class ListZones(Command):
+    """The zones heard of from their hosts' heartbeats, and whether each is in sync runs."""
+
+    routing_key: ClassVar[str] = "zone.list"
+    result = ZoneList

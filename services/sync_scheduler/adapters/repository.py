@@ -63,6 +63,13 @@ class Projections:
         self.session.add(row)
         self.session.flush()
 
+    def zones(self) -> list[tuple[str, bool]]:
+        """Every zone heard of, by id, with whether it is in sync runs."""
+        return [
+            (row.zone_id, row.enabled)
+            for row in self.session.scalars(select(ZoneRow).order_by(ZoneRow.zone_id))
+        ]
+
     def enabled_zones(self) -> set[str]:
         return set(self.session.scalars(select(ZoneRow.zone_id).where(ZoneRow.enabled.is_(True))))
 

@@ -68,6 +68,7 @@ class ScriptedBus:
 def bus() -> ScriptedBus:
     scripted = ScriptedBus()
     scripted.replies["host.list"] = Reply.success({"items": []})
+    scripted.replies["zone.list"] = Reply.success({"items": []})
     return scripted
 
 

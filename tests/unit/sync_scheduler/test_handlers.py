@@ -242,6 +242,18 @@ def test_a_zone_disabled_before_any_host_is_heard_stays_disabled(bus: InMemoryBu
     assert provisions(bus) == [] and runs(bus) == []
 
 
+def test_zone_list_names_every_zone_heard_of_and_whether_it_is_synced(bus: InMemoryBus) -> None:
+    beat(bus, "h1")
+    beat(bus, "h2", zone="zone-2")
+    bus.call(sync.DisableZone(zone_id="zone-2"))
+    assert bus.call(sync.ListZones()).result == {
+        "items": [
+            {"zone_id": "zone-1", "enabled": True},
+            {"zone_id": "zone-2", "enabled": False},
+        ]
+    }
+
+
 def test_a_tick_runs_when_no_run_happened_yet(bus: InMemoryBus) -> None:
     uploaded(bus, view("a", "alpha", FP_A))
     bus.submit(sync.SyncTick())

@@ -1,15 +1,16 @@
-"""listHosts and listZones, over host.list: the hosts as their heartbeats describe them."""
+"""listHosts, listZones and updateZone: hosts from their heartbeats, zones from the scheduler."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from api.cloudstack import views
+from api.cloudstack import errors, views
 from api.cloudstack.call import Call
 from api.cloudstack.fields import HOST, ZONE
 from api.cloudstack.responses import listing, page
 from api.cloudstack.spec import Api, Param
 from directdl.contracts import host as msg
+from directdl.contracts import sync
 
 NAMES = {"zone_id": "zoneid"}
 
@@ -32,13 +33,32 @@ def list_hosts(call: Call) -> dict[str, Any]:
 
 
 def list_zones(call: Call) -> dict[str, Any]:
-    zones = sorted({view.zone_id for view in _hosts(call)})
+    # The sync-scheduler knows each zone from its hosts' heartbeats, and whether it is in
+    # certificate sync: what CloudStack's allocationstate decides for its own sync task.
+    found = sync.ZoneList.model_validate(call.bus.call(sync.ListZones())).items
     for name in ("id", "name"):
         wanted = call.text(name)
         if wanted is not None:
-            zones = [zone for zone in zones if zone == wanted]
-    # A zone is known from its hosts' heartbeats; none is disabled to the gateway's knowledge.
-    return listing("zone", [views.zone_response(zone, enabled=True) for zone in zones])
+            found = [zone for zone in found if zone.zone_id == wanted]
+    return listing("zone", [views.zone_response(z.zone_id, enabled=z.enabled) for z in found])
+
+
+def update_zone(call: Call) -> dict[str, Any]:
+    """Only `allocationstate`, which is directdl's zone.enable and zone.disable."""
+    zone_id, state = call.required("id"), call.text("allocationstate")
+    if state is None:
+        found = sync.ZoneList.model_validate(call.bus.call(sync.ListZones())).items
+        known = next((z for z in found if z.zone_id == zone_id), None)
+        if known is None:
+            raise errors.invalid(call.api.name, "id", zone_id)
+        return {"zone": views.zone_response(known.zone_id, enabled=known.enabled)}
+    if state.lower() not in ("enabled", "disabled"):
+        raise errors.invalid(call.api.name, "allocationstate", state)
+    command = sync.EnableZone if state.lower() == "enabled" else sync.DisableZone
+    switched = sync.ZoneSync.model_validate(
+        call.bus.call(call.command(command, {"zone_id": "id"}, zone_id=zone_id))
+    )
+    return {"zone": views.zone_response(switched.zone_id, enabled=switched.enabled)}
 
 
 def _hosts(call: Call) -> list[msg.HostView]:
@@ -70,6 +90,16 @@ APIS = (
         params=(
             Param("id", "uuid", "the ID of the zone", related="listZones"),
             Param("name", "string", "the name of the zone"),
+        ),
+        response=ZONE,
+    ),
+    Api(
+        "updateZone",
+        "Enables or disables a zone for certificate sync; nothing else of a zone is kept.",
+        update_zone,
+        params=(
+            Param("id", "uuid", "the ID of the Zone", required=True, related="listZones"),
+            Param("allocationstate", "string", "Enabled or Disabled: in certificate sync or not"),
         ),
         response=ZONE,
     ),
