@@ -125,6 +125,11 @@ def test_a_cloudstack_session_with_cs_registers_trusts_prepares_revokes_and_dele
     )
     assert api.listZones(id="zone-1")["zone"][0]["allocationstate"] == "Disabled"
     api.updateZone(id="zone-1", allocationstate="Enabled")
+    pools = api.listStoragePools(zoneid="zone-1")["storagepool"]
+    assert sorted((p["id"], p["hostid"], p["state"]) for p in pools) == [
+        ("pool-host-1", "host-1", "Up"),
+        ("pool-host-2", "host-2", "Up"),
+    ]
 
     registered = cs_cli(
         gateway,

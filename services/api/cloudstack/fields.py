@@ -77,6 +77,18 @@ HOST = (
     Field("lastpinged", "the date and time the host was last heard from", "date"),
 )
 
+STORAGE_POOL = (
+    Field("id", "the ID of the storage pool"),
+    Field("name", "the name of the storage pool"),
+    Field("zoneid", "the Zone ID of the storage pool"),
+    Field("clusterid", "the ID of the cluster for the storage pool"),
+    Field("hostid", "(directdl) the host whose pool it is"),
+    Field("state", "the state of the storage pool"),
+    Field("scope", "the scope of the storage pool: HOST"),
+    Field("disksizetotal", "the total disk size of the storage pool", "long"),
+    Field("disksizeused", "the used disk size of the storage pool", "long"),
+)
+
 ZONE = (
     Field("id", "Zone id"),
     Field("name", "Zone name"),

@@ -29,7 +29,7 @@ from api.cloudstack.views_templates import (
     template_response,
     template_responses,
 )
-from directdl.contracts.host import HostState, HostView
+from directdl.contracts.host import HostState, HostView, PoolStatus
 
 __all__ = [
     "BYPASSED",
@@ -53,6 +53,7 @@ __all__ = [
     "serial_decimal",
     "setting_text",
     "setting_type",
+    "storage_pool_response",
     "template_response",
     "template_responses",
     "validity",
@@ -87,6 +88,28 @@ def host_response(view: HostView) -> JsonObject:
             "hasannotations": False,
         }
     )
+
+
+def storage_pool_response(view: HostView, pool: PoolStatus) -> JsonObject:
+    """A StoragePoolResponse: the host's local pool (scope HOST), Up while its host is. The
+    host is named too, as an extra key, since every directdl pool belongs to one host."""
+    return {
+        "id": pool.pool_id,
+        "name": pool.pool_id,
+        "zoneid": view.zone_id,
+        "zonename": view.zone_id,
+        "clusterid": view.cluster_id,
+        "clustername": view.cluster_id,
+        "hostid": view.host_id,
+        "type": "Filesystem",
+        "scope": "HOST",
+        "hypervisor": "KVM",
+        # StoragePoolStatus has no Down: a pool whose host is silent takes no template.
+        "state": "Up" if view.state is HostState.UP else "Disabled",
+        "disksizetotal": pool.capacity_bytes,
+        "disksizeused": pool.capacity_bytes - pool.free_bytes,
+        "hasannotations": False,
+    }
 
 
 def zone_response(zone_id: str, enabled: bool) -> JsonObject:

@@ -31,6 +31,7 @@ SERVED = {
     "updateConfiguration",
     "listHosts",
     "listZones",
+    "listStoragePools",
     "updateZone",
     "queryAsyncJobResult",
     "listApis",

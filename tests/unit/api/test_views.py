@@ -28,6 +28,7 @@ from api.cloudstack.views import (
     serial_decimal,
     setting_text,
     setting_type,
+    storage_pool_response,
     template_response,
     template_responses,
     zone_response,
@@ -542,3 +543,16 @@ def test_a_whole_answer_serialises_without_nulls(cert_view: CertificateView) -> 
     text = json.dumps(answer)
     assert "null" not in text
     assert json.loads(text) == answer
+
+
+def test_a_storage_pool_is_the_hosts_local_pool_up_while_the_host_is() -> None:
+    up, down = host("host-1"), host("host-2", state=HostState.DOWN)
+    pool = storage_pool_response(up, up.pools[0])
+    assert (pool["id"], pool["hostid"], pool["scope"], pool["state"]) == (
+        "pool-1",
+        "host-1",
+        "HOST",
+        "Up",
+    )
+    assert (pool["disksizetotal"], pool["disksizeused"]) == (10 << 30, 6 << 30)
+    assert storage_pool_response(down, down.pools[0])["state"] == "Disabled"

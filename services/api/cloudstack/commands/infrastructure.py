@@ -1,4 +1,4 @@
-"""listHosts, listZones and updateZone: hosts from their heartbeats, zones from the scheduler."""
+"""listHosts, listStoragePools, listZones and updateZone: hosts, pools, zones in sync."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from api.cloudstack import errors, views
 from api.cloudstack.call import Call
-from api.cloudstack.fields import HOST, ZONE
+from api.cloudstack.fields import HOST, STORAGE_POOL, ZONE
 from api.cloudstack.responses import listing, page
 from api.cloudstack.spec import Api, Param
 from directdl.contracts import host as msg
@@ -29,6 +29,23 @@ def list_hosts(call: Call) -> dict[str, Any]:
             items = [item for item in items if str(item.get(field, "")).lower() == wanted.lower()]
     return listing(
         "host", page(items, call.integer("page"), call.integer("pagesize")), count=len(items)
+    )
+
+
+def list_storage_pools(call: Call) -> dict[str, Any]:
+    """Each host's pool, as its heartbeats say: what prepareTemplate's `storageid` names, and
+    what cmk completes it from."""
+    items = [
+        views.storage_pool_response(view, pool) for view in _hosts(call) for pool in view.pools
+    ]
+    for name in ("id", "name", "clusterid"):
+        wanted = call.text(name)
+        if wanted is not None:
+            items = [item for item in items if item[name] == wanted]
+    return listing(
+        "storagepool",
+        page(items, call.integer("page"), call.integer("pagesize")),
+        count=len(items),
     )
 
 
@@ -92,6 +109,20 @@ APIS = (
             Param("name", "string", "the name of the zone"),
         ),
         response=ZONE,
+    ),
+    Api(
+        "listStoragePools",
+        "Lists the primary storage pools of the hosts directdl knows.",
+        list_storage_pools,
+        params=(
+            Param("id", "uuid", "the ID of the storage pool", related="listStoragePools"),
+            Param("name", "string", "the name of the storage pool"),
+            Param("zoneid", "uuid", "the Zone ID for the storage pool", related="listZones"),
+            Param("clusterid", "uuid", "list storage pools belonging to the specific cluster"),
+            Param("page", "integer", "the page, from 1"),
+            Param("pagesize", "integer", "items per page, at most 500; -1 for all"),
+        ),
+        response=STORAGE_POOL,
     ),
     Api(
         "updateZone",
