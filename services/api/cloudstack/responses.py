@@ -22,3 +22,14 @@ def page(items: list[Any], page: int | None, page_size: int | None) -> list[Any]
     size = min(page_size or 500, 500)
     start = (max(page or 1, 1) - 1) * size
     return items[start : start + size]
+
+
+def matching(items: list[dict[str, Any]], wanted: dict[str, str | None]) -> list[dict[str, Any]]:
+    """The items whose fields equal every value given, as CloudStack's list filters do; case
+    is ignored, as CloudStack's database collation ignores it."""
+    given = {field: value.lower() for field, value in wanted.items() if value is not None}
+    return [
+        item
+        for item in items
+        if all(str(item.get(field, "")).lower() == value for field, value in given.items())
+    ]

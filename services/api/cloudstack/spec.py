@@ -65,3 +65,10 @@ class Api:
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
+
+
+PAGING = (
+    Param("page", "integer", "the page, from 1"),
+    Param("pagesize", "integer", "items per page, at most 500; -1 for all"),
+)
+"""CloudStack's paging parameters, which every list API takes."""

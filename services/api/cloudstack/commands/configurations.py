@@ -9,7 +9,7 @@ from api.cloudstack.call import Call
 from api.cloudstack.errors import ApiError, ApiErrorCode, CsErrorCode
 from api.cloudstack.fields import CONFIGURATION
 from api.cloudstack.responses import listing, page
-from api.cloudstack.spec import Api, Param
+from api.cloudstack.spec import PAGING, Api, Param
 from directdl.contracts import settings as msg
 
 NAMES = {"name": "name", "value": "value", "keyword": "name"}
@@ -79,8 +79,7 @@ APIS = (
             Param("name", "string", "lists configurations whose name contains this"),
             Param("keyword", "string", "as name"),
             Param("category", "string", "lists configurations by category: Advanced"),
-            Param("page", "integer", "the page, from 1"),
-            Param("pagesize", "integer", "items per page, at most 500; -1 for all"),
+            *PAGING,
         ),
         response=CONFIGURATION,
     ),

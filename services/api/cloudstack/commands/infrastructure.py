@@ -7,8 +7,8 @@ from typing import Any
 from api.cloudstack import errors, views
 from api.cloudstack.call import Call
 from api.cloudstack.fields import HOST, STORAGE_POOL, ZONE
-from api.cloudstack.responses import listing, page
-from api.cloudstack.spec import Api, Param
+from api.cloudstack.responses import listing, matching, page
+from api.cloudstack.spec import PAGING, Api, Param
 from directdl.contracts import host as msg
 from directdl.contracts import sync
 
@@ -22,11 +22,10 @@ def list_hosts(call: Call) -> dict[str, Any]:
         hypervisor is not None and hypervisor.upper() != "KVM"
     ):
         return {}
-    items = [views.host_response(view) for view in _hosts(call)]
-    for name, field in (("id", "id"), ("name", "name"), ("state", "state")):
-        wanted = call.text(name)
-        if wanted is not None:
-            items = [item for item in items if str(item.get(field, "")).lower() == wanted.lower()]
+    items = matching(
+        [views.host_response(view) for view in _hosts(call)],
+        {name: call.text(name) for name in ("id", "name", "state")},
+    )
     return listing(
         "host", page(items, call.integer("page"), call.integer("pagesize")), count=len(items)
     )
@@ -35,13 +34,10 @@ def list_hosts(call: Call) -> dict[str, Any]:
 def list_storage_pools(call: Call) -> dict[str, Any]:
     """Each host's pool, as its heartbeats say: what prepareTemplate's `storageid` names, and
     what cmk completes it from."""
-    items = [
-        views.storage_pool_response(view, pool) for view in _hosts(call) for pool in view.pools
-    ]
-    for name in ("id", "name", "clusterid"):
-        wanted = call.text(name)
-        if wanted is not None:
-            items = [item for item in items if item[name] == wanted]
+    items = matching(
+        [views.storage_pool_response(view, pool) for view in _hosts(call) for pool in view.pools],
+        {name: call.text(name) for name in ("id", "name", "clusterid")},
+    )
     return listing(
         "storagepool",
         page(items, call.integer("page"), call.integer("pagesize")),
@@ -53,11 +49,8 @@ def list_zones(call: Call) -> dict[str, Any]:
     # The sync-scheduler knows each zone from its hosts' heartbeats, and whether it is in
     # certificate sync: what CloudStack's allocationstate decides for its own sync task.
     found = sync.ZoneList.model_validate(call.bus.call(sync.ListZones())).items
-    for name in ("id", "name"):
-        wanted = call.text(name)
-        if wanted is not None:
-            found = [zone for zone in found if zone.zone_id == wanted]
-    return listing("zone", [views.zone_response(z.zone_id, enabled=z.enabled) for z in found])
+    zones = [views.zone_response(z.zone_id, enabled=z.enabled) for z in found]
+    return listing("zone", matching(zones, {name: call.text(name) for name in ("id", "name")}))
 
 
 def update_zone(call: Call) -> dict[str, Any]:
@@ -95,8 +88,7 @@ APIS = (
             Param("state", "string", "the state of the host: Up or Down"),
             Param("type", "string", "the host type: Routing"),
             Param("hypervisor", "string", "hypervisor type of host: KVM"),
-            Param("page", "integer", "the page, from 1"),
-            Param("pagesize", "integer", "items per page, at most 500; -1 for all"),
+            *PAGING,
         ),
         response=HOST,
     ),
@@ -119,8 +111,7 @@ APIS = (
             Param("name", "string", "the name of the storage pool"),
             Param("zoneid", "uuid", "the Zone ID for the storage pool", related="listZones"),
             Param("clusterid", "uuid", "list storage pools belonging to the specific cluster"),
-            Param("page", "integer", "the page, from 1"),
-            Param("pagesize", "integer", "items per page, at most 500; -1 for all"),
+            *PAGING,
         ),
         response=STORAGE_POOL,
     ),

@@ -9,7 +9,7 @@ from api.cloudstack.call import Call
 from api.cloudstack.errors import ApiError, ApiErrorCode, CsErrorCode
 from api.cloudstack.fields import SUCCESS, TEMPLATE
 from api.cloudstack.responses import listing, page
-from api.cloudstack.spec import Api, Param
+from api.cloudstack.spec import PAGING, Api, Param
 from directdl.contracts import host
 from directdl.contracts import template as tpl
 
@@ -215,8 +215,7 @@ APIS = (
             Param("keyword", "string", "part of the template name"),
             Param("zoneid", "uuid", "list templates by zone ID", related="listZones"),
             Param("hypervisor", "string", "the hypervisor: KVM lists all, others none"),
-            Param("page", "integer", "the page, from 1"),
-            Param("pagesize", "integer", "items per page, at most 500; -1 for all"),
+            *PAGING,
         ),
         response=TEMPLATE,
     ),
