@@ -35,7 +35,7 @@ class CertificateView(BaseModel):
     hypervisor: Token
     subject: Dn
     issuer: Dn
-    serial: Short
+    serial: Short = Field(description="The serial number in upper-case hex, without separators.")
     not_before: datetime
     not_after: datetime
     fingerprint_sha256: Digest

@@ -238,7 +238,8 @@ class UpdateTemplate(Command):
 
 
 class DeleteTemplate(Command):
-    """Remove a template from the catalogue; its copies on primary storage are not touched."""
+    """Remove a template from the catalogue; on template.deleted, the hosts stop its downloads
+    and remove their copies of it from their pools."""
 
     routing_key: ClassVar[str] = "template.delete"
     result = TemplateResult
