@@ -283,7 +283,8 @@ def test_a_prepare_job_outlives_a_gateway_killed_while_its_deploy_runs(
     assert api.queryAsyncJobResult(jobid=job_id)["jobstatus"] == 0
 
     stack.gateway.kill()  # SIGKILL: the deploy's end comes while no gateway runs
-    time.sleep(5)
+    pooled = data_dir / "host_agent" / "pools" / "host-2" / template_id
+    wait_until(pooled.exists, timeout=60, what="the deploy to end while the gateway is down")
     stack.gateway.restart(stack.gateway_env)
 
     deadline = time.monotonic() + 60
@@ -293,7 +294,7 @@ def test_a_prepare_job_outlives_a_gateway_killed_while_its_deploy_runs(
     assert (job["jobstatus"], job["jobresultcode"]) == (1, 0), job
     (placed,) = job["jobresult"]["template"]["downloaddetails"]
     assert placed["datastore"] == "pool-host-2" and placed["host"] == "host-2"
-    assert (data_dir / "host_agent" / "pools" / "host-2" / template_id).read_bytes() == image
+    assert pooled.read_bytes() == image
 
 
 @pytest.mark.parametrize(
