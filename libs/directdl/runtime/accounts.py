@@ -162,6 +162,12 @@ def host_account(
     )
 
 
+def operator_commands(roles: Roles | None = None) -> list[str]:
+    """The routing keys of the commands some service takes from operators."""
+    known = roles or roles_of(service_tables())
+    return [m.routing_key for m in known.consumers if isinstance(m.sent_by, Operators)]
+
+
 def operator_account(
     names: Names, user: str = OPERATOR, password: str | None = None, roles: Roles | None = None
 ) -> Account:
@@ -169,9 +175,7 @@ def operator_account(
     server-named queues to watch the bus; no service's queue."""
     topic = None
     if names.topic_exchange is not None:
-        known = roles or roles_of(service_tables())
-        commands = [m.routing_key for m in known.consumers if isinstance(m.sent_by, Operators)]
-        topic = TopicGrant(names.topic_exchange, write=_keys(commands), read="^.*$")
+        topic = TopicGrant(names.topic_exchange, write=_keys(operator_commands(roles)), read="^.*$")
     return Account(
         user,
         password or dev_password(user),
@@ -194,10 +198,9 @@ def gateway_account(
     exchanges = (names.exchange, rf"{names.exchange}\.dlx")
     topic = None
     if names.topic_exchange is not None:
-        known = roles or roles_of(service_tables())
-        commands = [m.routing_key for m in known.consumers if isinstance(m.sent_by, Operators)]
         published = [m.routing_key for m in table.publishes()]
-        topic = TopicGrant(names.topic_exchange, write=_keys([*commands, *published]), read="^.*$")
+        write = _keys([*operator_commands(roles), *published])
+        topic = TopicGrant(names.topic_exchange, write=write, read="^.*$")
     return Account(
         GATEWAY,
         password or dev_password(GATEWAY),

@@ -4,7 +4,7 @@ and the function that carries it out."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -55,16 +55,12 @@ class Api:
     since: str = ""
     related: str = ""
     job_result: JobResult | None = None
-    # What the response's key is named after; CloudStack uses the API name, lower-cased.
-    response_name: str = field(default="")
 
     @property
     def key(self) -> str:
-        """The single top-level key of every answer, success or error."""
-        return f"{(self.response_name or self.name).lower()}response"
-
-    def param(self, name: str) -> Param | None:
-        return next((p for p in self.params if p.name == name), None)
+        """The single top-level key of every answer, success or error: the API's name,
+        lower-cased, as CloudStack names it."""
+        return f"{self.name.lower()}response"
 
 
 PAGING = (

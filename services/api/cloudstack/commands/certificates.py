@@ -80,10 +80,8 @@ def list_certificates(call: Call) -> dict[str, Any]:
         list_hosts=list_hosts,
     )
     found = cert.CertificateList.model_validate(call.bus.call(command))
-    items = [
-        views.certificate_response(entry.certificate, entry.hosts if list_hosts else None)
-        for entry in found.items
-    ]
+    # directdl sends each certificate's hosts only when asked: hostsmap only with listhosts.
+    items = [views.certificate_entry_response(entry) for entry in found.items]
     return listing("directdownloadcertificate", items)
 
 

@@ -44,7 +44,7 @@ def register(call: Call) -> dict[str, Any]:
         details=call.map("details") or None,
     )
     view = tpl.TemplateResult.model_validate(call.bus.call(command)).template
-    return listing("template", [views.template_response(view, zone) for zone in view.zone_ids])
+    return listing("template", views.template_responses(view))
 
 
 def list_templates(call: Call) -> dict[str, Any]:
